@@ -1,0 +1,1 @@
+"""Siyu's voice on WeChat: API clients, token sharing, rate limits and the sandbox."""

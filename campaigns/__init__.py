@@ -1,0 +1,1 @@
+"""Campaign engine, staff tasks, group-buy and bookings."""

@@ -1,0 +1,156 @@
+"""Database engine and sessions. The one place sessions are opened; callers own the transaction."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import weakref
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from config.settings import get_settings
+
+log = logging.getLogger(__name__)
+_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every Siyu table."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # WAL lets the server read while a job writes; the busy timeout waits instead of failing.
+    dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that later writes
+    # can fail with SQLITE_BUSY without waiting, which would lose a webhook or a job.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`, with SQLite tuned for one server process plus in-process jobs."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        kwargs.setdefault("poolclass", NullPool)
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+        engine = create_engine(url, **kwargs)
+    _ENGINES.add(engine)
+    return engine
+
+
+def _dispose_pools_in_child() -> None:
+    # A forked RQ work-horse must not reuse the parent's pooled connections.
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_dispose_pools_in_child)
+
+
+@functools.lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    """The process-wide engine of `url`."""
+    return make_engine(url)
+
+
+def get_engine() -> Engine:
+    """The engine of the configured database."""
+    return engine_for(get_settings().database_url)
+
+
+@functools.lru_cache(maxsize=8)
+def _factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session in one transaction: committed when the block ends, rolled back when it raises."""
+    session = _factory(engine or get_engine())()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_session() -> Iterator[Session]:
+    """FastAPI dependency: the request owns one transaction, committed after the handler returns."""
+    with session_scope() as session:
+        yield session
+
+
+def after_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's current transaction commits; drop it on rollback."""
+    pending = session.info.setdefault("after_commit", [])
+    pending.append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    callbacks = session.info.pop("after_commit", [])
+    for cb in callbacks:
+        try:
+            cb()
+        except Exception:  # a failed enqueue is recovered by the sweepers, never by losing the commit
+            log.exception("after-commit callback %r failed", cb)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_commit(session: Session) -> None:
+    session.info.pop("after_commit", None)
+
+
+def upsert(session: Session, table, values: dict, index_elements: list[str], set_: dict | None = None) -> None:
+    """INSERT … ON CONFLICT (index_elements) DO UPDATE SET set_ (or DO NOTHING), on SQLite and PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - Siyu supports these two
+        raise RuntimeError(f"upsert: unsupported database {dialect}")
+    stmt = insert(table).values(**values)
+    if set_:
+        stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=set_)
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
+    session.execute(stmt)
+

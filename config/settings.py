@@ -1,0 +1,195 @@
+"""Settings from SIYU_* environment variables (CONTRACT §2); a `.env` file is read too."""
+from __future__ import annotations
+
+import base64
+import functools
+import secrets
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+
+class SettingsError(Exception):
+    """A misconfiguration, described in one line that names the variable."""
+
+
+def _check_aes_key(name: str, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if len(value) != 43:
+        raise ValueError(f"{name}: EncodingAESKey must be 43 characters, got {len(value)}")
+    try:
+        base64.b64decode(value + "=", validate=True)
+    except ValueError as exc:
+        raise ValueError(f"{name}: EncodingAESKey is not base64 ({exc})") from None
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of CONTRACT §2, plus Siyu's own extensions recorded in CHANGELOG.md."""
+
+    model_config = SettingsConfigDict(env_prefix="SIYU_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///var/siyu.db"
+    redis_url: str | None = None
+    timezone: str = "Asia/Shanghai"
+    admin_token: str | None = None
+    secret_key: str | None = None
+    var_dir: Path = Path("var")
+    log_format: str = "text"
+    log_level: str = "INFO"
+
+    wecom_corp_id: str | None = None
+    wecom_token: str | None = None
+    wecom_aes_key: str | None = None
+    wecom_contact_secret: str | None = None
+    wecom_agent_id: str | None = None
+    wecom_agent_secret: str | None = None
+    wecom_api_base: str = "https://qyapi.weixin.qq.com/cgi-bin/"
+
+    oa_app_id: str | None = None
+    oa_app_secret: str | None = None
+    oa_token: str | None = None
+    oa_aes_key: str | None = None
+
+    mp_app_id: str | None = None
+    mp_app_secret: str | None = None
+    mp_token: str | None = None
+    mp_aes_key: str | None = None
+
+    wechat_api_base: str = "https://api.weixin.qq.com/"
+
+    pay_mch_id: str | None = None
+    pay_apiv3_key: str | None = None
+    pay_private_key_path: str | None = None
+    pay_cert_serial: str | None = None
+    pay_public_key_path: str | None = None
+    pay_public_key_id: str | None = None
+    pay_api_base: str = "https://api.mch.weixin.qq.com/"
+
+    sandbox: str = "auto"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str) -> str:
+        try:
+            make_url(v)
+        except Exception:
+            raise ValueError(f"SIYU_DATABASE_URL: not a database URL: {v!r}") from None
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"SIYU_REDIS_URL: must start with redis://, rediss:// or unix://, got {v!r}")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"SIYU_TIMEZONE: unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("sandbox")
+    @classmethod
+    def _sandbox(cls, v: str) -> str:
+        if v not in ("auto", "off"):
+            raise ValueError(f"SIYU_SANDBOX: must be 'auto' or 'off', got {v!r}")
+        return v
+
+    @field_validator("wecom_aes_key")
+    @classmethod
+    def _wecom_aes(cls, v):
+        return _check_aes_key("SIYU_WECOM_AES_KEY", v)
+
+    @field_validator("oa_aes_key")
+    @classmethod
+    def _oa_aes(cls, v):
+        return _check_aes_key("SIYU_OA_AES_KEY", v)
+
+    @field_validator("mp_aes_key")
+    @classmethod
+    def _mp_aes(cls, v):
+        return _check_aes_key("SIYU_MP_AES_KEY", v)
+
+    @field_validator("wecom_api_base", "wechat_api_base", "pay_api_base")
+    @classmethod
+    def _base_url(cls, v: str, info) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"SIYU_{info.field_name.upper()}: not an http(s) URL: {v!r}")
+        return v if v.endswith("/") else v + "/"
+
+    @model_validator(mode="after")
+    def _sandbox_off_needs_credentials(self) -> "Settings":
+        if self.sandbox == "off":
+            for channel, names in CHANNEL_CREDENTIALS.items():
+                missing = [n for n in names if not getattr(self, n)]
+                if missing:
+                    raise ValueError(
+                        f"SIYU_{missing[0].upper()}: required when SIYU_SANDBOX=off ({channel} credentials)"
+                    )
+        return self
+
+    # -- derived --------------------------------------------------------------
+    @property
+    def tz(self) -> ZoneInfo:
+        """The business time zone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Redis is configured: jobs and schedules run inside the server process."""
+        return self.redis_url is None
+
+    def uses_sandbox(self, channel: str) -> bool:
+        """True when `channel` (wecom, official_account, miniprogram, pay) has no credentials and the sandbox stands in."""
+        if self.sandbox == "off":
+            return False
+        return any(not getattr(self, n) for n in CHANNEL_CREDENTIALS[channel])
+
+    def secret(self) -> str:
+        """The key signing mini-program sessions: SIYU_SECRET_KEY, or one generated once into var/."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.var_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+CHANNEL_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "wecom": ("wecom_corp_id", "wecom_token", "wecom_aes_key", "wecom_contact_secret"),
+    "official_account": ("oa_app_id", "oa_app_secret", "oa_token"),
+    "miniprogram": ("mp_app_id", "mp_app_secret"),
+    "pay": ("pay_mch_id", "pay_apiv3_key", "pay_private_key_path", "pay_cert_serial"),
+}
+
+
+def load_settings(**overrides) -> Settings:
+    """Build settings from the environment, turning a validation failure into one SettingsError line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        if not msg.startswith("SIYU_"):
+            loc = "_".join(str(p) for p in err.get("loc", ())).upper()
+            msg = f"SIYU_{loc}: {msg}"
+        raise SettingsError(msg) from None
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call `get_settings.cache_clear()`)."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""The customer profile store: members, identities, stores, staff, relations, tags, traits, timeline."""

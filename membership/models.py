@@ -1,0 +1,207 @@
+"""Tables of the profile store."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from config.database import Base
+from config.types import JSONType, UTCDateTime, utcnow
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+
+class IdentityType(str, enum.Enum):
+    wecom_external = "wecom_external"
+    oa_openid = "oa_openid"
+    mp_openid = "mp_openid"
+    unionid = "unionid"
+    phone = "phone"
+
+
+class RelationStatus(str, enum.Enum):
+    active = "active"
+    removed_by_staff = "removed_by_staff"  # the staff member deleted the customer
+    lost = "lost"  # the customer deleted the staff member
+    transferred = "transferred"  # moved to another staff member
+
+
+class Role(str, enum.Enum):
+    admin = "admin"
+    marketer = "marketer"
+    store_manager = "store_manager"
+    staff = "staff"
+
+
+class Store(Base):
+    __tablename__ = "stores"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    city: Mapped[str | None] = mapped_column(String(60))
+    address: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Staff(Base):
+    """A WeCom user (成员) working in a store."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    userid: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20), default=Role.staff.value)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    store: Mapped[Store | None] = relationship(lazy="joined")
+
+
+class Member(Base):
+    """One person, however many WeChat identities they reach the brand through."""
+
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(120))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), index=True)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Identity(Base):
+    """`(type, scope, value)` naming one member on one channel; unique across all members."""
+
+    __tablename__ = "identities"
+    __table_args__ = (UniqueConstraint("type", "scope", "value"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    type: Mapped[str] = mapped_column(String(20))
+    scope: Mapped[str] = mapped_column(String(64), default="")
+    value: Mapped[str] = mapped_column(String(128))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Relation(Base):
+    """A staff member's tie to a customer (WeCom external contact); one row per (staff, member)."""
+
+    __tablename__ = "relations"
+    __table_args__ = (UniqueConstraint("staff_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    state: Mapped[str | None] = mapped_column(String(30))
+    channel_code_id: Mapped[int | None] = mapped_column(Integer)
+    remark: Mapped[str | None] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(20), default=RelationStatus.active.value)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    staff: Mapped[Staff] = relationship(lazy="joined")
+
+
+class Tag(Base):
+    """A tag in the catalogue; `wecom_tag_id` links it to a WeCom corp tag."""
+
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("group_name", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), index=True)
+    group_name: Mapped[str] = mapped_column(String(60), default="")
+    wecom_tag_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    visible_to_member: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MemberTag(Base):
+    __tablename__ = "member_tags"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), primary_key=True, index=True)
+    source: Mapped[str] = mapped_column(String(40), default="manual")  # manual, wecom, channel_code, rule:<id>
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Trait(Base):
+    """One profile attribute; typed columns make it comparable in SQL on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "traits"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[object] = mapped_column(JSONType)
+    text_value: Mapped[str | None] = mapped_column(String(300))
+    number_value: Mapped[float | None] = mapped_column(Float)
+    time_value: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        Index("ix_traits_key_text", "key", "text_value"),
+        Index("ix_traits_key_number", "key", "number_value"),
+        Index("ix_traits_key_time", "key", "time_value"),
+    )
+
+
+class TimelineEvent(Base):
+    """An append-only interaction on a member's profile (CONTRACT §6)."""
+
+    __tablename__ = "timeline_events"
+    __table_args__ = (Index("ix_timeline_events_member_at", "member_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    type: Mapped[str] = mapped_column(String(40), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[dict] = mapped_column(JSONType, default=dict)
+    # What made the event (an inbox key, a ledger key…): the same source writes it once.
+    dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MergeReview(Base):
+    """A pair of members that look like one person but may not be merged automatically."""
+
+    __tablename__ = "merge_reviews"
+    __table_args__ = (UniqueConstraint("member_id", "other_member_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    other_member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token of the admin API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(20))
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""The consumer HTTP API of the mini-program."""

@@ -1,0 +1,1 @@
+"""The segment language, its compilers, materialised membership and auto-tagging."""

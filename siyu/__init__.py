@@ -1,0 +1,1 @@
+"""The top floor: the app factory, the `siyu` CLI and the scheduler registry."""

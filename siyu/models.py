@@ -1,0 +1,6 @@
+"""Every package's tables, imported once so that Alembic and `create_all` see the whole schema."""
+import config.models  # noqa: F401
+import membership.models  # noqa: F401
+from config.database import Base
+
+metadata = Base.metadata

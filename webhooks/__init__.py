@@ -1,0 +1,1 @@
+"""Callback intake, one folder per source: verify → persist → enqueue → 200."""
