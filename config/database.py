@@ -65,8 +65,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
     else:
         kwargs.setdefault("pool_pre_ping", True)
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
+        if "poolclass" not in kwargs:
+            kwargs.setdefault("pool_size", 10)
+            kwargs.setdefault("max_overflow", 20)
         engine = create_engine(url, **kwargs)
     _ENGINES.add(engine)
     return engine

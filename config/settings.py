@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     pay_api_base: str = "https://api.mch.weixin.qq.com/"
 
     sandbox: str = "auto"
+    public_url: str = "http://127.0.0.1:8000/"  # where Siyu (and the in-process sandbox) is reachable
+
+    # Tencent API calls: every call has a timeout; limits are "calls/seconds" bands per corp and API.
+    wechat_http_timeout: float = 10.0
+    wechat_rate_limits: str = "10000/60,150000/3600"
+    wechat_rate_overrides: dict[str, str] = {}  # API path -> bands, e.g. {"externalcontact/get": "100/1"}
+    wechat_backoff_base: float = 1.0  # seconds; 45009/45033/-1 wait base·2^n plus jitter
 
     @field_validator("database_url")
     @classmethod
@@ -121,7 +128,7 @@ class Settings(BaseSettings):
     def _mp_aes(cls, v):
         return _check_aes_key("SIYU_MP_AES_KEY", v)
 
-    @field_validator("wecom_api_base", "wechat_api_base", "pay_api_base")
+    @field_validator("wecom_api_base", "wechat_api_base", "pay_api_base", "public_url")
     @classmethod
     def _base_url(cls, v: str, info) -> str:
         if not v.startswith(("http://", "https://")):

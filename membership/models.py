@@ -149,7 +149,7 @@ class Trait(Base):
 
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
-    value: Mapped[object] = mapped_column(JSONType)
+    value: Mapped[object | None] = mapped_column(JSONType)  # as set; NULL for counters kept in SQL
     text_value: Mapped[str | None] = mapped_column(String(300))
     number_value: Mapped[float | None] = mapped_column(Float)
     time_value: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,111 @@
+"""Who may see what: bearer tokens of the admin API, their roles, and the members each role sees."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from config.database import get_session
+from config.settings import get_settings
+from membership.models import ApiToken, Member, Relation, RelationStatus, Role
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of an admin API request."""
+
+    role: Role
+    name: str
+    store_id: int | None = None
+    staff_id: int | None = None
+
+    def allows(self, *roles: Role) -> bool:
+        """True when the caller's role is admin or one of `roles`."""
+        return self.role is Role.admin or self.role in roles
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, *, name: str, role: Role, store_id: int | None = None,
+                staff_id: int | None = None) -> str:
+    """Create a token and return it; only its hash is kept."""
+    token = "sy_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(name=name, role=role.value, store_id=store_id, staff_id=staff_id, token_hash=hash_token(token)))
+    session.flush()
+    return token
+
+
+def bootstrap_token() -> str | None:
+    """SIYU_ADMIN_TOKEN, or in embedded mode the token generated once into var/ (printed at start)."""
+    settings = get_settings()
+    if settings.admin_token:
+        return settings.admin_token
+    if not settings.embedded:
+        return None
+    path = settings.var_dir / "admin_token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("sy_admin_" + secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def authenticate(session: Session, token: str) -> Principal | None:
+    """The principal a token stands for, or None."""
+    boot = bootstrap_token()
+    if boot and hmac.compare_digest(token.encode(), boot.encode()):
+        return Principal(role=Role.admin, name="bootstrap")
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)))
+    if row is None:
+        return None
+    return Principal(role=Role(row.role), name=row.name, store_id=row.store_id, staff_id=row.staff_id)
+
+
+def current_principal(request: Request, session: Session = Depends(get_session)) -> Principal:
+    """FastAPI dependency: the bearer token's principal, 401 without a valid one."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    principal = authenticate(session, token.strip())
+    if principal is None:
+        raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+def require(*roles: Role):
+    """FastAPI dependency factory: 403 unless the caller is admin or holds one of `roles`."""
+
+    def check(principal: Principal = Depends(current_principal)) -> Principal:
+        if not principal.allows(*roles):
+            raise HTTPException(403, f"role {principal.role.value} may not do this")
+        return principal
+
+    return check
+
+
+def visible_members(principal: Principal) -> Select | None:
+    """A subquery of the member ids the caller may see; None means all."""
+    if principal.allows(Role.marketer):
+        return None
+    if principal.role is Role.store_manager:
+        return select(Member.id).where(Member.store_id == principal.store_id)
+    return select(Relation.member_id).where(
+        Relation.staff_id == principal.staff_id, Relation.status == RelationStatus.active.value
+    )
+
+
+def can_see_member(session: Session, principal: Principal, member: Member) -> bool:
+    """Whether the caller may see this member (others answer 404, not 403)."""
+    sub = visible_members(principal)
+    if sub is None:
+        return True
+    return session.scalar(select(Member.id).where(Member.id == member.id, Member.id.in_(sub))) is not None

@@ -1,0 +1,188 @@
+"""Admin API, membership slice: tokens, stores, staff, members, timeline, tags, merge reviews."""
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config.database import get_session
+from membership import service
+from membership.access import Principal, can_see_member, current_principal, issue_token, require, visible_members
+from membership.exceptions import Conflict, InvalidInput, NotFound
+from membership.identity import IdentityIn
+from membership.models import Member, MergeReview, Role
+from membership.schemas import (
+    EventOut, MemberOut, MemberPage, MergeReviewOut, StaffIn, StaffOut, StoreIn, StoreOut, TagIn, TimelineOut,
+    TokenIn, TokenOut,
+)
+from membership.tags import ensure_tag, get_tag, tag_member, untag_member
+from membership.timeline import timeline
+from membership.views import member_out
+
+router = APIRouter(prefix="/api/v1", tags=["membership"])
+
+
+def _domain_errors(exc: Exception) -> HTTPException:
+    if isinstance(exc, NotFound):
+        return HTTPException(404, str(exc))
+    if isinstance(exc, Conflict):
+        return HTTPException(409, str(exc))
+    return HTTPException(422, str(exc))
+
+
+# -- tokens, stores, staff -----------------------------------------------------------------------------
+@router.post("/tokens", response_model=TokenOut, status_code=201)
+def create_token(body: TokenIn, session: Session = Depends(get_session), _: Principal = Depends(require())):
+    """Issue a bearer token for a role (admin only)."""
+    try:
+        store = service.get_store_by_code(session, body.store) if body.store else None
+        staff = service.get_staff(session, body.staff) if body.staff else None
+    except NotFound as exc:
+        raise _domain_errors(exc) from None
+    if body.role is Role.store_manager and store is None:
+        raise HTTPException(422, "store: a store_manager token needs a store")
+    if body.role is Role.staff and staff is None:
+        raise HTTPException(422, "staff: a staff token needs a staff userid")
+    store_id = store.id if store else (staff.store_id if staff else None)
+    token = issue_token(session, name=body.name, role=body.role, store_id=store_id, staff_id=staff.id if staff else None)
+    return TokenOut(token=token)
+
+
+@router.post("/stores", response_model=StoreOut, status_code=201)
+def create_store(body: StoreIn, session: Session = Depends(get_session), _: Principal = Depends(require())):
+    """Create a store (admin only)."""
+    try:
+        store = service.create_store(session, **body.model_dump())
+    except Conflict as exc:
+        raise _domain_errors(exc) from None
+    return StoreOut.model_validate(store, from_attributes=True)
+
+
+@router.get("/stores", response_model=list[StoreOut])
+def list_stores(session: Session = Depends(get_session), who: Principal = Depends(current_principal)):
+    """Every store for admins and marketers; one's own store for everybody else."""
+    own = None if who.allows(Role.marketer) else (who.store_id or -1)
+    return [StoreOut.model_validate(s, from_attributes=True) for s in service.list_stores(session, own)]
+
+
+@router.post("/staff", response_model=StaffOut, status_code=201)
+def create_staff(body: StaffIn, session: Session = Depends(get_session),
+                 who: Principal = Depends(require(Role.store_manager))):
+    """Create or update a staff member (store managers: in their own store)."""
+    try:
+        store = service.get_store_by_code(session, body.store)
+    except NotFound as exc:
+        raise _domain_errors(exc) from None
+    if who.role is Role.store_manager and store.id != who.store_id:
+        raise HTTPException(403, "a store manager adds staff to their own store only")
+    staff = service.upsert_staff(session, userid=body.userid, name=body.name, store_id=store.id, role=body.role)
+    return _staff_out(staff)
+
+
+@router.get("/staff", response_model=list[StaffOut])
+def list_staff(session: Session = Depends(get_session),
+               who: Principal = Depends(require(Role.marketer, Role.store_manager))):
+    """Staff of every store, or of the store manager's own."""
+    own = who.store_id if who.role is Role.store_manager else None
+    return [_staff_out(s) for s in service.list_staff(session, own)]
+
+
+def _staff_out(staff) -> StaffOut:
+    return StaffOut(userid=staff.userid, name=staff.name, store=staff.store.code if staff.store else None,
+                    role=staff.role, active=staff.active)
+
+
+# -- members ------------------------------------------------------------------------------------------
+def _cursor(after_id: int) -> str:
+    return base64.urlsafe_b64encode(str(after_id).encode()).decode()
+
+
+def _after(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except ValueError:
+        raise HTTPException(422, "cursor: not a cursor this API returned") from None
+
+
+@router.get("/members", response_model=MemberPage)
+def list_members(
+    external_userid: str | None = None, openid: str | None = None, unionid: str | None = None,
+    phone: str | None = None, store: str | None = None, tag: str | None = None,
+    cursor: str | None = None, limit: int = Query(50, ge=1, le=200),
+    session: Session = Depends(get_session), who: Principal = Depends(current_principal),
+):
+    """Look members up by any identity, store or tag; a page at a time."""
+    idents = [IdentityIn(t, v) for t, v in (("wecom_external", external_userid), ("unionid", unionid),
+                                            ("phone", phone)) if v]
+    try:
+        store_id = service.get_store_by_code(session, store).id if store else None
+        rows = service.find_members(session, identities=idents, openid=openid, store_id=store_id, tag=tag,
+                                    visible=visible_members(who), after_id=_after(cursor), limit=limit + 1)
+    except (NotFound, InvalidInput) as exc:
+        raise _domain_errors(exc) from None
+    page = rows[:limit]
+    more = len(rows) > limit
+    return MemberPage(items=[member_out(session, m) for m in page], next_cursor=_cursor(page[-1].id) if more else None)
+
+
+def _visible_member(session: Session, who: Principal, member_id: int) -> Member:
+    member = session.get(Member, member_id)
+    if member is None or not can_see_member(session, who, member):
+        raise HTTPException(404, f"member {member_id} not found")
+    return member
+
+
+@router.get("/members/{member_id}", response_model=MemberOut)
+def get_member(member_id: int, session: Session = Depends(get_session), who: Principal = Depends(current_principal)):
+    """One member's profile; a merged member answers with `merged_into`."""
+    return member_out(session, _visible_member(session, who, member_id))
+
+
+@router.get("/members/{member_id}/timeline", response_model=TimelineOut)
+def get_timeline(member_id: int, limit: int = Query(50, ge=1, le=500), before: datetime | None = None,
+                 session: Session = Depends(get_session), who: Principal = Depends(current_principal)):
+    """A member's events, newest first; `before` pages back in time."""
+    if before is not None and before.tzinfo is None:
+        raise HTTPException(422, "before: give an offset (ISO 8601 with +08:00 or Z)")
+    member = _visible_member(session, who, member_id)
+    events = timeline(session, member.id, limit=limit, before=before)
+    return TimelineOut(items=[EventOut(type=e.type, at=e.at, data=e.data) for e in events])
+
+
+@router.post("/members/{member_id}/tags", response_model=MemberOut, status_code=201)
+def add_tag(member_id: int, body: TagIn, session: Session = Depends(get_session),
+            who: Principal = Depends(current_principal)):
+    """Tag a member (locally now; WeCom's mark_tag follows through the registered tag listener)."""
+    member = _visible_member(session, who, member_id)
+    if member.merged_into_id:
+        raise HTTPException(409, f"member {member_id} was merged into {member.merged_into_id}")
+    try:
+        tag = ensure_tag(session, body.name, body.group)
+    except InvalidInput as exc:
+        raise _domain_errors(exc) from None
+    tag_member(session, member.id, tag, source=f"api:{who.name}")
+    return member_out(session, member)
+
+
+@router.delete("/members/{member_id}/tags/{name}", response_model=MemberOut)
+def remove_tag(member_id: int, name: str, group: str = "", session: Session = Depends(get_session),
+               who: Principal = Depends(current_principal)):
+    """Take a tag off a member."""
+    member = _visible_member(session, who, member_id)
+    tag = get_tag(session, name, group)
+    if tag is None or not untag_member(session, member.id, tag, source=f"api:{who.name}"):
+        raise HTTPException(404, f"member {member_id} has no tag {name!r}")
+    return member_out(session, member)
+
+
+@router.get("/merge-reviews", response_model=list[MergeReviewOut])
+def list_merge_reviews(status: str = "open", session: Session = Depends(get_session),
+                       _: Principal = Depends(require())):
+    """Pairs that look like one person but were not merged automatically (admin only)."""
+    rows = session.scalars(select(MergeReview).where(MergeReview.status == status).order_by(MergeReview.id))
+    return [MergeReviewOut.model_validate(r, from_attributes=True) for r in rows]

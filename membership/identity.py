@@ -1,0 +1,169 @@
+"""Identity resolution and binding: one person, one member, however many WeChat identities.
+
+An identity is `(type, scope, value)`. The identities given to one `bind` call are known to belong to one
+person (they came from one API answer), so every member that already holds one of them is that person:
+such members are merged. An unverified phone proves nothing and links nobody.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from membership.exceptions import InvalidInput
+from membership.merge import merge_members
+from membership.models import Identity, IdentityType, Member
+from membership.phones import mask_phone, normalize_phone
+from membership.timeline import record_event
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8  # concurrent binders of the same new identity settle within a few rounds
+
+
+@dataclass(frozen=True)
+class IdentityIn:
+    """An identity to resolve or bind."""
+
+    type: str
+    value: str
+    scope: str = ""
+    verified: bool = False
+
+    def normalized(self) -> "IdentityIn":
+        """The identity with its type checked and a phone in E.164."""
+        try:
+            IdentityType(self.type)
+        except ValueError:
+            raise InvalidInput(f"identity: unknown type {self.type!r}") from None
+        value = (self.value or "").strip()
+        if not value:
+            raise InvalidInput(f"identity: empty {self.type} value")
+        if self.type == IdentityType.phone.value:
+            value = normalize_phone(value)
+        scope = "" if self.type in (IdentityType.unionid.value, IdentityType.phone.value) else self.scope
+        return IdentityIn(self.type, value, scope, self.verified)
+
+    @property
+    def links(self) -> bool:
+        """Whether holding this identity proves two records are one person."""
+        return self.type != IdentityType.phone.value or self.verified
+
+
+@dataclass
+class BindResult:
+    member: Member
+    created: bool = False
+    merged: list[int] = field(default_factory=list)
+    new_identities: list[IdentityIn] = field(default_factory=list)
+
+
+def live_member(session: Session, member_id: int) -> Member | None:
+    """The member, following `merged_into` to the survivor."""
+    member = session.get(Member, member_id)
+    seen = set()
+    while member is not None and member.merged_into_id is not None and member.id not in seen:
+        seen.add(member.id)
+        member = session.get(Member, member.merged_into_id)
+    return member
+
+
+def resolve(session: Session, identity: IdentityIn) -> Member | None:
+    """The live member holding `identity`, or None."""
+    ident = identity.normalized()
+    member_id = session.scalar(
+        select(Identity.member_id).where(
+            Identity.type == ident.type, Identity.scope == ident.scope, Identity.value == ident.value
+        )
+    )
+    return live_member(session, member_id) if member_id is not None else None
+
+
+def bind(
+    session: Session,
+    identities: list[IdentityIn],
+    *,
+    name: str | None = None,
+    store_id: int | None = None,
+) -> BindResult:
+    """Find or create the one member these identities belong to, merging members they prove to be one."""
+    wanted = list({i.normalized(): None for i in identities})
+    if not wanted:
+        raise InvalidInput("identity: bind needs at least one identity")
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            with session.begin_nested():
+                return _bind_once(session, wanted, name, store_id)
+        except IntegrityError:
+            # Another transaction bound one of these identities since we looked: look again.
+            log.info("identity bind: raced on attempt %d, retrying", attempt + 1)
+    raise RuntimeError("identity bind: could not settle after concurrent binders")
+
+
+def _bind_once(session: Session, wanted: list[IdentityIn], name: str | None, store_id: int | None) -> BindResult:
+    keys = [(i.type, i.scope, i.value) for i in wanted]
+    existing = {
+        (row.type, row.scope, row.value): row
+        for row in session.scalars(
+            # OR of equalities, not a row-value IN: SQLite only uses the unique index for the former.
+            select(Identity).where(or_(*(and_(Identity.type == t, Identity.scope == sc, Identity.value == v)
+                                         for t, sc, v in keys)))
+        )
+    }
+    linked_ids = sorted({
+        existing[key].member_id
+        for key, ident in zip(keys, wanted)
+        if key in existing and ident.links and (ident.type != "phone" or existing[key].verified)
+    })
+    members = _lock_live(session, linked_ids)
+    result: BindResult
+    if not members:
+        member = Member(name=name, store_id=store_id)
+        session.add(member)
+        session.flush()
+        result = BindResult(member, created=True)
+    else:
+        members.sort(key=lambda m: (m.created_at, m.id))
+        survivor = members[0]
+        result = BindResult(survivor)
+        for other in members[1:]:
+            if merge_members(session, survivor, other, reason="shared identity"):
+                result.merged.append(other.id)
+        if name and not survivor.name:
+            survivor.name = name
+        if store_id and not survivor.store_id:
+            survivor.store_id = store_id
+    for key, ident in zip(keys, wanted):
+        row = existing.get(key)
+        if row is None:
+            session.add(Identity(member_id=result.member.id, type=ident.type, scope=ident.scope,
+                                 value=ident.value, verified=ident.verified))
+            result.new_identities.append(ident)
+        elif row.type == "phone" and ident.verified and not row.verified:
+            # A verified proof of ownership beats an unverified claim made elsewhere.
+            row.member_id, row.verified = result.member.id, True
+            result.new_identities.append(ident)
+    session.flush()
+    for ident in result.new_identities:
+        if ident.type == "phone" and ident.verified:
+            record_event(session, result.member.id, "member.phone_bound", {"phone_masked": mask_phone(ident.value)})
+    return result
+
+
+def _lock_live(session: Session, member_ids: list[int]) -> list[Member]:
+    # Lock in id order so two binders merging the same members cannot deadlock.
+    if not member_ids:
+        return []
+    rows = session.scalars(
+        select(Member).where(Member.id.in_(member_ids)).order_by(Member.id).with_for_update()
+    ).all()
+    live = {}
+    for m in rows:
+        target = live_member(session, m.id)
+        if target is not None:
+            live[target.id] = target
+    return list(live.values())
+

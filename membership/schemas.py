@@ -1,0 +1,102 @@
+"""Request and response bodies of the admin API's membership slice."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from membership.models import Role
+
+
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+    role: Role
+    store: str | None = None
+    staff: str | None = None
+
+
+class TokenOut(BaseModel):
+    token: str
+
+
+class StoreIn(BaseModel):
+    code: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$")
+    name: str = Field(min_length=1, max_length=120)
+    city: str | None = Field(default=None, max_length=60)
+    address: str | None = Field(default=None, max_length=300)
+
+
+class StoreOut(BaseModel):
+    code: str
+    name: str
+    city: str | None = None
+    address: str | None = None
+
+
+class StaffIn(BaseModel):
+    userid: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=120)
+    store: str
+    role: str = Field(default="staff", pattern=r"^(staff|store_manager)$")
+
+
+class StaffOut(BaseModel):
+    userid: str
+    name: str
+    store: str | None
+    role: str
+    active: bool
+
+
+class IdentityOut(BaseModel):
+    type: str
+    value: str
+    scope: str
+
+
+class RelationOut(BaseModel):
+    staff: str
+    state: str | None
+    added_at: datetime
+    status: str
+
+
+class MemberOut(BaseModel):
+    id: int
+    name: str | None
+    store: str | None
+    tags: list[str]
+    traits: dict[str, Any]
+    identities: list[IdentityOut]
+    relations: list[RelationOut]
+    merged_into: int | None = None
+
+
+class MemberPage(BaseModel):
+    items: list[MemberOut]
+    next_cursor: str | None
+
+
+class EventOut(BaseModel):
+    type: str
+    at: datetime
+    data: dict[str, Any]
+
+
+class TimelineOut(BaseModel):
+    items: list[EventOut]
+
+
+class TagIn(BaseModel):
+    name: str = Field(min_length=1, max_length=60)
+    group: str = Field(default="", max_length=60)
+
+
+class MergeReviewOut(BaseModel):
+    id: int
+    member_id: int
+    other_member_id: int
+    reason: str
+    status: str
+    created_at: datetime

@@ -1,0 +1,174 @@
+"""Stores, staff, relations and member look-ups: plain functions over a session, never committing."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Select, exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from config.types import utcnow
+from membership.exceptions import Conflict, NotFound
+from membership.identity import IdentityIn
+from membership.models import Identity, Member, MemberTag, Relation, RelationStatus, Staff, Store, Tag
+from membership.timeline import record_event
+
+
+# -- stores and staff ---------------------------------------------------------------------------------
+def create_store(session: Session, *, code: str, name: str, city: str | None = None, address: str | None = None) -> Store:
+    """A new store; Conflict when the code is taken."""
+    store = Store(code=code, name=name, city=city, address=address)
+    try:
+        with session.begin_nested():
+            session.add(store)
+    except IntegrityError:
+        raise Conflict(f"store {code!r} exists") from None
+    return store
+
+
+def get_store_by_code(session: Session, code: str) -> Store:
+    """The store with `code`, or NotFound."""
+    store = session.scalar(select(Store).where(Store.code == code))
+    if store is None:
+        raise NotFound(f"store {code!r} not found")
+    return store
+
+
+def list_stores(session: Session, store_id: int | None = None) -> list[Store]:
+    """All stores (or just one when `store_id` is given), by code."""
+    q = select(Store).order_by(Store.code)
+    if store_id is not None:
+        q = q.where(Store.id == store_id)
+    return list(session.scalars(q))
+
+
+def upsert_staff(session: Session, *, userid: str, name: str, store_id: int | None, role: str = "staff") -> Staff:
+    """Create or update the staff member with this WeCom userid."""
+    staff = session.scalar(select(Staff).where(Staff.userid == userid))
+    if staff is None:
+        staff = Staff(userid=userid, name=name, store_id=store_id, role=role)
+        session.add(staff)
+    else:
+        staff.name, staff.store_id, staff.role, staff.active = name, store_id, role, True
+    session.flush()
+    return staff
+
+
+def get_staff(session: Session, userid: str) -> Staff:
+    """The staff member with this WeCom userid, or NotFound."""
+    staff = session.scalar(select(Staff).where(Staff.userid == userid))
+    if staff is None:
+        raise NotFound(f"staff {userid!r} not found")
+    return staff
+
+
+def list_staff(session: Session, store_id: int | None = None) -> list[Staff]:
+    """Staff, optionally of one store, by userid."""
+    q = select(Staff).order_by(Staff.userid)
+    if store_id is not None:
+        q = q.where(Staff.store_id == store_id)
+    return list(session.scalars(q))
+
+
+# -- relations ----------------------------------------------------------------------------------------
+def add_relation(
+    session: Session,
+    *,
+    staff: Staff,
+    member_id: int,
+    state: str | None = None,
+    channel_code_id: int | None = None,
+    remark: str | None = None,
+    added_at: datetime | None = None,
+    dedupe_key: str | None = None,
+) -> tuple[Relation, bool]:
+    """Tie a customer to a staff member (or re-activate the tie); True when it became active now."""
+    rel = session.scalar(select(Relation).where(Relation.staff_id == staff.id, Relation.member_id == member_id))
+    became_active = rel is None or rel.status != RelationStatus.active.value
+    if rel is None:
+        rel = Relation(staff_id=staff.id, member_id=member_id, state=state, channel_code_id=channel_code_id,
+                       remark=remark, added_at=added_at or utcnow())
+        session.add(rel)
+    else:
+        rel.status, rel.ended_at = RelationStatus.active.value, None
+        rel.state = state or rel.state
+        rel.channel_code_id = channel_code_id or rel.channel_code_id
+        rel.remark = remark or rel.remark
+    session.flush()
+    if became_active:
+        record_event(session, member_id, "contact.added",
+                     {"staff": staff.userid, "state": state, "channel_code": channel_code_id},
+                     at=added_at, dedupe_key=dedupe_key)
+    return rel, became_active
+
+
+END_EVENTS = {
+    RelationStatus.removed_by_staff: "contact.removed_by_staff",
+    RelationStatus.lost: "contact.lost",
+    RelationStatus.transferred: "contact.transferred",
+}
+
+
+def end_relation(
+    session: Session, *, staff: Staff, member_id: int, status: RelationStatus,
+    at: datetime | None = None, dedupe_key: str | None = None,
+) -> Relation | None:
+    """End an active tie with `status`, writing the matching timeline event; None when there was none."""
+    rel = session.scalar(select(Relation).where(Relation.staff_id == staff.id, Relation.member_id == member_id))
+    if rel is None or rel.status != RelationStatus.active.value:
+        return None
+    rel.status, rel.ended_at = status.value, at or utcnow()
+    record_event(session, member_id, END_EVENTS[status], {"staff": staff.userid}, at=at, dedupe_key=dedupe_key)
+    return rel
+
+
+def member_relations(session: Session, member_id: int) -> list[Relation]:
+    """A member's staff relations, oldest first."""
+    return list(session.scalars(select(Relation).where(Relation.member_id == member_id).order_by(Relation.added_at)))
+
+
+# -- members ------------------------------------------------------------------------------------------
+def get_member(session: Session, member_id: int) -> Member:
+    """The member with this id (merged ones included: they carry `merged_into_id`), or NotFound."""
+    member = session.get(Member, member_id)
+    if member is None:
+        raise NotFound(f"member {member_id} not found")
+    return member
+
+
+def member_identities(session: Session, member_id: int) -> list[Identity]:
+    """A member's identities, by type."""
+    q = select(Identity).where(Identity.member_id == member_id).order_by(Identity.type, Identity.id)
+    return list(session.scalars(q))
+
+
+def find_members(
+    session: Session,
+    *,
+    identities: list[IdentityIn] = (),
+    openid: str | None = None,
+    store_id: int | None = None,
+    tag: str | None = None,
+    visible: Select | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> list[Member]:
+    """Live members matching every filter, by id, from `after_id` on (a keyset page)."""
+    q = select(Member).where(Member.merged_into_id.is_(None))
+    for ident in identities:
+        ident = ident.normalized()
+        q = q.where(exists().where(Identity.member_id == Member.id, Identity.type == ident.type,
+                                   Identity.value == ident.value,
+                                   *([Identity.scope == ident.scope] if ident.scope else [])))
+    if openid is not None:  # an official-account or a mini-program openid
+        q = q.where(exists().where(Identity.member_id == Member.id, Identity.type.in_(("oa_openid", "mp_openid")),
+                                   Identity.value == openid))
+    if store_id is not None:
+        q = q.where(Member.store_id == store_id)
+    if tag is not None:
+        q = q.where(exists().where(MemberTag.member_id == Member.id, MemberTag.tag_id == Tag.id, Tag.name == tag))
+    if visible is not None:
+        q = q.where(Member.id.in_(visible))
+    if after_id is not None:
+        q = q.where(Member.id > after_id)
+    return list(session.scalars(q.order_by(Member.id).limit(limit)))

@@ -1,0 +1,44 @@
+"""The app factory: every package's router mounted on one FastAPI app."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from config.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+def routers() -> list:
+    """Every router Siyu serves, in mount order."""
+    from membership.api import router as membership_router
+    from siyu.ops import router as ops_router
+
+    return [ops_router, membership_router]
+
+
+def create_app() -> FastAPI:
+    """A Siyu app for the current settings (the sandbox is mounted at /sandbox when a channel uses it)."""
+    import siyu.wiring  # noqa: F401 - registers the cross-floor listeners
+
+    settings = get_settings()
+    app = FastAPI(title="Siyu", version="0.1.0",
+                  description="私域: WeChat/WeCom SCRM and private-domain operations for store chains")
+    for router in routers():
+        app.include_router(router)
+    _mount_sandbox(app, settings)
+    return app
+
+
+def _mount_sandbox(app: FastAPI, settings) -> None:
+    channels = [c for c in ("wecom", "official_account", "miniprogram", "pay") if settings.uses_sandbox(c)]
+    if not channels:
+        return
+    try:
+        from bot.sandbox.app import create_sandbox_app
+    except ImportError:  # the sandbox ships with bot/; a trimmed install serves without it
+        log.warning("sandbox: not installed; channels without credentials (%s) cannot be reached", ", ".join(channels))
+        return
+    app.mount("/sandbox", create_sandbox_app())
+    log.info("sandbox: serving %s at /sandbox", ", ".join(channels))

@@ -1,0 +1,138 @@
+"""The `siyu` command (CONTRACT §1)."""
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from config.settings import SettingsError
+
+app = typer.Typer(help="Siyu (私域): WeChat/WeCom SCRM for store chains.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+sync_app = typer.Typer(help="Reconcile Siyu with Tencent.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(sync_app, name="sync")
+console = Console(stderr=True)
+
+
+def _settings():
+    """Load settings or stop with the one-line reason."""
+    from config.logging import setup_logging
+    from config.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    setup_logging()
+    return settings
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Serve the HTTP API, webhooks and (embedded mode) jobs and schedules."""
+    import uvicorn
+
+    from membership.access import bootstrap_token
+    from siyu import db
+
+    settings = _settings()
+    if settings.embedded:
+        db.upgrade()
+        if workers != 1:
+            console.print("[yellow]embedded mode runs jobs in-process: serving with one worker[/yellow]")
+            workers = 1
+    token = bootstrap_token()
+    if token and not settings.admin_token:
+        print(f"admin token: {token}", flush=True)  # plain, unwrapped: people copy it
+    console.print(f"Siyu on http://{host}:{port}  docs: http://{host}:{port}/docs  "
+                  f"mode: {'embedded' if settings.embedded else 'redis'}")
+    uvicorn.run("siyu.server:create_server", factory=True, host=host, port=port, workers=workers,
+                log_level=settings.log_level.lower())
+
+
+@app.command()
+def worker(burst: bool = typer.Option(False, help="Exit when the queues are empty.")) -> None:
+    """Run an RQ worker on the fast, default and low queues (needs SIYU_REDIS_URL)."""
+    from rq import Worker
+
+    import siyu.wiring  # noqa: F401 - the same listeners as the server
+    from config.queue import QUEUES
+    from config.redis import get_redis
+
+    settings = _settings()
+    if settings.embedded:
+        console.print("SIYU_REDIS_URL: not set; embedded mode runs jobs inside `siyu serve`")
+        raise typer.Exit(2)
+    Worker(list(QUEUES), connection=get_redis()).work(burst=burst, with_scheduler=True)
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the schedules (one process per deployment; needs SIYU_REDIS_URL)."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from siyu.schedules import install
+
+    settings = _settings()
+    if settings.embedded:
+        console.print("SIYU_REDIS_URL: not set; embedded mode runs schedules inside `siyu serve`")
+        raise typer.Exit(2)
+    sched = BlockingScheduler(timezone=settings.tz)
+    console.print(f"scheduler: {install(sched)} schedules in {settings.timezone}")
+    sched.start()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply schema migrations."""
+    from siyu import db
+
+    settings = _settings()
+    db.upgrade(revision=revision)
+    console.print(f"database at {revision}: {settings.database_url.split('@')[-1]}")
+
+
+@sync_app.command("wecom")
+def sync_wecom() -> None:
+    """Full reconcile of staff, tags, contacts and group chats from WeCom."""
+    _settings()
+    console.print("sync wecom: not yet (issue 3)")
+    raise typer.Exit(1)
+
+
+@app.command()
+def demo() -> None:
+    """A scripted end-to-end story against the sandbox."""
+    _settings()
+    console.print("demo: not yet (lands with the webhooks and campaigns issues)")
+    raise typer.Exit(1)
+
+
+@app.command()
+def doctor() -> None:
+    """Check the configuration and every external connection, one line each."""
+    from siyu.doctor import run_checks
+
+    try:
+        from config.settings import get_settings
+
+        get_settings()
+    except SettingsError as exc:
+        console.print(f"[red]✗ configuration:[/red] {exc}")
+        raise typer.Exit(1) from None
+    failed = 0
+    for ok, line in run_checks():
+        failed += not ok
+        console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + line)
+    raise typer.Exit(1 if failed else 0)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,37 @@
+"""The served app: create_app plus, in embedded mode, the in-process scheduler."""
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from fastapi import FastAPI
+
+from config.settings import get_settings
+from siyu.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def _embedded_lifespan(app: FastAPI):
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from config.queue import in_process_runner
+    from siyu.schedules import install
+
+    sched = BackgroundScheduler(timezone=get_settings().tz)
+    log.info("scheduler: %d schedules in-process (embedded mode)", install(sched))
+    sched.start()
+    try:
+        yield
+    finally:
+        sched.shutdown(wait=False)
+        in_process_runner().drain(timeout=10)
+
+
+def create_server() -> FastAPI:
+    """The app `siyu serve` runs."""
+    app = create_app()
+    if get_settings().embedded:
+        app.router.lifespan_context = _embedded_lifespan
+    return app

@@ -1,0 +1,1 @@
+"""Cross-floor listeners: higher floors subscribe to the profile store's hooks here, at start-up."""

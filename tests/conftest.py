@@ -1,0 +1,112 @@
+"""Shared fixtures: every database test runs on SQLite, and on PostgreSQL when SIYU_TEST_DATABASE_URL is set.
+
+SIYU_REQUIRE_SERVICES=1 (CI) turns a missing or unreachable PostgreSQL or Redis into a failure.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import text
+
+from config.database import engine_for, session_scope
+from config.settings import get_settings
+
+PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("SIYU_TEST_REDIS_URL")
+REQUIRE = os.environ.get("SIYU_REQUIRE_SERVICES") == "1"
+
+DB_PARAMS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def _missing(what: str, var: str):
+    if REQUIRE:
+        pytest.fail(f"{what} is required (SIYU_REQUIRE_SERVICES=1) but {var} is not set or unreachable")
+    pytest.skip(f"{what}: set {var} to run")
+
+
+_pg_ready = False
+
+
+def _prepare_postgres() -> str:
+    """Create the schema once per run; afterwards each test starts from empty tables."""
+    global _pg_ready
+    from siyu.models import metadata
+
+    engine = engine_for(PG_URL)
+    if not _pg_ready:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+        metadata.create_all(engine)
+        _pg_ready = True
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    return PG_URL
+
+
+@pytest.fixture(params=DB_PARAMS)
+def db_url(request, tmp_path) -> str:
+    """A database URL with Siyu's schema and no rows: SQLite in tmp_path, or the test PostgreSQL."""
+    from siyu.models import metadata
+
+    if request.param == "postgresql":
+        if not PG_URL:
+            _missing("PostgreSQL", "SIYU_TEST_DATABASE_URL")
+        return _prepare_postgres()
+    url = f"sqlite:///{tmp_path}/siyu.db"
+    metadata.create_all(engine_for(url))
+    return url
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """The test PostgreSQL only (for concurrency proofs), emptied."""
+    if not PG_URL:
+        _missing("PostgreSQL", "SIYU_TEST_DATABASE_URL")
+    return _prepare_postgres()
+
+
+@pytest.fixture
+def redis_url():
+    """The test Redis, flushed."""
+    if not REDIS_URL:
+        _missing("Redis", "SIYU_TEST_REDIS_URL")
+    from redis import Redis
+
+    try:
+        Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    except Exception as exc:  # noqa: BLE001
+        if REQUIRE:
+            pytest.fail(f"Redis at {REDIS_URL} is unreachable: {exc}")
+        pytest.skip(f"Redis unreachable: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def settings(db_url, tmp_path, monkeypatch):
+    """Process settings pointing at `db_url`, embedded mode, var/ in tmp_path, sandbox everywhere."""
+    monkeypatch.setenv("SIYU_DATABASE_URL", db_url)
+    monkeypatch.delenv("SIYU_REDIS_URL", raising=False)
+    monkeypatch.setenv("SIYU_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("SIYU_ADMIN_TOKEN", "test-admin-token")
+    for name in list(os.environ):
+        if name.startswith(("SIYU_WECOM_", "SIYU_OA_", "SIYU_MP_", "SIYU_PAY_")):
+            monkeypatch.delenv(name)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def session(settings):
+    """A session on the test database, committed when the test ends."""
+    with session_scope() as s:
+        yield s
+
+
+@pytest.fixture
+def engine(settings):
+    """The engine of the test database."""
+    return engine_for(settings.database_url)
