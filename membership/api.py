@@ -20,7 +20,7 @@ from membership.schemas import (
 )
 from membership.tags import ensure_tag, get_tag, tag_member, untag_member
 from membership.timeline import timeline
-from membership.views import member_out
+from membership.views import member_out, members_out
 
 router = APIRouter(prefix="/api/v1", tags=["membership"])
 
@@ -127,7 +127,7 @@ def list_members(
         raise _domain_errors(exc) from None
     page = rows[:limit]
     more = len(rows) > limit
-    return MemberPage(items=[member_out(session, m) for m in page], next_cursor=_cursor(page[-1].id) if more else None)
+    return MemberPage(items=members_out(session, page), next_cursor=_cursor(page[-1].id) if more else None)
 
 
 def _visible_member(session: Session, who: Principal, member_id: int) -> Member:
