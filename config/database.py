@@ -124,8 +124,24 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
     pending.append(callback)
 
 
+def on_transaction_end(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` when the session's outermost transaction ends, committed or not (clears per-transaction state)."""
+    session.info.setdefault("on_transaction_end", []).append(callback)
+
+
+def _end(session: Session) -> None:
+    for callback in session.info.pop("on_transaction_end", []):
+        callback()
+
+
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    # SQLAlchemy 2.1 fires after_commit when a SAVEPOINT is released too: wait for the real commit.
+    # (A callback queued inside a savepoint that is later rolled back still runs: jobs take ids and
+    # must cope with rows that are not there.)
+    if session.in_nested_transaction():
+        return
+    _end(session)
     callbacks = session.info.pop("after_commit", [])
     for cb in callbacks:
         try:
@@ -136,6 +152,9 @@ def _run_after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint rolled back; the transaction goes on
+        return
+    _end(session)
     session.info.pop("after_commit", None)
 
 

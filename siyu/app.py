@@ -13,9 +13,11 @@ log = logging.getLogger(__name__)
 def routers() -> list:
     """Every router Siyu serves, in mount order."""
     from membership.api import router as membership_router
+    from segments.api import router as segments_router
     from siyu.ops import router as ops_router
+    from webhooks.api import ROUTERS as webhook_routers
 
-    return [ops_router, membership_router]
+    return [ops_router, membership_router, segments_router, *webhook_routers]
 
 
 def create_app() -> FastAPI:

@@ -56,17 +56,13 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
 @app.command()
 def worker(burst: bool = typer.Option(False, help="Exit when the queues are empty.")) -> None:
     """Run an RQ worker on the fast, default and low queues (needs SIYU_REDIS_URL)."""
-    from rq import Worker
-
-    import siyu.wiring  # noqa: F401 - the same listeners as the server
-    from config.queue import QUEUES
-    from config.redis import get_redis
+    from siyu import worker as rq_worker
 
     settings = _settings()
     if settings.embedded:
         console.print("SIYU_REDIS_URL: not set; embedded mode runs jobs inside `siyu serve`")
         raise typer.Exit(2)
-    Worker(list(QUEUES), connection=get_redis()).work(burst=burst, with_scheduler=True)
+    rq_worker.run(burst=burst)
 
 
 @app.command()
@@ -98,9 +94,27 @@ def db_upgrade(revision: str = "head") -> None:
 @sync_app.command("wecom")
 def sync_wecom() -> None:
     """Full reconcile of staff, tags, contacts and group chats from WeCom."""
+    from dataclasses import asdict
+
+    from bot.errors import WeChatAPIError
+    from bot.sync import sync_wecom as run
+
     _settings()
-    console.print("sync wecom: not yet (issue 3)")
-    raise typer.Exit(1)
+    try:
+        report = run(progress=True)
+    except WeChatAPIError as exc:
+        console.print(f"[red]sync wecom: {exc}[/red] (run again: it resumes where it stopped)")
+        raise typer.Exit(1) from None
+    console.print(" ".join(f"{k}={v}" for k, v in asdict(report).items() if v))
+
+
+@app.command()
+def sandbox(host: str = "127.0.0.1", port: int = 8001) -> None:
+    """Serve the Tencent sandbox alone (at /sandbox; point SIYU_PUBLIC_URL at it)."""
+    from bot.sandbox.serve import serve
+
+    _settings()
+    serve(host, port)
 
 
 @app.command()

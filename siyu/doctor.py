@@ -11,7 +11,7 @@ from config.settings import get_settings
 
 
 def run_checks() -> Iterator[tuple[bool, str]]:
-    """(ok, line) for the database, its schema, Redis, and each channel."""
+    """(ok, line) for the database, its schema, Redis, and each Tencent channel (token fetch, callback keys, Pay keys)."""
     settings = get_settings()
     yield from _database()
     redis = get_redis()
@@ -23,11 +23,10 @@ def run_checks() -> Iterator[tuple[bool, str]]:
             yield True, f"redis: {settings.redis_url.split('@')[-1]} answers"
         except Exception as exc:  # noqa: BLE001
             yield False, f"redis: {exc.__class__.__name__}: {exc} — check SIYU_REDIS_URL and that redis-server runs"
-    for channel in ("wecom", "official_account", "miniprogram", "pay"):
-        if settings.uses_sandbox(channel):
-            yield True, f"{channel}: sandbox (credentials unset)"
-        else:
-            yield True, f"{channel}: credentials set"
+    from bot.doctor import run_checks as channel_checks
+
+    for check in channel_checks():
+        yield check.ok, check.line
 
 
 def _database() -> Iterator[tuple[bool, str]]:

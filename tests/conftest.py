@@ -9,6 +9,8 @@ import os
 import pytest
 from sqlalchemy import text
 
+from fastapi import FastAPI, Request, Response
+
 from config.database import engine_for, session_scope
 from config.settings import get_settings
 
@@ -110,3 +112,37 @@ def session(settings):
 def engine(settings):
     """The engine of the test database."""
     return engine_for(settings.database_url)
+
+
+# -- the Tencent sandbox over real HTTP (wechatpy speaks `requests`, not ASGI) ------------------------
+CAPTURED: list[dict] = []  # what the sandbox POSTed to /capture/<name>
+
+
+@pytest.fixture
+def captured():
+    """What the sandbox POSTed to the capture endpoint during the test."""
+    CAPTURED.clear()
+    return CAPTURED
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    """A Siyu-shaped app with the sandbox mounted at /sandbox, served on a free port; yields its base URL."""
+    from bot.sandbox.app import create_sandbox_app
+    from bot.sandbox.serve import serve_in_background
+
+    app = FastAPI()
+    app.mount("/sandbox", create_sandbox_app())
+
+    @app.api_route("/capture/{name}", methods=["GET", "POST"])
+    async def capture(name: str, request: Request):
+        # Stands in for Siyu's webhooks: records what the sandbox sent.
+        CAPTURED.append({"name": name, "method": request.method, "query": dict(request.query_params),
+                         "headers": dict(request.headers), "body": await request.body()})
+        return Response(b"")
+
+    served = serve_in_background(app)
+    yield served.url
+    served.stop()
+
+

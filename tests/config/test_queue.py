@@ -112,3 +112,21 @@ def test_rq_real_worker_runs_jobs_after_commit_and_records_final_failures(settin
     with session_scope() as s:
         failure = s.scalars(select(JobFailure)).one()
     assert failure.func.endswith("always_fails") and failure.args == ["rq-boom"]
+
+
+def test_savepoints_neither_run_nor_drop_after_commit_callbacks(settings):
+    from config.database import after_commit
+
+    ran = []
+    with session_scope() as s:
+        with s.begin_nested():
+            after_commit(s, lambda: ran.append("inside released savepoint"))
+        # when a savepoint is released, then nothing has run yet
+        assert ran == []
+        with pytest.raises(ValueError):
+            with s.begin_nested():
+                raise ValueError
+        after_commit(s, lambda: ran.append("after rolled-back savepoint"))
+        assert ran == []
+    # then the real commit runs every callback, in order
+    assert ran == ["inside released savepoint", "after rolled-back savepoint"]

@@ -35,13 +35,16 @@ def test_readyz_is_503_when_redis_is_configured_but_down(settings, monkeypatch):
     assert r.json()["checks"]["database"] == "ok" and r.json()["checks"]["redis"].startswith("error")
 
 
-def test_doctor_says_the_schema_needs_upgrading_then_is_green(settings, tmp_path, monkeypatch):
+def test_doctor_says_the_schema_needs_upgrading_then_is_green(settings, tmp_path, monkeypatch, sandbox_server):
+    from bot.clients import reset_clients
     from config.settings import get_settings
     from siyu.cli import app
 
-    # given an empty database file
+    # given an empty database file, and the sandbox answering for every channel
     monkeypatch.setenv("SIYU_DATABASE_URL", f"sqlite:///{tmp_path}/fresh.db")
+    monkeypatch.setenv("SIYU_PUBLIC_URL", sandbox_server)
     get_settings.cache_clear()
+    reset_clients()
     first = CliRunner().invoke(app, ["doctor"])
     assert first.exit_code == 1
     assert "run `siyu db upgrade`" in first.output
@@ -50,4 +53,6 @@ def test_doctor_says_the_schema_needs_upgrading_then_is_green(settings, tmp_path
     # then every check is green, one line each
     second = CliRunner().invoke(app, ["doctor"])
     assert second.exit_code == 0, second.output
-    assert "schema: at" in second.output and "wecom: sandbox" in second.output
+    assert "schema: at" in second.output
+    assert "wecom contact secret: access token fetched from the sandbox" in second.output
+    reset_clients()

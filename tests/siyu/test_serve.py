@@ -1,6 +1,5 @@
 """`siyu serve` in embedded mode, as `make run` starts it: migrates, prints a token, serves the API."""
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -8,15 +7,11 @@ from pathlib import Path
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bot.sandbox.serve import free_port
 
 
 def test_serve_prints_an_admin_token_that_creates_and_reads_a_store(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIYU_")}
     env.update(SIYU_VAR_DIR=str(tmp_path / "var"), SIYU_DATABASE_URL=f"sqlite:///{tmp_path}/var/siyu.db")
     siyu = Path(sys.executable).with_name("siyu")

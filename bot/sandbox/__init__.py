@@ -1,0 +1,1 @@
+"""A local stand-in for Tencent's APIs: same paths, JSON shapes and error codes, its own small state."""

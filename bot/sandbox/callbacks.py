@@ -1,0 +1,131 @@
+"""The sandbox as a sender: encrypted WeCom events, OA events (plain and safe mode) and signed Pay v3
+notifications, POSTed to Siyu exactly as Tencent sends them. `make demo` and end-to-end tests drive this.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+import httpx
+from wechatpy.enterprise.crypto import PrpCrypto
+
+from bot import pay_crypto as pc
+from bot.credentials import PayCredentials, WeChatAppCredentials, WeComCredentials
+
+TIMEOUT = 10.0
+
+
+def _aes_key(encoding_aes_key: str) -> bytes:
+    import base64
+
+    return base64.b64decode(encoding_aes_key + "=")
+
+
+def sha1_signature(*parts: str) -> str:
+    """Tencent's callback signature: SHA-1 of the sorted parts concatenated."""
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def encrypt(encoding_aes_key: str, receive_id: str, plaintext: str) -> str:
+    """WXBizMsgCrypt ciphertext (random 16 bytes, length, message, receiveid; PKCS#7 to 32; AES-CBC)."""
+    return PrpCrypto(_aes_key(encoding_aes_key)).encrypt(plaintext, receive_id).decode()
+
+
+def decrypt(encoding_aes_key: str, receive_id: str, ciphertext: str) -> str:
+    """The plaintext of WXBizMsgCrypt ciphertext; ValueError when the receiveid does not match."""
+    try:
+        return PrpCrypto(_aes_key(encoding_aes_key)).decrypt(ciphertext, receive_id)
+    except Exception as exc:  # wechatpy raises its own exception types
+        raise ValueError(f"does not decrypt for {receive_id}: {type(exc).__name__}") from None
+
+
+def wecom_envelope(creds: WeComCredentials, plaintext_xml: str, timestamp: str | None = None,
+                   nonce: str | None = None, agent_id: str | None = None) -> tuple[dict, bytes]:
+    """The query parameters and body WeCom POSTs for one event."""
+    timestamp = timestamp or str(int(time.time()))
+    nonce = nonce or str(secrets.randbelow(10**10))
+    enc = encrypt(creds.aes_key, creds.corp_id, plaintext_xml)
+    body = (f"<xml><ToUserName><![CDATA[{creds.corp_id}]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt>"
+            f"<AgentID><![CDATA[{agent_id or creds.agent_id or ''}]]></AgentID></xml>")
+    params = {"msg_signature": sha1_signature(creds.token, timestamp, nonce, enc),
+              "timestamp": timestamp, "nonce": nonce}
+    return params, body.encode()
+
+
+def send_wecom_event(siyu_url: str, creds: WeComCredentials, plaintext_xml: str,
+                     client: httpx.Client | None = None, **envelope) -> httpx.Response:
+    """POST one encrypted WeCom event to Siyu's /webhooks/wecom."""
+    params, body = wecom_envelope(creds, plaintext_xml, **envelope)
+    return _post(client, siyu_url, params, body, {"Content-Type": "text/xml"})
+
+
+def verify_wecom_url(siyu_url: str, creds: WeComCredentials, echo: str = "1616140317555161061",
+                     client: httpx.Client | None = None) -> httpx.Response:
+    """The GET WeCom makes when the callback URL is saved; Siyu must answer `echo` alone."""
+    timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
+    echostr = encrypt(creds.aes_key, creds.corp_id, echo)
+    params = {"msg_signature": sha1_signature(creds.token, timestamp, nonce, echostr),
+              "timestamp": timestamp, "nonce": nonce, "echostr": echostr}
+    if client is not None:
+        return client.get(siyu_url, params=params)
+    return httpx.get(siyu_url, params=params, timeout=TIMEOUT)
+
+
+def send_oa_event(siyu_url: str, creds: WeChatAppCredentials, plaintext_xml: str, openid: str,
+                  safe_mode: bool = False, client: httpx.Client | None = None) -> httpx.Response:
+    """POST one official-account message or event, in plain mode or safe (encrypted) mode."""
+    timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
+    params = {"signature": sha1_signature(creds.token, timestamp, nonce), "timestamp": timestamp,
+              "nonce": nonce, "openid": openid}
+    body = plaintext_xml
+    if safe_mode:
+        enc = encrypt(creds.aes_key, creds.app_id, plaintext_xml)
+        params.update(encrypt_type="aes", msg_signature=sha1_signature(creds.token, timestamp, nonce, enc))
+        body = f"<xml><ToUserName><![CDATA[gh_sandbox]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt></xml>"
+    return _post(client, siyu_url, params, body.encode(), {"Content-Type": "text/xml"})
+
+
+def pay_notification(creds: PayCredentials, platform_key_path: str, resource: dict,
+                     event_type: str = "TRANSACTION.SUCCESS", original_type: str = "transaction") -> tuple[dict, bytes]:
+    """Headers and body of a Pay v3 notification: resource AEAD-encrypted, body signed with the platform key."""
+    enc = pc.aead_encrypt(creds.apiv3_key, json.dumps(resource, ensure_ascii=False).encode(), original_type)
+    summary = {"TRANSACTION.SUCCESS": "支付成功", "REFUND.SUCCESS": "退款成功"}.get(event_type, event_type)
+    envelope = {"id": secrets.token_hex(18), "create_time": time.strftime("%Y-%m-%dT%H:%M:%S+08:00",
+                                                                           time.gmtime(time.time() + 8 * 3600)),
+                "resource_type": "encrypt-resource", "event_type": event_type, "summary": summary,
+                "resource": {**enc, "original_type": original_type}}
+    body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = pc.response_headers(pc.load_private_key(platform_key_path), creds.public_key_id, body)
+    headers["Content-Type"] = "application/json"
+    return headers, body
+
+
+def send_pay_notification(notify_url: str, creds: PayCredentials, platform_key_path: str, resource: dict,
+                          event_type: str = "TRANSACTION.SUCCESS", original_type: str = "transaction",
+                          client: httpx.Client | None = None) -> httpx.Response:
+    """POST a signed Pay v3 notification to `notify_url`."""
+    headers, body = pay_notification(creds, platform_key_path, resource, event_type, original_type)
+    if client is not None:
+        return client.post(notify_url, content=body, headers=headers)
+    return httpx.post(notify_url, content=body, headers=headers, timeout=TIMEOUT)
+
+
+def _post(client, url, params, body: bytes, headers) -> httpx.Response:
+    if client is not None:
+        return client.post(url, params=params, content=body, headers=headers)
+    return httpx.post(url, params=params, content=body, headers=headers, timeout=TIMEOUT)
+
+
+def notify_paid(out_trade_no: str, settings=None, client: httpx.Client | None = None) -> httpx.Response:
+    """The consumer pays a sandbox order: mark it paid and POST TRANSACTION.SUCCESS to its notify_url."""
+    from bot.credentials import sandbox_file, sandbox_pay_credentials
+    from bot.sandbox.state import get_state
+    from config.settings import get_settings
+
+    settings = settings or get_settings()
+    order = get_state().pay_order(out_trade_no)
+    resource = {k: v for k, v in order.items() if not k.startswith("_")}
+    creds = sandbox_pay_credentials(settings)
+    return send_pay_notification(order["_notify_url"], creds, str(sandbox_file(settings, "pay_platform_key.pem")),
+                                 resource, client=client)

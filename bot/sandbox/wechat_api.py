@@ -1,0 +1,128 @@
+"""Sandbox official-account and mini-program APIs (both live on api.weixin.qq.com)."""
+from __future__ import annotations
+
+from bot.sandbox.errors import err, ok
+from bot.sandbox.routing import Table
+from bot.sandbox.wechat_state import RISKY_WORDS
+
+
+def _app_of(state, path: str) -> str:
+    # Paths only the mini-program calls take its token; the rest are the official account's.
+    mp_paths = ("wxa/", "sns/jscode2session", "cgi-bin/message/subscribe/send")
+    return state.mp_app_id if path.startswith(mp_paths) else state.oa_app_id
+
+
+WECHAT = Table("wechat", _app_of)
+api = WECHAT.api
+
+
+@api("GET", "cgi-bin/token", auth=False)
+def token(state, body, q):
+    apps = {state.oa_app_id: state.oa_secret, state.mp_app_id: state.mp_secret}
+    appid = q.get("appid")
+    if appid not in apps:
+        return err("invalid_appid")
+    if q.get("secret") != apps[appid] or q.get("grant_type") != "client_credential":
+        return err("invalid_secret")
+    value, expires_in = state.issue_token(appid, q["secret"])
+    return {"access_token": value, "expires_in": expires_in}
+
+
+# -- official account -------------------------------------------------------------------------------
+@api("GET", "cgi-bin/user/info")
+def user_info(state, body, q):
+    follower = state.oa_followers.get(q.get("openid", ""))
+    return dict(follower) if follower else err("invalid_openid")
+
+
+@api("POST", "cgi-bin/qrcode/create")
+def qrcode_create(state, body, q):
+    action = body.get("action_name")
+    scene = (body.get("action_info") or {}).get("scene") or {}
+    scene_str = scene.get("scene_str") or str(scene.get("scene_id", ""))
+    if action not in ("QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE") or not scene_str:
+        return err("invalid_parameter", "action_name / scene")
+    if len(scene_str) > 64:
+        return err("invalid_parameter", "scene_str is 1 to 64 characters")
+    ticket = state.new_id("gQ", 40)
+    expire = int(body.get("expire_seconds") or 60) if "LIMIT" not in action else None
+    state.oa_qrcodes[ticket] = {"scene_str": scene_str, "expire_seconds": expire}
+    answer = {"ticket": ticket, "url": f"http://weixin.qq.com/q/{ticket[:20]}"}
+    if expire:
+        answer["expire_seconds"] = expire
+    return answer
+
+
+@api("POST", "cgi-bin/message/template/send")
+def template_send(state, body, q):
+    follower = state.oa_followers.get(body.get("touser", ""))
+    if not body.get("template_id"):
+        return err("invalid_template")
+    if follower is None or not follower.get("subscribe"):
+        return err("not_subscribed")
+    cmid = body.get("client_msg_id")
+    if cmid and cmid in state.oa_client_msg_ids:
+        return ok(msgid=state.oa_client_msg_ids[cmid])  # the repeat is dropped, the first msgid answered
+    msgid = len(state.oa_template_sends) + 1000000001
+    state.oa_template_sends.append({**body, "msgid": msgid})
+    if cmid:
+        state.oa_client_msg_ids[cmid] = msgid
+    return ok(msgid=msgid)
+
+
+@api("POST", "cgi-bin/message/subscribe/bizsend")
+def subscribe_bizsend(state, body, q):
+    if not body.get("template_id") or not body.get("touser"):
+        return err("invalid_parameter", "touser and template_id are required")
+    if body["touser"] not in state.oa_followers:
+        return err("invalid_openid")
+    state.oa_bizsends.append(body)
+    return ok()
+
+
+# -- mini-program ---------------------------------------------------------------------------------------
+@api("GET", "sns/jscode2session", auth=False)
+def jscode2session(state, body, q):
+    if q.get("appid") != state.mp_app_id:
+        return err("invalid_appid")
+    if q.get("secret") != state.mp_secret:
+        return err("invalid_secret")
+    rec = state.take_code(state.mp_login_codes, q.get("js_code", ""))
+    if rec is None:
+        return err("invalid_code")
+    user = state.mp_users[rec["openid"]]
+    return {k: user[k] for k in ("openid", "session_key", "unionid") if k in user}
+
+
+@api("POST", "wxa/business/getuserphonenumber")
+def getuserphonenumber(state, body, q):
+    rec = state.take_code(state.mp_phone_codes, body.get("code", ""))
+    if rec is None:
+        return err("invalid_code")
+    phone = rec["phone"]
+    return ok(phone_info={"phoneNumber": phone, "purePhoneNumber": phone, "countryCode": rec["country_code"],
+                          "watermark": {"timestamp": int(state.now()), "appid": state.mp_app_id}})
+
+
+@api("POST", "cgi-bin/message/subscribe/send")
+def subscribe_send(state, body, q):
+    openid, template_id = body.get("touser", ""), body.get("template_id", "")
+    if openid not in state.mp_users:
+        return err("invalid_openid")
+    if (openid, template_id) not in state.mp_grants:
+        return {"errcode": 43101, "errmsg": "user refuse to accept the msg"}
+    state.mp_grants.discard((openid, template_id))  # a grant is good for one message
+    state.mp_subscribe_sends.append(body)
+    return ok(msgid=len(state.mp_subscribe_sends))
+
+
+@api("POST", "wxa/msg_sec_check")
+def msg_sec_check(state, body, q):
+    if body.get("version") != 2 or not body.get("openid") or body.get("scene") not in (1, 2, 3, 4):
+        return err("invalid_parameter", "version 2 needs openid and scene 1-4")
+    risky = [w for w in RISKY_WORDS if w in (body.get("content") or "")]
+    suggest, label = ("risky", 20006) if risky else ("pass", 100)
+    detail = [{"strategy": "content_model", "errcode": 0, "suggest": suggest, "label": label,
+               **({"keyword": risky[0]} if risky else {})}]
+    return ok(result={"suggest": suggest, "label": label}, detail=detail,
+              trace_id=state.new_id("", 24))

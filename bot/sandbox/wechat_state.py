@@ -1,0 +1,77 @@
+"""The sandbox official account and mini-program: followers, QR codes, sent messages, login and phone codes."""
+from __future__ import annotations
+
+CODE_TTL = 300  # seconds: wx.login and getPhoneNumber codes live five minutes, and are single use
+RISKY_WORDS = ("赌博", "代开发票", "违禁")
+
+
+class WeChatState:
+    """Mixed into SandboxState."""
+
+    def _init_wechat(self) -> None:
+        self.oa_followers: dict[str, dict] = {}
+        self.oa_qrcodes: dict[str, dict] = {}  # ticket -> {scene_str, expire_at}
+        self.oa_template_sends: list[dict] = []
+        self.oa_client_msg_ids: dict[str, int] = {}  # client_msg_id -> msgid (Tencent drops repeats)
+        self.oa_bizsends: list[dict] = []
+        self.mp_users: dict[str, dict] = {}  # openid -> {openid, unionid, session_key}
+        self.mp_login_codes: dict[str, dict] = {}
+        self.mp_phone_codes: dict[str, dict] = {}
+        self.mp_subscribe_sends: list[dict] = []
+        self.mp_grants: set[tuple[str, str]] = set()  # (openid, template_id) one-time grants
+
+    def add_oa_follower(self, openid: str | None = None, unionid: str | None = None, nickname: str = "粉丝",
+                        scene: str = "ADD_SCENE_QR_CODE", qr_scene_str: str = "") -> str:
+        """A follower of the sandbox official account; returns the openid."""
+        with self.lock:
+            openid = openid or self.new_id("o", 27)
+            self.oa_followers[openid] = {
+                "subscribe": 1, "openid": openid, "language": "zh_CN", "subscribe_time": int(self.now()),
+                "remark": "", "groupid": 0, "tagid_list": [], "subscribe_scene": scene, "qr_scene": 0,
+                "qr_scene_str": qr_scene_str, "nickname": nickname,
+                **({"unionid": unionid} if unionid else {}),
+            }
+            return openid
+
+    def unfollow_oa(self, openid: str) -> None:
+        """The follower unsubscribes."""
+        with self.lock:
+            if openid in self.oa_followers:
+                self.oa_followers[openid] = {"subscribe": 0, "openid": openid}
+
+    def add_mp_user(self, openid: str | None = None, unionid: str | None = None) -> str:
+        """A mini-program user; returns the openid."""
+        with self.lock:
+            openid = openid or self.new_id("o", 27)
+            self.mp_users.setdefault(openid, {"openid": openid, "session_key": self.new_id("", 22) + "==",
+                                              **({"unionid": unionid} if unionid else {})})
+            return openid
+
+    def new_login_code(self, openid: str | None = None, unionid: str | None = None) -> str:
+        """A wx.login code for a (new or given) mini-program user: single use, five minutes."""
+        with self.lock:
+            openid = self.add_mp_user(openid, unionid)
+            code = self.new_id("", 32)
+            self.mp_login_codes[code] = {"openid": openid, "issued_at": self.now(), "used": False}
+            return code
+
+    def new_phone_code(self, phone: str = "13800138000", country_code: str = "86") -> str:
+        """A getPhoneNumber code for `phone`: single use, five minutes."""
+        with self.lock:
+            code = self.new_id("", 32)
+            self.mp_phone_codes[code] = {"phone": phone, "country_code": country_code,
+                                         "issued_at": self.now(), "used": False}
+            return code
+
+    def grant_subscribe(self, openid: str, template_id: str) -> None:
+        """The user accepts one subscription message of `template_id` (wx.requestSubscribeMessage)."""
+        with self.lock:
+            self.mp_grants.add((openid, template_id))
+
+    def take_code(self, codes: dict[str, dict], code: str) -> dict | None:
+        """The record of a live, unused code, marking it used; None when unknown, used or expired."""
+        rec = codes.get(code)
+        if rec is None or rec["used"] or self.now() - rec["issued_at"] > CODE_TTL:
+            return None
+        rec["used"] = True
+        return rec

@@ -1,0 +1,140 @@
+"""Sandbox WeCom messaging: mass-message tasks and their results, app messages and template cards."""
+from __future__ import annotations
+
+from bot.sandbox.errors import err, ok
+from bot.sandbox.wecom_api import WECOM
+
+api = WECOM.api
+MASS_MAX_CUSTOMERS = 10000  # external_userid per add_msg_template
+
+
+@api("POST", "externalcontact/add_msg_template")
+def add_msg_template(state, body, q):
+    chat_type = body.get("chat_type", "single")
+    if chat_type not in ("single", "group"):
+        return err("invalid_parameter", "chat_type")
+    if not body.get("text") and not body.get("attachments"):
+        return err("invalid_parameter", "text or attachments is required")
+    exts = body.get("external_userid") or []
+    sender = body.get("sender")
+    if len(exts) > MASS_MAX_CUSTOMERS:
+        return err("invalid_parameter", f"at most {MASS_MAX_CUSTOMERS} external_userid")
+    if sender is not None and sender not in state.staff:
+        return err("invalid_userid", sender)
+    if not exts and not sender:
+        return err("invalid_parameter", "external_userid or sender is required")
+    # Each customer goes to the sender's task, or without a sender to a staff member who has them.
+    by_sender: dict[str, list[str]] = {}
+    fail = []
+    candidates = exts or list(state.follows.get(sender, {}))
+    for ext in candidates:
+        owners = [sender] if sender else [u for u, f in state.follows.items() if ext in f]
+        owner = next((u for u in owners if ext in state.follows.get(u, {})), None)
+        if owner is None:
+            fail.append(ext)
+        else:
+            by_sender.setdefault(owner, []).append(ext)
+    if not by_sender:
+        return ok(fail_list=fail, msgid="")
+    msgid = state.new_id("msg", 26)
+    state.msg_tasks[msgid] = {
+        "msgid": msgid, "creator": sender or "", "create_time": int(state.now()),
+        "create_type": 0, "chat_type": chat_type,
+        "text": body.get("text"), "attachments": body.get("attachments") or [],
+        "senders": {u: {"status": 0, "send_time": 0,
+                        "results": [{"external_userid": e, "userid": u, "status": 0} for e in es]}
+                    for u, es in by_sender.items()},
+    }
+    return ok(fail_list=fail, msgid=msgid)
+
+
+@api("POST", "externalcontact/get_groupmsg_list_v2")
+def groupmsg_list_v2(state, body, q):
+    start, end = int(body.get("start_time") or 0), int(body.get("end_time") or 0)
+    if not start or not end or end < start or end - start > 31 * 86400:
+        return err("invalid_parameter", "start_time/end_time: a range of at most one month")
+    creator = body.get("creator")
+    tasks = [t for t in state.msg_tasks.values()
+             if start <= t["create_time"] <= end and t["chat_type"] == body.get("chat_type", "single")
+             and (not creator or t["creator"] == creator)]
+    limit = min(int(body.get("limit") or 50), 100)
+    offset = int(body.get("cursor") or 0)
+    page = tasks[offset:offset + limit]
+    items = [{k: t[k] for k in ("msgid", "creator", "create_time", "create_type")}
+             | ({"text": t["text"]} if t["text"] else {}) | {"attachments": t["attachments"]} for t in page]
+    nxt = str(offset + limit) if offset + limit < len(tasks) else ""
+    return ok(group_msg_list=items, next_cursor=nxt)
+
+
+def _task(state, body):
+    return state.msg_tasks.get(body.get("msgid", ""))
+
+
+@api("POST", "externalcontact/get_groupmsg_task")
+def groupmsg_task(state, body, q):
+    task = _task(state, body)
+    if task is None:
+        return err("invalid_msgid")
+    rows = [{"userid": u, "status": s["status"], **({"send_time": s["send_time"]} if s["send_time"] else {})}
+            for u, s in task["senders"].items()]
+    return ok(task_list=rows, next_cursor="")
+
+
+@api("POST", "externalcontact/get_groupmsg_send_result")
+def groupmsg_send_result(state, body, q):
+    task = _task(state, body)
+    if task is None:
+        return err("invalid_msgid")
+    sender = task["senders"].get(body.get("userid", ""))
+    if sender is None:
+        return ok(send_list=[], next_cursor="")
+    limit = min(int(body.get("limit") or 500), 1000)
+    offset = int(body.get("cursor") or 0)
+    page = sender["results"][offset:offset + limit]
+    nxt = str(offset + limit) if offset + limit < len(sender["results"]) else ""
+    return ok(send_list=[dict(r) for r in page], next_cursor=nxt)
+
+
+@api("POST", "externalcontact/remind_groupmsg_send")
+def remind_groupmsg_send(state, body, q):
+    task = _task(state, body)
+    if task is None:
+        return err("invalid_msgid")
+    task["reminded"] = task.get("reminded", 0) + 1
+    return ok()
+
+
+@api("POST", "message/send")
+def message_send(state, body, q):
+    msgtype = body.get("msgtype")
+    if msgtype not in ("text", "markdown", "template_card", "textcard", "news"):
+        return err("invalid_parameter", "msgtype")
+    if msgtype not in body:
+        return err("invalid_parameter", f"{msgtype} is required")
+    users = [u for u in (body.get("touser") or "").split("|") if u]
+    if body.get("touser") == "@all":
+        users = list(state.staff)
+    invalid = [u for u in users if u not in state.staff]
+    valid = [u for u in users if u in state.staff]
+    if not valid:
+        return err("invalid_userid", "touser")
+    msgid = state.new_id("", 40)
+    record = {**body, "msgid": msgid, "delivered_to": valid}
+    extra = {}
+    if msgtype == "template_card":
+        code = state.new_id("", 40)
+        state.cards[code] = record
+        extra["response_code"] = code
+    state.app_messages.append(record)
+    return ok(invaliduser="|".join(invalid), invalidparty="", invalidtag="", unlicenseduser="", msgid=msgid, **extra)
+
+
+@api("POST", "message/update_template_card")
+def update_template_card(state, body, q):
+    card = state.cards.get(body.get("response_code", ""))
+    if card is None or card.get("updated"):
+        return err("invalid_parameter", "response_code is unknown or already used")
+    if not body.get("button") and not body.get("template_card"):
+        return err("invalid_parameter", "button or template_card is required")
+    card["updated"] = body
+    return ok(invaliduser=[])

@@ -1,0 +1,241 @@
+"""`siyu sync wecom`: reconcile stores, staff, tags, customers, relations and group chats with WeCom.
+
+Idempotent (a second run changes nothing) and resumable: every few pages of customers are written
+in one transaction together with a checkpoint (the cursor, and which relations and tags the run has
+seen so far), so a run that is killed continues where it stopped and still reconciles removals.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields
+
+from sqlalchemy import select
+
+from bot.clients import wecom_client
+from bot.models import SyncCheckpoint
+from bot.sync_write import Contact, end_vanished_relations, reconcile_member_tags, upsert_members, upsert_relations
+from bot.wecom import BATCH_USERIDS
+from config.database import session_scope
+from membership.models import Staff, Store
+from membership.tags import ensure_tag
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "wecom"
+ROOT_DEPARTMENT = 1
+
+
+@dataclass
+class SyncReport:
+    """What one run changed (all zero when nothing did) and what it saw."""
+
+    stores_created: int = 0
+    staff_created: int = 0
+    staff_updated: int = 0
+    staff_deactivated: int = 0
+    tags_created: int = 0
+    members_created: int = 0
+    members_merged: int = 0
+    identities_added: int = 0
+    relations_added: int = 0
+    relations_updated: int = 0
+    relations_ended: int = 0
+    member_tags_added: int = 0
+    member_tags_removed: int = 0
+    contacts_seen: int = 0
+    group_chats_seen: int = 0
+    resumed: bool = False
+
+    @property
+    def changes(self) -> int:
+        """How many rows the run created, changed or ended."""
+        skip = {"contacts_seen", "group_chats_seen", "resumed"}
+        return sum(getattr(self, f.name) for f in fields(self) if f.name not in skip)
+
+
+# -- stores and staff ---------------------------------------------------------------------------------
+def _sync_staff(client, report: SyncReport) -> dict[str, int]:
+    """Stores from the root's sub-departments, staff from user/list; returns userid -> staff id."""
+    departments = client.list_departments().get("department", [])
+    users = client.list_users(ROOT_DEPARTMENT).get("userlist", [])
+    parent = {d["id"]: d.get("parentid") for d in departments}
+    with session_scope() as s:
+        stores = {}
+        for d in departments:
+            if d.get("parentid") != ROOT_DEPARTMENT:
+                continue
+            code = f"wecom-{d['id']}"
+            store = s.scalar(select(Store).where(Store.code == code)) or \
+                s.scalar(select(Store).where(Store.name == d["name"]))
+            if store is None:
+                store = Store(code=code, name=d["name"])
+                s.add(store)
+                s.flush()
+                report.stores_created += 1
+            stores[d["id"]] = store.id
+        existing = {st.userid: st for st in s.scalars(select(Staff))}
+        for u in users:
+            store_id = _store_of(u.get("main_department") or (u.get("department") or [None])[0], parent, stores)
+            active = u.get("status", 1) == 1
+            st = existing.get(u["userid"])
+            if st is None:
+                s.add(Staff(userid=u["userid"], name=u.get("name") or u["userid"], store_id=store_id, active=active))
+                report.staff_created += 1
+            elif (st.name, st.store_id, st.active) != (u.get("name") or st.name, store_id, active):
+                st.name, st.store_id, st.active = u.get("name") or st.name, store_id, active
+                report.staff_updated += 1
+        listed = {u["userid"] for u in users}
+        for userid, st in existing.items():
+            if userid not in listed and st.active:
+                st.active = False
+                report.staff_deactivated += 1
+        s.flush()
+        return {st.userid: st.id for st in s.scalars(select(Staff))}
+
+
+def _store_of(dept: int | None, parent: dict, stores: dict) -> int | None:
+    seen = set()
+    while dept is not None and dept not in stores and dept not in seen:
+        seen.add(dept)
+        dept = parent.get(dept)
+    return stores.get(dept)
+
+
+# -- tags --------------------------------------------------------------------------------------------------
+def _sync_tags(client, report: SyncReport) -> dict[str, int]:
+    """The corp tag catalogue into `tags`; returns WeCom tag id -> local tag id."""
+    groups = client.list_corp_tags().get("tag_group", [])
+    out = {}
+    with session_scope() as s:
+        from membership.models import Tag
+
+        known = {t.wecom_tag_id for t in s.scalars(select(Tag).where(Tag.wecom_tag_id.is_not(None)))}
+        for g in groups:
+            for t in g.get("tag", []):
+                tag = ensure_tag(s, t["name"], g.get("group_name", ""), wecom_tag_id=t["id"])
+                report.tags_created += t["id"] not in known
+                out[t["id"]] = tag.id
+        s.flush()
+        return {k: v for k, v in out.items()}
+
+
+# -- contacts ----------------------------------------------------------------------------------------------
+def _write_page(corp_id: str, items: list[dict], staff_ids: dict[str, int], tag_ids: dict[str, int],
+                seen: set, wanted_tags: dict, report: SyncReport, checkpoint: dict) -> None:
+    contacts: dict[str, Contact] = {}
+    for item in items:
+        ec, info = item["external_contact"], item["follow_info"]
+        c = contacts.setdefault(ec["external_userid"],
+                                Contact(ec["external_userid"], ec.get("name"), ec.get("unionid") or None))
+        c.follows.append(info)
+    with session_scope() as s:
+        member_of = upsert_members(s, corp_id, list(contacts.values()), report)
+        pairs = []
+        for c in contacts.values():
+            member_id = member_of[c.external_userid]
+            tags = wanted_tags.setdefault(member_id, set())
+            for info in c.follows:
+                staff_id = staff_ids.get(info["userid"])
+                if staff_id is None:
+                    continue
+                pairs.append((staff_id, member_id, info))
+                seen.add((staff_id, member_id))
+                tags.update(tag_ids[t] for t in info.get("tag_id", []) if t in tag_ids)
+        upsert_relations(s, pairs, report)
+        _save_checkpoint(s, checkpoint)
+    report.contacts_seen += len(items)
+
+
+def _save_checkpoint(s, state: dict | None) -> None:
+    row = s.get(SyncCheckpoint, CHECKPOINT)
+    if state is None:
+        if row is not None:
+            s.delete(row)
+    else:
+        # `seen` and `tags` are filled in by _write_page before this runs, within the same transaction.
+        data = {"chunk": state["chunk"], "cursor": state["cursor"],
+                "seen": sorted(state.get("seen", ())),
+                "tags": {str(m): sorted(t) for m, t in state.get("tags", {}).items()}}
+        if row is None:
+            s.add(SyncCheckpoint(name=CHECKPOINT, state=data))
+        else:
+            row.state = data
+
+
+def _load_checkpoint() -> dict | None:
+    with session_scope() as s:
+        row = s.get(SyncCheckpoint, CHECKPOINT)
+        return dict(row.state) if row else None
+
+
+def sync_wecom(progress: bool = True, client=None, stop_after_writes: int | None = None,
+               pages_per_commit: int = 10) -> SyncReport:
+    """Reconcile everything from WeCom; `stop_after_writes` simulates an interruption (tests)."""
+    client = client or wecom_client()
+    corp_id = client.creds.corp_id
+    report = SyncReport()
+    start = _load_checkpoint()
+    report.resumed = start is not None
+    staff_ids = _sync_staff(client, report)
+    tag_ids = _sync_tags(client, report)
+    follow = sorted(u for u in client.list_follow_users() if u in staff_ids)
+    chunks = [follow[i:i + BATCH_USERIDS] for i in range(0, len(follow), BATCH_USERIDS)]
+    # What earlier pages saw travels in the checkpoint, so a resumed run still reconciles removals.
+    seen: set[tuple[int, int]] = {tuple(p) for p in (start or {}).get("seen", [])}
+    wanted_tags: dict[int, set[int]] = {int(m): set(t) for m, t in (start or {}).get("tags", {}).items()}
+    writes = 0
+    first_chunk, cursor = (start["chunk"], start["cursor"]) if start else (0, "")
+    with _progress(progress) as bar:
+        task = bar.add_task("customers", total=None) if bar else None
+        for index in range(first_chunk, len(chunks)):
+            pending: list[dict] = []
+            pages = 0
+            while True:
+                page = client.batch_get_by_user(chunks[index], cursor=cursor)
+                pending += page.get("external_contact_list", [])
+                cursor = page.get("next_cursor") or ""
+                pages += 1
+                # Several pages per transaction: fewer commits, and the checkpoint still moves every few pages.
+                if pages % pages_per_commit == 0 or not cursor:
+                    checkpoint = {"chunk": index + (0 if cursor else 1), "cursor": cursor, "seen": seen,
+                                  "tags": wanted_tags}
+                    _write_page(corp_id, pending, staff_ids, tag_ids, seen, wanted_tags, report, checkpoint)
+                    if bar:
+                        bar.update(task, advance=len(pending), description=f"customers ({report.contacts_seen})")
+                    pending = []
+                    writes += 1
+                    if stop_after_writes and writes >= stop_after_writes:
+                        raise SyncInterrupted(report)
+                if not cursor:
+                    break
+        report.group_chats_seen = sum(1 for _ in client.iter_group_chats())
+    with session_scope() as s:
+        end_vanished_relations(s, [staff_ids[u] for u in follow], seen, report)
+        reconcile_member_tags(s, wanted_tags, remove=True, counts=report)
+        _save_checkpoint(s, None)
+    log.info("sync wecom: %s", asdict(report))
+    return report
+
+
+class SyncInterrupted(Exception):
+    """Raised by `stop_after_pages` to imitate a killed run."""
+
+    def __init__(self, report: SyncReport):
+        super().__init__("sync interrupted")
+        self.report = report
+
+
+class _NoBar:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("[bold]sync wecom[/bold] {task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), transient=False)

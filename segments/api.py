@@ -1,0 +1,130 @@
+"""Admin API, segments slice: preview, create, read, members, refresh; auto-tagging rules (admin, marketer)."""
+from __future__ import annotations
+
+import base64
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy.orm import Session
+
+from config.database import get_session
+from membership.access import Principal, require
+from membership.exceptions import InvalidInput
+from membership.models import Role, Tag
+from segments import service
+from segments.exceptions import InvalidDefinition, NotFound
+from segments.materialise import refresh_segment
+from segments.models import Segment, TagRule
+from segments.schemas import (
+    PreviewIn, PreviewOut, SegmentIn, SegmentMemberOut, SegmentMembersPage, SegmentOut, TagRuleIn, TagRuleOut,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["segments"])
+marketer = require(Role.marketer)
+
+ERRORS = {NotFound: 404, InvalidDefinition: 422, InvalidInput: 422}
+
+
+def _http(exc: Exception) -> HTTPException:
+    return HTTPException(ERRORS[type(exc)], str(exc))
+
+
+def _out(segment: Segment, size: int) -> SegmentOut:
+    return SegmentOut(id=segment.id, name=segment.name, definition=segment.definition, size=size,
+                      refreshed_at=segment.refreshed_at, last_refresh_ms=segment.last_refresh_ms,
+                      last_entered=segment.last_entered, last_left=segment.last_left,
+                      relative_dates=segment.relative_dates, depends_on=segment.depends_on or [])
+
+
+@router.post("/segments/preview", response_model=PreviewOut)
+def preview(body: PreviewIn, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+    """Count and sample the members a definition matches, without saving it."""
+    try:
+        count, sample = service.preview(session, body.definition)
+    except InvalidDefinition as exc:
+        raise _http(exc) from None
+    return PreviewOut(count=count, sample=sample)
+
+
+@router.post("/segments", response_model=SegmentOut, status_code=201)
+def create_segment(body: SegmentIn, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+    """Save a segment; its membership is computed in the background (see `refreshed_at`)."""
+    try:
+        segment = service.create_segment(session, name=body.name, definition=body.definition)
+    except InvalidDefinition as exc:
+        raise _http(exc) from None
+    return _out(segment, 0)
+
+
+@router.get("/segments", response_model=list[SegmentOut])
+def list_segments(session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+    """Every segment with its current size and last refresh."""
+    segments = service.list_segments(session)
+    sizes = service.sizes(session, [s.id for s in segments])
+    return [_out(s, sizes[s.id]) for s in segments]
+
+
+@router.get("/segments/{segment_id}", response_model=SegmentOut)
+def get_segment(segment_id: int, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+    """One segment: current size, when it was last fully refreshed and how long that took."""
+    try:
+        segment = service.get_segment(session, segment_id)
+    except NotFound as exc:
+        raise _http(exc) from None
+    return _out(segment, service.sizes(session, [segment.id])[segment.id])
+
+
+def _after(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except ValueError:
+        raise HTTPException(422, "cursor: not a cursor this API returned") from None
+
+
+@router.get("/segments/{segment_id}/members", response_model=SegmentMembersPage)
+def segment_members(segment_id: int, cursor: str | None = None, limit: int = Query(100, ge=1, le=1000),
+                    session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+    """The segment's members by id, a page at a time."""
+    try:
+        rows = service.members_page(session, segment_id, after_id=_after(cursor), limit=limit + 1)
+    except NotFound as exc:
+        raise _http(exc) from None
+    page = rows[:limit]
+    more = len(rows) > limit
+    next_cursor = base64.urlsafe_b64encode(str(page[-1].member_id).encode()).decode() if more else None
+    return SegmentMembersPage(items=[SegmentMemberOut(id=r.member_id, entered_at=r.entered_at) for r in page],
+                              next_cursor=next_cursor)
+
+
+@router.post("/segments/{segment_id}/refresh", response_model=SegmentOut)
+def refresh(segment_id: int, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+    """Fully refresh a segment now; the answer carries the diff and the duration."""
+    try:
+        service.get_segment(session, segment_id)
+        result = refresh_segment(session, segment_id)
+    except (NotFound, InvalidDefinition) as exc:
+        raise _http(exc) from None
+    return _out(service.get_segment(session, segment_id), result.size)
+
+
+def _rule_out(session: Session, rule: TagRule) -> TagRuleOut:
+    tag = session.get(Tag, rule.tag_id)
+    return TagRuleOut(id=rule.id, name=rule.name, tag=tag.name, group=tag.group_name, segment_id=rule.segment_id,
+                      keywords=rule.keywords, remove_on_leave=rule.remove_on_leave, active=rule.active)
+
+
+@router.post("/tag-rules", response_model=TagRuleOut, status_code=201)
+def create_tag_rule(body: TagRuleIn, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+    """An auto-tagging rule: on entering a segment, or on a message with one of the keywords."""
+    try:
+        rule = service.create_tag_rule(session, **body.model_dump())
+    except (NotFound, InvalidDefinition, InvalidInput) as exc:
+        raise _http(exc) from None
+    return _rule_out(session, rule)
+
+
+@router.get("/tag-rules", response_model=list[TagRuleOut])
+def list_tag_rules(session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+    """Every auto-tagging rule."""
+    return [_rule_out(session, r) for r in service.list_tag_rules(session)]

@@ -1,0 +1,196 @@
+"""Materialised membership: full refresh (diff in SQL) and per-member re-checks (Python predicates).
+
+Either path changes a `segment_membership` row only through an insert-if-absent or a delete whose
+result says whether it changed anything, and writes `segment.entered` / `segment.left` only then, so a
+refresh racing a re-check never writes an event twice.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import delete, func, literal, select
+from sqlalchemy.orm import Session
+
+from config.types import utcnow
+from membership.models import Member
+from membership.timeline import record_event
+from segments import counters, rules
+from segments.clock import EvalContext, context
+from segments.graph import ALL, Refs, event_leaves, resolve
+from segments.language import Node, parse
+from segments.models import Segment, SegmentMembership
+from segments.predicate import Predicate, compile_predicate, load_states
+from segments.sql import SqlCompiler, prepare
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RefreshResult:
+    """What a full refresh changed and how long it took."""
+
+    segment_id: int
+    entered: list[int]
+    left: list[int]
+    size: int
+    diff_ms: int
+    total_ms: int
+
+
+def definitions_loader(session: Session):
+    """A loader of stored definitions by id, for `graph.resolve`."""
+    def load(segment_id: int) -> dict | None:
+        return session.scalar(select(Segment.definition).where(Segment.id == segment_id))
+    return load
+
+
+def compile_segment(session: Session, segment: Segment) -> tuple[Node, Refs]:
+    """The parsed definition of a stored segment and the segments it references."""
+    node = parse(segment.definition)
+    return node, resolve(node, definitions_loader(session), self_id=segment.id)
+
+
+def _insert(session: Session):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(SegmentMembership)
+
+
+def refresh_segment(session: Session, segment_id: int, ctx: EvalContext | None = None) -> RefreshResult:
+    """Re-evaluate a segment over every member; apply the entered/left diff and write their events."""
+    ctx = ctx or context()
+    started = time.perf_counter()
+    segment = session.scalar(select(Segment).where(Segment.id == segment_id).with_for_update())
+    node, refs = compile_segment(session, segment)
+    counters.ensure_filters(session, event_leaves(node, refs))
+    prepare(session)
+    cond = SqlCompiler(ctx, refs, session.get_bind().dialect.name).condition(node)
+    entered, left = apply_diff(session, segment.id, cond)
+    diff_ms = int((time.perf_counter() - started) * 1000)
+    _write_changes(session, segment, sorted(entered), sorted(left))
+    sm = SegmentMembership
+    size = session.scalar(select(func.count()).select_from(sm).where(sm.segment_id == segment.id)) or 0
+    total_ms = int((time.perf_counter() - started) * 1000)
+    segment.size, segment.refreshed_at, segment.last_refresh_ms = size, utcnow(), total_ms
+    segment.last_entered, segment.last_left = len(entered), len(left)
+    log.info("segment %s: refreshed in %d ms (diff %d ms): %d entered, %d left, size %d",
+             segment.id, total_ms, diff_ms, len(entered), len(left), size)
+    return RefreshResult(segment.id, entered, left, size, diff_ms, total_ms)
+
+
+def apply_diff(session: Session, segment_id: int, cond) -> tuple[list[int], list[int]]:
+    """Make `segment_membership` match `cond` in two statements; the member ids that entered and left."""
+    sm = SegmentMembership
+    current = select(sm.member_id).where(sm.segment_id == segment_id)
+    entering = (select(literal(segment_id), Member.id, literal(utcnow(), sm.entered_at.type))
+                .where(Member.merged_into_id.is_(None), cond, Member.id.not_in(current)))
+    stmt = (_insert(session).from_select(["segment_id", "member_id", "entered_at"], entering)
+            .on_conflict_do_nothing(index_elements=["segment_id", "member_id"]).returning(sm.member_id))
+    entered = list(session.scalars(stmt))
+    matching = select(Member.id).where(Member.merged_into_id.is_(None), cond)
+    left = list(session.scalars(delete(sm).where(sm.segment_id == segment_id, sm.member_id.not_in(matching))
+                                .returning(sm.member_id)))
+    return entered, left
+
+
+def _write_changes(session: Session, segment: Segment, entered: list[int], left: list[int]) -> None:
+    info = {"segment_id": segment.id, "segment": segment.name}
+    segment_rules = rules.rules_for_segment(session, segment.id)
+    for member_id in entered:
+        record_event(session, member_id, "segment.entered", info)
+        rules.on_entered(session, segment_rules, member_id)
+    for member_id in left:
+        record_event(session, member_id, "segment.left", info)
+        rules.on_left(session, segment_rules, member_id)
+
+
+# -- per-member re-checks ------------------------------------------------------------------------------
+@dataclass
+class Compiled:
+    """A stored segment ready for per-member evaluation."""
+
+    segment: Segment
+    depends_on: frozenset[str]
+    predicate: Predicate
+
+
+_cache: dict[tuple[int, object, date], Compiled] = {}
+
+
+def compiled_segments(session: Session, ctx: EvalContext) -> list[Compiled]:
+    """Every segment, compiled for `ctx` (cached per definition version and day)."""
+    out = []
+    segments = list(session.scalars(select(Segment).order_by(Segment.id)))
+    stored = {s.id: s.definition for s in segments}
+    for segment in segments:
+        key = (segment.id, segment.updated_at, ctx.today)
+        if key not in _cache:
+            node = parse(segment.definition)
+            refs = resolve(node, stored.get, self_id=segment.id)
+            _cache[key] = Compiled(segment, frozenset(segment.depends_on or ()), compile_predicate(node, ctx, refs))
+        hit = _cache[key]
+        out.append(Compiled(segment, hit.depends_on, hit.predicate))
+    return out
+
+
+def recheck_members(session: Session, changes: dict[int, set[str]], ctx: EvalContext | None = None) -> int:
+    """Re-evaluate, for each member, only the segments their changes can affect; the number of moves."""
+    ctx = ctx or context()
+    compiled = compiled_segments(session, ctx)
+    todo = {}
+    for member_id, keys in changes.items():
+        affected = compiled if ALL in keys else [c for c in compiled if c.depends_on & keys]
+        if affected:
+            todo[member_id] = affected
+    if not todo:
+        return 0
+    states = load_states(session, todo)
+    sm = SegmentMembership
+    inside: dict[int, set[int]] = {}
+    for mid, sid in session.execute(select(sm.member_id, sm.segment_id).where(sm.member_id.in_(list(todo)))):
+        inside.setdefault(mid, set()).add(sid)
+    moves = 0
+    for member_id, affected in todo.items():
+        state = states.get(member_id)
+        if state is None:
+            continue
+        member_in = inside.get(member_id, set())
+        for c in affected:
+            want = c.predicate(state)
+            if want and c.segment.id not in member_in:
+                moves += enter(session, c.segment, member_id)
+            elif not want and c.segment.id in member_in:
+                moves += leave(session, c.segment, member_id)
+    return moves
+
+
+def enter(session: Session, segment: Segment, member_id: int) -> bool:
+    """Put a member in a segment; True (and a segment.entered event, and the rules' tags) when new."""
+    stmt = (_insert(session).values(segment_id=segment.id, member_id=member_id, entered_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["segment_id", "member_id"]).returning(SegmentMembership.member_id))
+    if session.scalar(stmt) is None:
+        return False
+    record_event(session, member_id, "segment.entered", {"segment_id": segment.id, "segment": segment.name})
+    rules.on_entered(session, rules.rules_for_segment(session, segment.id), member_id)
+    return True
+
+
+def leave(session: Session, segment: Segment, member_id: int) -> bool:
+    """Take a member out of a segment; True (and a segment.left event) when they were in."""
+    sm = SegmentMembership
+    result = session.execute(delete(sm).where(sm.segment_id == segment.id, sm.member_id == member_id))
+    if not result.rowcount:
+        return False
+    record_event(session, member_id, "segment.left", {"segment_id": segment.id, "segment": segment.name})
+    rules.on_left(session, rules.rules_for_segment(session, segment.id), member_id)
+    return True
+
+
+def drop_member(session: Session, member_id: int) -> None:
+    """Forget a merged-away member's memberships (the survivor is re-checked instead)."""
+    session.execute(delete(SegmentMembership).where(SegmentMembership.member_id == member_id))

@@ -1,0 +1,92 @@
+"""`siyu sync wecom` against a sandbox store chain."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.models import SyncCheckpoint
+from bot.sandbox.seed import seed_chain
+from bot.sync import SyncInterrupted, sync_wecom
+from config.database import session_scope
+from membership.models import Identity, Member, MemberTag, Relation, Staff, Store, Tag
+
+
+def _counts():
+    with session_scope() as s:
+        return {
+            "stores": s.scalar(select(func.count()).select_from(Store)),
+            "staff": s.scalar(select(func.count()).select_from(Staff)),
+            "members": s.scalar(select(func.count()).select_from(Member)),
+            "wecom_ids": s.scalar(select(func.count()).select_from(Identity).where(Identity.type == "wecom_external")),
+            "unionids": s.scalar(select(func.count()).select_from(Identity).where(Identity.type == "unionid")),
+            "relations": s.scalar(select(func.count()).select_from(Relation).where(Relation.status == "active")),
+            "tags": s.scalar(select(func.count()).select_from(Tag)),
+            "member_tags": s.scalar(select(func.count()).select_from(MemberTag)),
+        }
+
+
+def _expected_member_tags(state) -> int:
+    per_member: dict[str, set] = {}
+    for follows in state.follows.values():
+        for ext, info in follows.items():
+            per_member.setdefault(ext, set()).update(info["tag_id"])
+    return sum(len(v) for v in per_member.values())
+
+
+def test_given_a_chain_of_20000_customers_when_synced_twice_then_exact_and_idempotent(sandbox_db):
+    # given: 3 stores, 30 staff, 20,000 customers, every 10th following two staff
+    seeded = seed_chain(sandbox_db, stores=3, staff=30, customers=20000)
+    # when
+    first = sync_wecom(progress=False)
+    # then: exactly those members, relations and tags
+    counts = _counts()
+    assert counts == {"stores": 3, "staff": 30, "members": 20000, "wecom_ids": 20000, "unionids": 10000,
+                      "relations": seeded.follows, "tags": 4, "member_tags": _expected_member_tags(sandbox_db)}
+    assert first.contacts_seen == seeded.follows and first.changes > 0
+    with session_scope() as s:
+        store_of = dict(s.execute(select(Staff.userid, Store.name).join(Store, Staff.store_id == Store.id)).all())
+    assert store_of["staff000"] == "门店1" and store_of["staff001"] == "门店2"
+    # when run again
+    second = sync_wecom(progress=False)
+    # then nothing changes
+    assert second.changes == 0, second
+    assert _counts() == counts
+
+
+def test_given_changes_in_wecom_when_synced_then_they_are_reconciled(sandbox):
+    # given a synced chain
+    seed_chain(sandbox, stores=1, staff=3, customers=30)
+    sync_wecom(progress=False)
+    # when a relation ends, a tag is removed and a customer appears whose unionid Siyu knows
+    sandbox.remove_follow("staff000", "wm00000000")
+    sandbox.follows["staff001"]["wm00000001"]["tag_id"] = []
+    sandbox.add_external_contact("staff002", external_userid="wmNEW", unionid="union000000")
+    report = sync_wecom(progress=False)
+    # then
+    assert report.relations_ended == 1
+    assert report.member_tags_removed > 0
+    assert _counts()["member_tags"] == _expected_member_tags(sandbox)
+    assert report.members_created == 0  # the unionid joined the existing member
+    with session_scope() as s:
+        members = s.scalars(select(Identity.member_id).where(Identity.value.in_(["wmNEW", "wm00000000"]))).all()
+    assert len(set(members)) == 1
+    assert sync_wecom(progress=False).changes == 0
+
+
+def test_given_an_interrupted_run_when_run_again_then_it_resumes_and_ends_complete(sandbox):
+    # given: a run killed after two pages
+    seeded = seed_chain(sandbox, stores=1, staff=3, customers=450)
+    with pytest.raises(SyncInterrupted):
+        sync_wecom(progress=False, stop_after_writes=2, pages_per_commit=1)
+    with session_scope() as s:
+        assert s.get(SyncCheckpoint, "wecom") is not None
+    calls_before = sandbox.calls["externalcontact/batch/get_by_user"]
+    # when
+    report = sync_wecom(progress=False)
+    # then: it continued from the checkpoint and everything is there
+    assert report.resumed
+    assert sandbox.calls["externalcontact/batch/get_by_user"] - calls_before == 3  # 495 follows, 100 a page
+    assert _counts()["relations"] == seeded.follows and _counts()["members"] == 450
+    with session_scope() as s:
+        assert s.get(SyncCheckpoint, "wecom") is None
+    assert sync_wecom(progress=False).changes == 0

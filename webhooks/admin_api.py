@@ -1,0 +1,100 @@
+"""Admin API of the intake: the inbox (failed events and their replay), channel codes, OA QR codes, auto-replies."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.errors import WeChatAPIError
+from config.database import get_session
+from membership.access import Principal, require
+from membership.exceptions import InvalidInput, NotFound
+from membership.models import Role
+from webhooks import service
+from webhooks.inbox import requeue
+from webhooks.models import InboxEvent, InboxStatus
+from webhooks.warm import warm_oa, warm_wecom
+from webhooks.schemas import (
+    AutoReplyIn, AutoReplyOut, ChannelCodeIn, ChannelCodeOut, InboxOut, InboxPage, OAQrCodeIn, OAQrCodeOut,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["webhooks"])
+
+
+def _http(exc: Exception) -> HTTPException:
+    if isinstance(exc, NotFound):
+        return HTTPException(404, str(exc))
+    if isinstance(exc, WeChatAPIError):
+        return HTTPException(502, f"WeChat refused: {exc}")
+    return HTTPException(422, str(exc))
+
+
+@router.get("/inbox", response_model=InboxPage)
+def list_inbox(status: InboxStatus | None = None, source: str | None = None, after: int | None = None,
+               limit: int = Query(50, ge=1, le=500), session: Session = Depends(get_session),
+               _: Principal = Depends(require())):
+    """Stored callbacks, oldest first, filtered by status (failed, unhandled…) and source (admin only)."""
+    q = select(InboxEvent).order_by(InboxEvent.id).limit(limit + 1)
+    if status is not None:
+        q = q.where(InboxEvent.status == status.value)
+    if source:
+        q = q.where(InboxEvent.source == source)
+    if after is not None:
+        q = q.where(InboxEvent.id > after)
+    rows = list(session.scalars(q))
+    page = rows[:limit]
+    return InboxPage(items=[InboxOut.model_validate(r, from_attributes=True) for r in page],
+                     next_cursor=page[-1].id if len(rows) > limit else None)
+
+
+@router.post("/inbox/{inbox_id}/replay", response_model=InboxOut)
+def replay_inbox(inbox_id: int, session: Session = Depends(get_session), _: Principal = Depends(require())):
+    """Handle a failed or unhandled event again, from its first attempt (admin only)."""
+    row = session.get(InboxEvent, inbox_id)
+    if row is None:
+        raise HTTPException(404, f"inbox event {inbox_id} not found")
+    if row.status not in (InboxStatus.failed.value, InboxStatus.unhandled.value):
+        raise HTTPException(409, f"inbox event {inbox_id} is {row.status}; only failed or unhandled ones replay")
+    requeue(session, inbox_id)
+    session.refresh(row)
+    return InboxOut.model_validate(row, from_attributes=True)
+
+
+@router.post("/channel-codes", response_model=ChannelCodeOut, status_code=201)
+def create_channel_code(body: ChannelCodeIn, _warm: None = Depends(warm_wecom), session: Session = Depends(get_session),
+                        who: Principal = Depends(require(Role.marketer, Role.store_manager))):
+    """Create a 联系我 code in WeCom; arrivals through it get its store, staff, tags and welcome text."""
+    try:
+        if who.role is Role.store_manager:
+            from membership.service import get_store_by_code
+
+            if get_store_by_code(session, body.store).id != who.store_id:
+                raise HTTPException(403, "a store manager makes codes for their own store only")
+        code = service.create_channel_code(session, body)
+    except (NotFound, InvalidInput, WeChatAPIError) as exc:
+        raise _http(exc) from None
+    return ChannelCodeOut(id=code.id, state=code.state, config_id=code.config_id, qr_code=code.qr_code)
+
+
+@router.post("/oa-qrcodes", response_model=OAQrCodeOut, status_code=201)
+def create_oa_qrcode(body: OAQrCodeIn, _warm: None = Depends(warm_oa), session: Session = Depends(get_session),
+                     _: Principal = Depends(require(Role.marketer))):
+    """Create an official-account QR code whose followers are attributed to a store and staff member."""
+    try:
+        qr = service.create_oa_qrcode(session, body)
+    except (NotFound, InvalidInput, WeChatAPIError) as exc:
+        raise _http(exc) from None
+    return OAQrCodeOut(id=qr.id, scene=qr.scene, ticket=qr.ticket, url=qr.url)
+
+
+@router.post("/auto-replies", response_model=AutoReplyOut, status_code=201)
+def create_auto_reply(body: AutoReplyIn, session: Session = Depends(get_session),
+                      _: Principal = Depends(require(Role.marketer))):
+    """Add a keyword auto-reply rule for official-account and mini-program text messages."""
+    try:
+        rule = service.create_auto_reply(session, body)
+    except InvalidInput as exc:
+        raise _http(exc) from None
+    return AutoReplyOut(id=rule.id, active=rule.active, name=rule.name, keywords=rule.keywords, match=rule.match,
+                        channels=rule.channels, reply_text=rule.reply_text, miniprogram=rule.miniprogram,
+                        priority=rule.priority)

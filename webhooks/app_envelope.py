@@ -1,0 +1,53 @@
+"""The official account's and the mini-program's callback envelope: plain mode and safe (AES) mode.
+
+Plain mode signs (token, timestamp, nonce) as `signature`; safe mode adds `encrypt_type=aes` and signs
+the ciphertext too as `msg_signature`. The mini-program may send XML or JSON.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from webhooks.crypto import BadPayload, check_signature, decrypt, encrypt_reply, parse_body
+
+
+@dataclass(frozen=True)
+class Opened:
+    plaintext: str
+    data: dict
+    format: str  # xml or json
+    safe: bool
+
+
+def verify_echo(creds, signature: str | None, timestamp: str | None, nonce: str | None, echostr: str | None) -> str:
+    """The echostr of a URL check, once its signature holds."""
+    check_signature(signature, creds.token, timestamp, nonce)
+    if echostr is None:
+        raise BadPayload("no echostr")
+    return echostr
+
+
+def open_envelope(creds, body: bytes, *, signature: str | None, timestamp: str | None, nonce: str | None,
+                  encrypt_type: str | None, msg_signature: str | None) -> Opened:
+    """Check the signature of a POST and return its plaintext and fields."""
+    if (encrypt_type or "").lower() == "aes":
+        if not creds.aes_key:
+            raise BadPayload("safe mode without an EncodingAESKey configured")
+        outer, fmt = parse_body(body)
+        encrypted = outer.get("Encrypt")
+        if not isinstance(encrypted, str) or not encrypted:
+            raise BadPayload("no Encrypt field")
+        check_signature(msg_signature, creds.token, timestamp, nonce, encrypted)
+        plaintext = decrypt("app", creds.token, creds.aes_key, creds.app_id, encrypted)
+        data, fmt = parse_body(plaintext)
+        return Opened(plaintext, data, fmt, True)
+    check_signature(signature, creds.token, timestamp, nonce)
+    plaintext = body.decode("utf-8", "replace")
+    data, fmt = parse_body(plaintext)
+    return Opened(plaintext, data, fmt, False)
+
+
+def seal_reply(creds, opened: Opened, reply_xml: str, nonce: str | None, timestamp: str | None) -> str:
+    """A passive reply as the sender expects it: plain, or encrypted in safe mode."""
+    if not opened.safe:
+        return reply_xml
+    return encrypt_reply("app", creds.token, creds.aes_key, creds.app_id, reply_xml, nonce or "", timestamp or "")

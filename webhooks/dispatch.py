@@ -1,0 +1,78 @@
+"""The handler table: `(source, MsgType, Event, ChangeType)` → one small function.
+
+Handlers register with `@handles(source, msg_type, event, change_type)` in their module; `HANDLER_MODULES`
+lists those modules so the table is complete wherever it is consulted (server, worker, tests).
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy.orm import Session
+
+from config.types import utcnow
+
+Key = tuple[str, str, str, str]
+HANDLERS: dict[Key, Callable[[Session, "Event"], None]] = {}
+
+HANDLER_MODULES = (
+    "webhooks.wecom.contacts",
+    "webhooks.wecom.chats",
+    "webhooks.wecom.tags",
+    "webhooks.wecom.cards",
+    "webhooks.official_account.handlers",
+    "webhooks.miniprogram.handlers",
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a handler gets: the inbox row's id, source and parsed fields."""
+
+    inbox_id: int
+    source: str
+    data: dict
+
+    def get(self, name: str, default: str = "") -> str:
+        """A top-level text field, stripped ('' when absent)."""
+        value = self.data.get(name)
+        return value.strip() if isinstance(value, str) else default
+
+    @property
+    def at(self) -> datetime:
+        """When Tencent says it happened (CreateTime), else now."""
+        try:
+            return datetime.fromtimestamp(int(self.data.get("CreateTime")), timezone.utc)
+        except (TypeError, ValueError):
+            return utcnow()
+
+    def key(self, what: str) -> str:
+        """A timeline dedupe key for one effect of this event: the same event writes it once."""
+        return f"inbox:{self.inbox_id}:{what}"[:128]
+
+
+def handles(source: str, msg_type: str, event: str = "", change_type: str = ""):
+    """Register the decorated function for one event kind."""
+
+    def register(fn):
+        key = (source, msg_type, event, change_type)
+        if key in HANDLERS and HANDLERS[key] is not fn:
+            raise RuntimeError(f"two handlers for {key}")
+        HANDLERS[key] = fn
+        return fn
+
+    return register
+
+
+def load_handlers() -> dict[Key, Callable]:
+    """The complete table (importing every handler module once)."""
+    for name in HANDLER_MODULES:
+        importlib.import_module(name)
+    return HANDLERS
+
+
+def handler_for(source: str, msg_type: str, event: str, change_type: str) -> Callable | None:
+    """The handler of an event kind, or None when Siyu does not handle it."""
+    return load_handlers().get((source, msg_type, event, change_type))

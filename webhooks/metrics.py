@@ -1,0 +1,10 @@
+"""Prometheus counters of the intake (default registry, served at /metrics)."""
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+REJECTED = Counter("siyu_webhook_rejected", "Callbacks refused before storing", ["source", "reason"])
+RECEIVED = Counter("siyu_webhook_received", "Callbacks accepted, by outcome (stored, duplicate)", ["source", "outcome"])
+UNHANDLED = Counter("siyu_webhook_unhandled", "Stored events no handler is registered for", ["source", "kind"])
+PROCESSED = Counter("siyu_webhook_processed", "Inbox events handled, by outcome (done, retry, failed)",
+                    ["source", "outcome"])

@@ -1,0 +1,1 @@
+"""Mini-program message push: customer-service messages, XML or JSON."""

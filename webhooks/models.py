@@ -1,0 +1,137 @@
+"""Tables of the intake: the inbox of raw events, channel codes, OA QR scenes, auto-replies, group chats."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from config.database import Base
+from config.types import JSONType, UTCDateTime, utcnow
+
+
+class InboxStatus(str, enum.Enum):
+    received = "received"  # stored, waiting for (or between attempts of) a worker
+    done = "done"
+    failed = "failed"  # retries exhausted; replay with POST /api/v1/inbox/{id}/replay
+    unhandled = "unhandled"  # no handler for its (MsgType, Event, ChangeType): kept and counted
+
+
+class InboxEvent(Base):
+    """One callback, decrypted, stored once under its content key before it is answered."""
+
+    __tablename__ = "webhook_inbox"
+    __table_args__ = (Index("ix_webhook_inbox_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))  # wecom, official_account, miniprogram
+    content_key: Mapped[str] = mapped_column(String(100), unique=True)
+    msg_type: Mapped[str] = mapped_column(String(40), default="")
+    event: Mapped[str] = mapped_column(String(60), default="")
+    change_type: Mapped[str] = mapped_column(String(60), default="")
+    payload: Mapped[str] = mapped_column(Text)  # the decrypted plaintext, as received
+    data: Mapped[dict] = mapped_column(JSONType, default=dict)  # the plaintext parsed
+    status: Mapped[str] = mapped_column(String(20), default=InboxStatus.received.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # the sweeper looks after this
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ChannelCode(Base):
+    """A WeCom 联系我 code Siyu created: customers arriving with its `state` get its store, staff, tags, welcome."""
+
+    __tablename__ = "channel_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    state: Mapped[str] = mapped_column(String(30), unique=True)
+    store_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    staff_userids: Mapped[list] = mapped_column(JSONType, default=list)
+    tag_ids: Mapped[list] = mapped_column(JSONType, default=list)  # local tag ids
+    welcome_text: Mapped[str | None] = mapped_column(Text)
+    config_id: Mapped[str | None] = mapped_column(String(64))
+    qr_code: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WelcomeSend(Base):
+    """One welcome_code used: claimed before the send so a code is never used twice."""
+
+    __tablename__ = "welcome_sends"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    welcome_code: Mapped[str] = mapped_column(String(200), unique=True)
+    inbox_id: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="sending")  # sending, sent, failed, skipped
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OAQrCode(Base):
+    """An official-account QR code Siyu made: its scene string attributes followers to a store and staff."""
+
+    __tablename__ = "oa_qrcodes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    scene: Mapped[str] = mapped_column(String(64), unique=True)
+    store_id: Mapped[int | None] = mapped_column(Integer)
+    staff_userid: Mapped[str | None] = mapped_column(String(64))
+    ticket: Mapped[str | None] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(String(500))
+    expire_seconds: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AutoReply(Base):
+    """A keyword rule answering OA / mini-program text messages."""
+
+    __tablename__ = "auto_replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    keywords: Mapped[list] = mapped_column(JSONType, default=list)
+    match: Mapped[str] = mapped_column(String(20), default="contains")  # exact, contains, keyword
+    channels: Mapped[list] = mapped_column(JSONType, default=list)  # empty: every channel
+    reply_text: Mapped[str | None] = mapped_column(Text)
+    miniprogram: Mapped[dict | None] = mapped_column(JSONType)  # {"title","appid","pagepath","thumb_media_id"}
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GroupChat(Base):
+    """A WeCom customer group chat."""
+
+    __tablename__ = "group_chats"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    owner_userid: Mapped[str | None] = mapped_column(String(64))
+    notice: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active, dismissed
+    member_version: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class GroupChatMember(Base):
+    """Someone in a group chat: a staff member (type 1) or a customer (type 2), linked to a member when known."""
+
+    __tablename__ = "group_chat_members"
+    __table_args__ = (UniqueConstraint("chat_id", "userid"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64), index=True)
+    userid: Mapped[str] = mapped_column(String(64))
+    type: Mapped[int] = mapped_column(Integer, default=2)
+    unionid: Mapped[str | None] = mapped_column(String(64))
+    member_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    join_scene: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

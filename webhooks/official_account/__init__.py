@@ -1,0 +1,1 @@
+"""Official-account callbacks: follows, scans, unfollows and text messages."""

@@ -1,0 +1,53 @@
+"""/webhooks/official-account: URL check and messages, plain or safe mode; keyword replies inside the 5 s."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import PlainTextResponse
+
+from config.database import session_scope
+from webhooks.app_envelope import open_envelope, seal_reply, verify_echo
+from webhooks.crypto import BadPayload, BadSignature, WrongReceiver
+from webhooks.intake import accept, credentials, raw_body, reject
+from webhooks.replies import find_rule, passive_text
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+SOURCE = "official_account"
+
+
+@router.get("/official-account", response_class=PlainTextResponse)
+def verify_url(signature: str | None = None, timestamp: str | None = None, nonce: str | None = None,
+               echostr: str | None = None):
+    """Answer the URL check with echostr."""
+    try:
+        return PlainTextResponse(verify_echo(credentials(SOURCE), signature, timestamp, nonce, echostr))
+    except (BadSignature, BadPayload) as exc:
+        raise reject(SOURCE, exc) from None
+
+
+@router.post("/official-account")
+def receive(signature: str | None = None, timestamp: str | None = None, nonce: str | None = None,
+            encrypt_type: str | None = None, msg_signature: str | None = None, body: bytes = Depends(raw_body)):
+    """Verify and store a message or event; answer a matching keyword rule as the passive reply."""
+    creds = credentials(SOURCE)
+    try:
+        opened = open_envelope(creds, body, signature=signature, timestamp=timestamp, nonce=nonce,
+                               encrypt_type=encrypt_type, msg_signature=msg_signature)
+    except (BadSignature, WrongReceiver, BadPayload) as exc:
+        raise reject(SOURCE, exc) from None
+    accept(SOURCE, opened.plaintext, opened.data)
+    reply = _passive_reply(opened.data)
+    if reply is None:
+        return PlainTextResponse("success")
+    return Response(seal_reply(creds, opened, reply, nonce, timestamp), media_type="application/xml")
+
+
+def _passive_reply(data: dict) -> str | None:
+    # A repeated delivery gets the reply again: WeChat retries only when the first answer was lost.
+    if str(data.get("MsgType", "")).lower() != "text":
+        return None
+    with session_scope() as session:
+        rule = find_rule(session, SOURCE, str(data.get("Content") or ""))
+        text = rule.reply_text if rule is not None and not rule.miniprogram else None
+    if not text:
+        return None
+    return passive_text(str(data.get("FromUserName", "")), str(data.get("ToUserName", "")), text)

@@ -1,0 +1,83 @@
+"""Channel codes, OA QR codes and auto-reply rules: created in WeCom / the OA first, then stored."""
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from membership.exceptions import InvalidInput
+from membership.models import Tag
+from membership.service import get_staff, get_store_by_code
+from membership.tags import ensure_tag
+from webhooks.models import AutoReply, ChannelCode, OAQrCode
+from webhooks.schemas import AutoReplyIn, ChannelCodeIn, OAQrCodeIn
+
+TAG_GROUP = "渠道"  # WeCom group of channel-code tags Siyu creates
+
+
+def new_state() -> str:
+    """A 联系我 `state` Siyu will recognise (WeCom allows 30 characters)."""
+    return "sy" + secrets.token_hex(10)
+
+
+def _wecom_tags(session: Session, names: list[str]) -> list[Tag]:
+    from bot.clients import wecom_client
+
+    tags = []
+    for name in dict.fromkeys(n.strip() for n in names if n.strip()):
+        tag = session.scalars(select(Tag).where(Tag.name == name, Tag.wecom_tag_id.is_not(None))).first()
+        if tag is None:
+            answer = wecom_client().add_corp_tag([name], group_name=TAG_GROUP)
+            created = (answer.get("tag_group") or {}).get("tag") or []
+            wecom_id = next((t["id"] for t in created if t.get("name") == name), None)
+            tag = ensure_tag(session, name, TAG_GROUP, wecom_tag_id=wecom_id)
+        tags.append(tag)
+    return tags
+
+
+def create_channel_code(session: Session, body: ChannelCodeIn) -> ChannelCode:
+    """Create the 联系我 code in WeCom with a fresh state, and remember what arrivals through it get."""
+    from bot.clients import wecom_client
+
+    store = get_store_by_code(session, body.store)
+    staff = [get_staff(session, u) for u in dict.fromkeys(body.staff)]
+    tags = _wecom_tags(session, body.tags)
+    state = new_state()
+    answer = wecom_client().add_contact_way(
+        type=1 if len(staff) == 1 else 2, scene=2, state=state, user=[s.userid for s in staff],
+        skip_verify=True, remark=body.name[:30],
+    )
+    code = ChannelCode(name=body.name, state=state, store_id=store.id, staff_userids=[s.userid for s in staff],
+                       tag_ids=[t.id for t in tags], welcome_text=body.welcome.text if body.welcome else None,
+                       config_id=answer.get("config_id"), qr_code=answer.get("qr_code"))
+    session.add(code)
+    session.flush()
+    return code
+
+
+def create_oa_qrcode(session: Session, body: OAQrCodeIn) -> OAQrCode:
+    """Create an OA QR code whose scene Siyu attributes to a store (and a staff member)."""
+    from bot.clients import oa_client
+
+    store = get_store_by_code(session, body.store)
+    staff = get_staff(session, body.staff) if body.staff else None
+    scene = "sy" + secrets.token_hex(10)
+    answer = oa_client().create_qrcode(scene, expire_seconds=body.expire_seconds)
+    qr = OAQrCode(name=body.name, scene=scene, store_id=store.id, staff_userid=staff.userid if staff else None,
+                  ticket=answer.get("ticket"), url=answer.get("url"), expire_seconds=body.expire_seconds)
+    session.add(qr)
+    session.flush()
+    return qr
+
+
+def create_auto_reply(session: Session, body: AutoReplyIn) -> AutoReply:
+    """Store a keyword rule."""
+    if not body.reply_text and body.miniprogram is None:
+        raise InvalidInput("reply_text or miniprogram: a rule needs something to answer with")
+    rule = AutoReply(name=body.name, keywords=[k.strip() for k in body.keywords if k.strip()], match=body.match,
+                     channels=body.channels, reply_text=body.reply_text,
+                     miniprogram=body.miniprogram.model_dump() if body.miniprogram else None, priority=body.priority)
+    session.add(rule)
+    session.flush()
+    return rule

@@ -1,0 +1,1 @@
+"""WeCom callbacks: 客户联系 (contacts, group chats, tags) and app events (template cards)."""

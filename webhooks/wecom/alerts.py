@@ -1,0 +1,35 @@
+"""Loss alerts: a staff member and their store's managers hear that a customer deleted them."""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+
+from config.database import session_scope
+from membership.models import Role, Staff
+from webhooks.models import InboxEvent
+from webhooks.people import find_staff, member_by_external
+
+log = logging.getLogger(__name__)
+
+
+def loss_alert(inbox_id: int) -> None:
+    """Send the alert of one del_follow_user event as an app text message."""
+    from bot.clients import wecom_client
+
+    with session_scope() as session:
+        row = session.get(InboxEvent, inbox_id)
+        data = row.data if row else {}
+        staff = find_staff(session, data.get("UserID", ""))
+        if staff is None:
+            return
+        member = member_by_external(session, data.get("ExternalUserID", ""))
+        name = (member.name if member else None) or data.get("ExternalUserID", "")
+        to = [staff.userid]
+        if staff.store_id is not None:
+            to += list(session.scalars(select(Staff.userid).where(
+                Staff.store_id == staff.store_id, Staff.role == Role.store_manager.value, Staff.active.is_(True),
+                Staff.userid != staff.userid)))
+    text = f"客户流失提醒：客户「{name}」删除了{staff.name}（{staff.userid}）。"
+    wecom_client().send_message({"touser": "|".join(to), "msgtype": "text", "text": {"content": text}})
+    log.info("contact %s: loss alert sent to %s", data.get("ExternalUserID"), ",".join(to))

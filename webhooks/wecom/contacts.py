@@ -1,0 +1,192 @@
+"""change_external_contact: customers added, edited, deleted, lost and transferred.
+
+WeCom may deliver these out of order or twice, so the add and edit handlers re-read the contact from
+the API and make Siyu match it; every timeline write carries a key derived from the inbox id.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from bot.errors import PermanentAPIError
+from config.queue import enqueue
+from membership.identity import IdentityIn, bind
+from membership.models import MemberTag, RelationStatus, Tag
+from membership.service import add_relation, end_relation
+from membership.tags import ensure_tag, tag_member, untag_member
+from membership.timeline import record_event, register_event_type
+from webhooks.dispatch import Event, handles
+from webhooks.people import channel_code_by_state, ensure_staff, find_staff, member_by_external, wecom_identity
+
+log = logging.getLogger(__name__)
+
+register_event_type("contact.transfer_failed")  # CHANGELOG: a 继承 the customer refused or hit a limit
+
+SOURCE_WECOM = "wecom"  # member_tags.source of tags that mirror WeCom (the tag listener must not push them back)
+SOURCE_CHANNEL = "wecom:channel_code"  # channel-code tags, already marked on WeCom by the handler
+CONTACT = ("wecom", "event", "change_external_contact")
+
+
+def _client():
+    from bot.clients import wecom_client
+
+    return wecom_client()
+
+
+def _fetch(external_userid: str) -> dict | None:
+    # 84061 (not an external contact any more) and friends: the customer is gone, which is itself the state.
+    try:
+        return _client().get_external_contact(external_userid)
+    except PermanentAPIError as exc:
+        log.info("contact %s: not readable (%s)", external_userid, exc)
+        return None
+
+
+def _when(ts, default: datetime) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(ts), timezone.utc)
+    except (TypeError, ValueError):
+        return default
+
+
+def _corp_tags(follow: dict) -> list[dict]:
+    return [t for t in follow.get("tags") or [] if t.get("tag_id") and int(t.get("type", 1)) == 1]
+
+
+def lock_contact(session: Session, external_userid: str) -> None:
+    """Serialise handlers of one customer, so each reads the API after the previous one committed."""
+    # Without it an edit that read the contact before a concurrent add marked its tags would undo them.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"wecom-contact:{external_userid}"})
+    # SQLite: the job's BEGIN IMMEDIATE already serialises every writer.
+
+
+def sync_contact(session: Session, ev: Event, *, adding: bool):
+    """Make the member, relation and tags of (UserID, ExternalUserID) match what the API says now."""
+    userid, external_userid = ev.get("UserID"), ev.get("ExternalUserID")
+    lock_contact(session, external_userid)
+    info = _fetch(external_userid)
+    if info is None:
+        return None
+    contact = info.get("external_contact") or {}
+    follows = info.get("follow_user") or []
+    follow = next((f for f in follows if f.get("userid") == userid), None)
+    state = ev.get("State") or (follow or {}).get("state") or ""
+    code = channel_code_by_state(session, state)
+    identities = [wecom_identity(external_userid)]
+    if contact.get("unionid"):
+        identities.append(IdentityIn("unionid", contact["unionid"]))
+    member = bind(session, identities, name=contact.get("name"), store_id=code.store_id if code else None).member
+    if follow is None:  # the staff member no longer has this customer: a later delete was handled first
+        log.info("contact %s: %s does not follow any more, no relation", external_userid, userid)
+        return member
+    staff = ensure_staff(session, userid)
+    rel, new = add_relation(
+        session, staff=staff, member_id=member.id, state=state or None, channel_code_id=code.id if code else None,
+        remark=follow.get("remark") or None, added_at=_when(follow.get("createtime"), ev.at),
+        dedupe_key=ev.key("contact.added"),
+    )
+    if follow.get("remark") and rel.remark != follow["remark"]:
+        rel.remark = follow["remark"]
+    on_wecom = set()
+    for t in _corp_tags(follow):
+        tag = _wecom_tag(session, t)
+        tag_member(session, member.id, tag, source=SOURCE_WECOM)
+        on_wecom.add(t["tag_id"])
+    if code is not None and new:
+        _apply_channel_tags(session, code, userid, external_userid, member.id, on_wecom)
+    if not adding:
+        everyone = {t["tag_id"] for f in follows for t in _corp_tags(f)} | on_wecom
+        _drop_removed_tags(session, member.id, everyone)
+    return member
+
+
+def _wecom_tag(session: Session, t: dict) -> Tag:
+    # The WeCom id names a tag; its name and group may differ locally (renamed since, or never read).
+    tag = session.scalar(select(Tag).where(Tag.wecom_tag_id == t["tag_id"]))
+    return tag or ensure_tag(session, t.get("tag_name") or t["tag_id"], t.get("group_name") or "",
+                             wecom_tag_id=t["tag_id"])
+
+
+def _apply_channel_tags(session: Session, code, userid: str, external_userid: str, member_id: int,
+                        on_wecom: set[str]) -> None:
+    tags = list(session.scalars(select(Tag).where(Tag.id.in_(code.tag_ids or []))))
+    missing = sorted({t.wecom_tag_id for t in tags if t.wecom_tag_id and t.wecom_tag_id not in on_wecom})
+    if missing:
+        # Changes Siyu makes through the API produce no callback: mark first, then mirror locally.
+        _client().mark_tag(userid, external_userid, add_tag=missing)
+        on_wecom.update(missing)
+    for tag in tags:
+        tag_member(session, member_id, tag, source=SOURCE_CHANNEL if tag.wecom_tag_id else "channel_code")
+
+
+def _drop_removed_tags(session: Session, member_id: int, on_wecom: set[str]) -> None:
+    rows = session.execute(
+        select(Tag, MemberTag.source).join(MemberTag, MemberTag.tag_id == Tag.id)
+        .where(MemberTag.member_id == member_id, Tag.wecom_tag_id.is_not(None))
+    ).all()
+    for tag, source in rows:
+        if source.startswith("wecom") and tag.wecom_tag_id not in on_wecom:
+            untag_member(session, member_id, tag, source=SOURCE_WECOM)
+
+
+@handles(*CONTACT, "add_external_contact")
+@handles(*CONTACT, "add_half_external_contact")
+def contact_added(session: Session, ev: Event) -> None:
+    """A customer added a staff member (the welcome message goes separately, on the fast queue)."""
+    sync_contact(session, ev, adding=True)
+
+
+@handles(*CONTACT, "edit_external_contact")
+def contact_edited(session: Session, ev: Event) -> None:
+    """A staff member edited a customer's remark, tags or description: refresh from the API."""
+    member = sync_contact(session, ev, adding=False)
+    if member is not None:
+        record_event(session, member.id, "contact.edited", {"staff": ev.get("UserID")}, at=ev.at,
+                     dedupe_key=ev.key("contact.edited"))
+
+
+@handles(*CONTACT, "del_external_contact")
+def contact_deleted_by_staff(session: Session, ev: Event) -> None:
+    """A staff member deleted a customer, or a transfer moved the customer away from them."""
+    lock_contact(session, ev.get("ExternalUserID"))
+    member, staff = member_by_external(session, ev.get("ExternalUserID")), find_staff(session, ev.get("UserID"))
+    if member is None or staff is None:
+        return
+    status = (RelationStatus.transferred if ev.get("Source") == "DELETE_BY_TRANSFER"
+              else RelationStatus.removed_by_staff)
+    end_relation(session, staff=staff, member_id=member.id, status=status, at=ev.at, dedupe_key=ev.key("ended"))
+
+
+@handles(*CONTACT, "del_follow_user")
+def contact_lost(session: Session, ev: Event) -> None:
+    """The customer deleted the staff member: relation lost, and the staff member and their manager are told."""
+    lock_contact(session, ev.get("ExternalUserID"))
+    member, staff = member_by_external(session, ev.get("ExternalUserID")), find_staff(session, ev.get("UserID"))
+    if member is None or staff is None:
+        return
+    if end_relation(session, staff=staff, member_id=member.id, status=RelationStatus.lost, at=ev.at,
+                    dedupe_key=ev.key("contact.lost")) is not None:
+        enqueue(send_loss_alert, ev.inbox_id, session=session)
+
+
+@handles(*CONTACT, "transfer_fail")
+def transfer_failed(session: Session, ev: Event) -> None:
+    """A 继承 did not happen (the customer refused, or the takeover reached its limit): the customer stays."""
+    member = member_by_external(session, ev.get("ExternalUserID"))
+    if member is not None:
+        record_event(session, member.id, "contact.transfer_failed",
+                     {"staff": ev.get("UserID"), "reason": ev.get("FailReason")}, at=ev.at,
+                     dedupe_key=ev.key("contact.transfer_failed"))
+
+
+def send_loss_alert(inbox_id: int) -> None:
+    """Tell the staff member and their store's managers that a customer deleted them."""
+    from webhooks.warm import warm
+    from webhooks.wecom.alerts import loss_alert
+
+    warm("wecom")
+    loss_alert(inbox_id)
