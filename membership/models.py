@@ -89,7 +89,11 @@ class Identity(Base):
     """`(type, scope, value)` naming one member on one channel; unique across all members."""
 
     __tablename__ = "identities"
-    __table_args__ = (UniqueConstraint("type", "scope", "value"),)
+    __table_args__ = (
+        UniqueConstraint("type", "scope", "value"),
+        # Segment channel conditions read every member of an identity type: index-only.
+        Index("ix_identities_type_member", "type", "member_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
@@ -135,9 +139,11 @@ class Tag(Base):
 
 class MemberTag(Base):
     __tablename__ = "member_tags"
+    # Segment tag conditions read every member of a tag: index-only, in member order.
+    __table_args__ = (Index("ix_member_tags_tag_member", "tag_id", "member_id"),)
 
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
-    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), primary_key=True, index=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), primary_key=True)
     source: Mapped[str] = mapped_column(String(40), default="manual")  # manual, wecom, channel_code, rule:<id>
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -155,10 +161,11 @@ class Trait(Base):
     time_value: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    # member_id last makes segment trait conditions index-only scans (no heap visit per matching member).
     __table_args__ = (
-        Index("ix_traits_key_text", "key", "text_value"),
-        Index("ix_traits_key_number", "key", "number_value"),
-        Index("ix_traits_key_time", "key", "time_value"),
+        Index("ix_traits_key_text_member", "key", "text_value", "member_id"),
+        Index("ix_traits_key_number_member", "key", "number_value", "member_id"),
+        Index("ix_traits_key_time_member", "key", "time_value", "member_id"),
     )
 
 

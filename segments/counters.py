@@ -82,6 +82,7 @@ def _backfill_pg(session: Session, type_: str, key: str, where: dict, zone: Zone
         "INSERT INTO segment_event_days (member_id, type, where_key, day, n) "
         "SELECT member_id, type, :key, (at AT TIME ZONE :tz)::date, count(*) FROM timeline_events "
         "WHERE type = :type AND data @> CAST(:where AS jsonb) GROUP BY member_id, type, 4 "
+        "ORDER BY member_id, 4 "  # key order: the primary-key index is appended to, not written at random
         "ON CONFLICT (member_id, type, where_key, day) DO UPDATE SET n = segment_event_days.n + excluded.n"),
         {"key": key, "tz": zone.key, "type": type_, "where": json.dumps(where, ensure_ascii=False)})
     log.info("counter %s %s: back-filled from the timeline in SQL", type_, key)

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import delete, func, literal, select
+from sqlalchemy import delete, exists, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from config.types import utcnow
@@ -23,7 +23,7 @@ from segments.graph import ALL, Refs, event_leaves, resolve
 from segments.language import Node, parse
 from segments.models import Segment, SegmentMembership
 from segments.predicate import Predicate, compile_predicate, load_states
-from segments.sql import SqlCompiler, prepare
+from segments.sql import SqlCompiler, id_filter, prepare
 
 log = logging.getLogger(__name__)
 
@@ -63,38 +63,77 @@ def _insert(session: Session):
 
 def refresh_segment(session: Session, segment_id: int, ctx: EvalContext | None = None) -> RefreshResult:
     """Re-evaluate a segment over every member; apply the entered/left diff and write their events."""
+    return _refresh(session, segment_id, ctx, None)
+
+
+def refresh_members(session: Session, segment_id: int, member_ids, ctx: EvalContext | None = None) -> RefreshResult:
+    """Re-evaluate a segment for `member_ids` only (the members that changed); apply and write their diff."""
+    return _refresh(session, segment_id, ctx, sorted(set(member_ids)))
+
+
+def _refresh(session: Session, segment_id: int, ctx: EvalContext | None, member_ids: list[int] | None) -> RefreshResult:
     ctx = ctx or context()
     started = time.perf_counter()
     segment = session.scalar(select(Segment).where(Segment.id == segment_id).with_for_update())
     node, refs = compile_segment(session, segment)
     counters.ensure_filters(session, event_leaves(node, refs))
     prepare(session)
-    cond = SqlCompiler(ctx, refs, session.get_bind().dialect.name).condition(node)
-    entered, left = apply_diff(session, segment.id, cond)
+    dialect = session.get_bind().dialect.name
+    scope = id_filter(member_ids, dialect) if member_ids is not None else None
+    cond = SqlCompiler(ctx, refs, dialect, scope=scope).condition(node)
+    entered, left = apply_diff(session, segment.id, cond, scope) if member_ids != [] else ([], [])
     diff_ms = int((time.perf_counter() - started) * 1000)
     _write_changes(session, segment, sorted(entered), sorted(left))
     sm = SegmentMembership
     size = session.scalar(select(func.count()).select_from(sm).where(sm.segment_id == segment.id)) or 0
     total_ms = int((time.perf_counter() - started) * 1000)
-    segment.size, segment.refreshed_at, segment.last_refresh_ms = size, utcnow(), total_ms
-    segment.last_entered, segment.last_left = len(entered), len(left)
-    log.info("segment %s: refreshed in %d ms (diff %d ms): %d entered, %d left, size %d",
-             segment.id, total_ms, diff_ms, len(entered), len(left), size)
+    segment.size = size
+    if member_ids is None:  # only a full refresh vouches for every member
+        segment.refreshed_at, segment.last_refresh_ms = utcnow(), total_ms
+        segment.last_entered, segment.last_left = len(entered), len(left)
+    log.info("segment %s: %s refreshed in %d ms (diff %d ms): %d entered, %d left, size %d", segment.id,
+             "fully" if member_ids is None else f"{len(member_ids)} members", total_ms, diff_ms,
+             len(entered), len(left), size)
     return RefreshResult(segment.id, entered, left, size, diff_ms, total_ms)
 
 
-def apply_diff(session: Session, segment_id: int, cond) -> tuple[list[int], list[int]]:
-    """Make `segment_membership` match `cond` in two statements; the member ids that entered and left."""
+def apply_diff(session: Session, segment_id: int, cond, scope=None) -> tuple[list[int], list[int]]:
+    """Make `segment_membership` match `cond` (among `scope`'s members when given); the ids that entered and left."""
     sm = SegmentMembership
+    in_scope = scope or (lambda column: literal(True))
+    matching = select(Member.id).where(Member.merged_into_id.is_(None), in_scope(Member.id), cond)
+    if session.get_bind().dialect.name == "postgresql":
+        return _apply_diff_once(session, segment_id, matching, in_scope)
     current = select(sm.member_id).where(sm.segment_id == segment_id)
     entering = (select(literal(segment_id), Member.id, literal(utcnow(), sm.entered_at.type))
-                .where(Member.merged_into_id.is_(None), cond, Member.id.not_in(current)))
+                .where(Member.merged_into_id.is_(None), in_scope(Member.id), cond, Member.id.not_in(current)))
     stmt = (_insert(session).from_select(["segment_id", "member_id", "entered_at"], entering)
             .on_conflict_do_nothing(index_elements=["segment_id", "member_id"]).returning(sm.member_id))
     entered = list(session.scalars(stmt))
-    matching = select(Member.id).where(Member.merged_into_id.is_(None), cond)
-    left = list(session.scalars(delete(sm).where(sm.segment_id == segment_id, sm.member_id.not_in(matching))
-                                .returning(sm.member_id)))
+    left = list(session.scalars(delete(sm).where(sm.segment_id == segment_id, in_scope(sm.member_id),
+                                                 sm.member_id.not_in(matching)).returning(sm.member_id)))
+    return entered, left
+
+
+def _apply_diff_once(session: Session, segment_id: int, matching, in_scope) -> tuple[list[int], list[int]]:
+    # One statement: the condition is evaluated once into a CTE that both the insert and the delete read
+    # (both see the same snapshot, so the delete never sees the rows the insert adds).
+    sm = SegmentMembership
+    now = utcnow()
+    new = matching.cte("matching")
+    entering = (select(literal(segment_id), new.c.id, literal(now, sm.entered_at.type))
+                .where(~exists().where(sm.segment_id == segment_id, sm.member_id == new.c.id)))
+    inserted = (_insert(session).from_select(["segment_id", "member_id", "entered_at"], entering)
+                .on_conflict_do_nothing(index_elements=["segment_id", "member_id"])
+                .returning(sm.member_id).cte("entered"))
+    deleted = (delete(sm).where(sm.segment_id == segment_id, in_scope(sm.member_id),
+                                ~exists().where(new.c.id == sm.member_id))
+               .returning(sm.member_id).cte("left"))
+    rows = session.execute(union_all(select(literal(True).label("entered"), inserted.c.member_id),
+                                     select(literal(False), deleted.c.member_id)))
+    entered, left = [], []
+    for is_entered, member_id in rows:
+        (entered if is_entered else left).append(member_id)
     return entered, left
 
 

@@ -45,7 +45,12 @@ class MemberState:
         total = self._sums.get(key)
         if total is None:
             days = self.counts.get((type_, where_key))
-            total = 0 if not days else sum(n for d, n in days.items() if since is None or d >= since)
+            if not days:
+                total = 0
+            elif since is None:
+                total = sum(days.values())
+            else:
+                total = sum(n for d, n in days.items() if d >= since)
             self._sums[key] = total
         return total
 
@@ -86,18 +91,21 @@ def _not(node: Not, ctx, refs) -> Predicate:
 
 
 def _tag(leaf: TagLeaf, ctx, refs) -> Predicate:
-    if leaf.group is None:
-        return lambda s: any(name == leaf.tag for _, name in s.tags)
-    return lambda s: (leaf.group, leaf.tag) in s.tags
+    # Operands are copied out of the pydantic leaf once: attribute access on it is slow in a hot loop.
+    name, group = leaf.tag, leaf.group
+    if group is None:
+        return lambda s: any(n == name for _, n in s.tags)
+    pair = (group, name)
+    return lambda s: pair in s.tags
 
 
 def _trait(leaf: TraitLeaf, ctx: EvalContext, refs) -> Predicate:
     key, op, kind, v = leaf.trait, leaf.op, leaf.kind, leaf.operand
     if op in ("ne", "not_exists"):
         positive = _trait_test("eq" if op == "ne" else "exists", kind, v, ctx)
-        return lambda s: not (key in s.traits and positive(s.traits[key]))
+        return lambda s: (t := s.traits.get(key)) is None or not positive(t)
     test = _trait_test(op, kind, v, ctx)
-    return lambda s: key in s.traits and test(s.traits[key])
+    return lambda s: (t := s.traits.get(key)) is not None and test(t)
 
 
 def _trait_test(op: str, kind: str, v, ctx: EvalContext) -> Callable[[tuple], bool]:
@@ -130,8 +138,18 @@ def _month_day(at: datetime) -> int:
 
 def _event(leaf: EventLeaf, ctx: EvalContext, refs) -> Predicate:
     since = ctx.window_start(leaf.within_days) if leaf.within_days is not None else None
-    type_, wk, spec = leaf.event, leaf.where_key, leaf.count
-    return lambda s: spec.holds(s.count(type_, wk, since))
+    type_, wk = leaf.event, leaf.where_key
+    holds = _count_check(leaf.count.bounds())
+    return lambda s: holds(s.count(type_, wk, since))
+
+
+def _count_check(bounds: tuple[tuple[str, int], ...]) -> Callable[[int], bool]:
+    """A plain function for a count spec (CountSpec.holds recomputes its bounds on every call)."""
+    checks = [(_CMP[op], k) for op, k in bounds]
+    if len(checks) == 1:
+        (cmp, k), = checks
+        return lambda n: cmp(n, k)
+    return lambda n: all(cmp(n, k) for cmp, k in checks)
 
 
 COMPILERS: dict[type, Callable[..., Predicate]] = {
@@ -141,9 +159,10 @@ COMPILERS: dict[type, Callable[..., Predicate]] = {
     TagLeaf: _tag,
     TraitLeaf: _trait,
     EventLeaf: _event,
-    StoreLeaf: lambda leaf, ctx, refs: (lambda s: s.store == leaf.store),
-    StaffLeaf: lambda leaf, ctx, refs: (lambda s: leaf.staff in s.staff),
-    ChannelLeaf: lambda leaf, ctx, refs: (lambda s: bool(s.identity_types.intersection(CHANNELS[leaf.channel]))),
+    StoreLeaf: lambda leaf, ctx, refs: (lambda s, code=leaf.store: s.store == code),
+    StaffLeaf: lambda leaf, ctx, refs: (lambda s, userid=leaf.staff: userid in s.staff),
+    ChannelLeaf: lambda leaf, ctx, refs: (
+        lambda s, types=frozenset(CHANNELS[leaf.channel]): not types.isdisjoint(s.identity_types)),
     SegmentLeaf: lambda leaf, ctx, refs: _compile(refs[leaf.segment], ctx, refs),
 }
 

@@ -76,6 +76,29 @@ def test_full_refresh_applies_the_diff_and_writes_each_change_once(settings, dra
     assert len(_events(c, "segment.entered")) == 1
 
 
+def test_a_refresh_of_changed_members_moves_only_them(settings, drain):
+    """Given a VIP segment, when two members change behind its back, then refreshing one of them moves only that one."""
+    a, b, c = _members(3)
+    with session_scope() as s:
+        vip = ensure_tag(s, "VIP")
+        tag_member(s, a, vip)
+    drain()
+    sid = _create("VIP", {"tag": "VIP"})
+    drain()
+    with session_scope() as s:  # changed without any event
+        s.execute(delete(MemberTag).where(MemberTag.member_id == a))
+        s.add(MemberTag(member_id=b, tag_id=vip.id))
+    with session_scope() as s:
+        result = materialise.refresh_members(s, sid, [b, c])
+    assert (result.entered, result.left, result.size) == ([b], [], 2)
+    assert _inside(sid) == {a, b}
+    with session_scope() as s:
+        assert materialise.refresh_members(s, sid, []).entered == []
+        assert (materialise.refresh_members(s, sid, [a]).left) == [a]
+    assert _inside(sid) == {b}
+    assert len(_events(b, "segment.entered")) == 1 and len(_events(a, "segment.left")) == 1
+
+
 def test_a_qualifying_event_moves_a_member_in_and_a_disqualifying_one_out(settings, drain):
     """Given the eye-test segment, when bookings and then a purchase are written, then membership follows each."""
     sid = _create("eye test, no purchase", EYE_TEST)

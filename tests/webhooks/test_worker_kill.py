@@ -24,8 +24,9 @@ BURST = 40
 
 
 def _worker(env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rq.cli", "worker", "--with-scheduler", "fast", "default", "low",
-                             "--url", env["SIYU_REDIS_URL"]], cwd=ROOT, env=env, start_new_session=True,
+    # `siyu worker`, as deployed: jobs run in the worker process, so SIGKILL takes a job down mid-transaction
+    return subprocess.Popen([str(Path(sys.executable).with_name("siyu")), "worker"], cwd=ROOT, env=env,
+                            start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
