@@ -42,23 +42,42 @@ def list_stores(session: Session, store_id: int | None = None) -> list[Store]:
     return list(session.scalars(q))
 
 
-def upsert_staff(session: Session, *, userid: str, name: str, store_id: int | None, role: str = "staff") -> Staff:
-    """Create or update the staff member with this WeCom userid."""
-    staff = session.scalar(select(Staff).where(Staff.userid == userid))
+def upsert_staff(session: Session, *, userid: str, name: str, store_id: int | None, role: str | None = None) -> Staff:
+    """Create or update the staff member with this WeCom userid (their role is kept unless given)."""
+    staff = find_staff(session, userid)
     if staff is None:
-        staff = Staff(userid=userid, name=name, store_id=store_id, role=role)
+        staff = Staff(userid=userid, name=name, store_id=store_id, role=role or "staff")
         session.add(staff)
     else:
-        staff.name, staff.store_id, staff.role, staff.active = name, store_id, role, True
+        staff.name, staff.store_id, staff.active = name, store_id, True
+        staff.role = role or staff.role
     session.flush()
     return staff
 
 
+def find_staff(session: Session, userid: str) -> Staff | None:
+    """The staff member with this WeCom userid, if Siyu knows them."""
+    return session.scalar(select(Staff).where(Staff.userid == userid)) if userid else None
+
+
 def get_staff(session: Session, userid: str) -> Staff:
     """The staff member with this WeCom userid, or NotFound."""
-    staff = session.scalar(select(Staff).where(Staff.userid == userid))
+    staff = find_staff(session, userid)
     if staff is None:
         raise NotFound(f"staff {userid!r} not found")
+    return staff
+
+
+def ensure_staff(session: Session, userid: str) -> Staff:
+    """The staff member with this userid, created bare when WeCom names someone Siyu has not synced yet."""
+    staff = find_staff(session, userid)
+    if staff is None:
+        try:
+            with session.begin_nested():
+                staff = Staff(userid=userid, name=userid)  # `siyu sync wecom` fills in name and store
+                session.add(staff)
+        except IntegrityError:  # a concurrent handler created them first
+            staff = find_staff(session, userid)
     return staff
 
 

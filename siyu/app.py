@@ -37,10 +37,7 @@ def _mount_sandbox(app: FastAPI, settings) -> None:
     channels = [c for c in ("wecom", "official_account", "miniprogram", "pay") if settings.uses_sandbox(c)]
     if not channels:
         return
-    try:
-        from bot.sandbox.app import create_sandbox_app
-    except ImportError:  # the sandbox ships with bot/; a trimmed install serves without it
-        log.warning("sandbox: not installed; channels without credentials (%s) cannot be reached", ", ".join(channels))
-        return
+    from bot.sandbox.app import create_sandbox_app
+
     app.mount("/sandbox", create_sandbox_app())
     log.info("sandbox: serving %s at /sandbox", ", ".join(channels))

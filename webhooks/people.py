@@ -1,35 +1,13 @@
-"""Look-ups the handlers share: staff by userid, members by WeCom / OA identities, channel codes by state.
-
-`ensure_staff` belongs in membership.service one day (reported to the lead); it lives here until then.
-"""
+"""Look-ups the handlers share: members by WeCom identities, channel codes by state."""
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from membership.identity import IdentityIn, resolve
-from membership.models import Member, Staff
+from membership.models import Member
 from webhooks.intake import credentials
 from webhooks.models import ChannelCode
-
-
-def ensure_staff(session: Session, userid: str) -> Staff:
-    """The staff member with this userid, created as a bare record when WeCom knows them and Siyu not yet."""
-    staff = session.scalar(select(Staff).where(Staff.userid == userid))
-    if staff is None:
-        try:
-            with session.begin_nested():
-                staff = Staff(userid=userid, name=userid)  # `siyu sync wecom` fills in name and store later
-                session.add(staff)
-        except IntegrityError:  # a concurrent handler created them first
-            staff = session.scalar(select(Staff).where(Staff.userid == userid))
-    return staff
-
-
-def find_staff(session: Session, userid: str) -> Staff | None:
-    """The staff member with this userid, if Siyu knows them."""
-    return session.scalar(select(Staff).where(Staff.userid == userid)) if userid else None
 
 
 def corp_id() -> str:

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from config.database import session_scope
 from membership.models import Role, Staff
 from webhooks.models import InboxEvent
-from webhooks.people import find_staff, member_by_external
+from membership.service import find_staff
+from webhooks.people import member_by_external
 
 log = logging.getLogger(__name__)
 

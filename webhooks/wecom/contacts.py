@@ -19,7 +19,8 @@ from membership.service import add_relation, end_relation
 from membership.tags import ensure_tag, tag_member, untag_member
 from membership.timeline import record_event, register_event_type
 from webhooks.dispatch import Event, handles
-from webhooks.people import channel_code_by_state, ensure_staff, find_staff, member_by_external, wecom_identity
+from membership.service import ensure_staff, find_staff
+from webhooks.people import channel_code_by_state, member_by_external, wecom_identity
 
 log = logging.getLogger(__name__)
 
