@@ -46,4 +46,6 @@ def setup_logging() -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    logging.getLogger("jieba").setLevel(logging.WARNING)
+    import jieba  # it sets its own logger to DEBUG on import; quiet it once, here
+
+    jieba.setLogLevel(logging.WARNING)

@@ -122,10 +122,10 @@ def sandbox(host: str = "127.0.0.1", port: int = 8001) -> None:
 
 @app.command()
 def demo() -> None:
-    """A scripted end-to-end story against the sandbox."""
-    _settings()
-    console.print("demo: not yet (lands with the webhooks and campaigns issues)")
-    raise typer.Exit(1)
+    """A scripted end-to-end story against the sandbox (in a temporary directory)."""
+    from siyu.demo import run
+
+    run()
 
 
 @app.command()
