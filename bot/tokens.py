@@ -130,11 +130,20 @@ class DatabaseTokenCache:
 
 
 def token_cache_from_settings(settings) -> RedisTokenCache | DatabaseTokenCache:
-    """The shared token cache: Redis when configured, the database in embedded mode."""
+    """The shared token cache: Redis when configured, else the database (on SQLite, a file of its own)."""
     if settings.redis_url:
         from config.redis import redis_for
 
         return RedisTokenCache(redis_for(settings.redis_url))
+    from sqlalchemy.engine import make_url
+
+    from bot.models import AccessToken
     from config.database import engine_for
 
-    return DatabaseTokenCache(engine_for(settings.database_url))
+    if make_url(settings.database_url).get_backend_name() != "sqlite":
+        return DatabaseTokenCache(engine_for(settings.database_url))
+    # SQLite locks the whole database for a writer: a job that calls WeCom inside its transaction would
+    # wait on itself for the token row. Tokens get their own file, shared by every process on the machine.
+    engine = engine_for(f"sqlite:///{settings.var_dir.resolve()}/tokens.db")
+    AccessToken.__table__.create(engine, checkfirst=True)
+    return DatabaseTokenCache(engine)

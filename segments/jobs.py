@@ -98,7 +98,7 @@ def sync_wecom_tags(client=None) -> int:
 
 def _mark_tags(session: Session, client, changes: list[WecomTagChange]) -> int:
     groups: dict[tuple[str, str], dict[str, tuple[bool, list]]] = defaultdict(dict)
-    for change, target, tag_id in _targets(session, changes):
+    for change, target, tag_id in _targets(session, changes, client):
         if target is None or tag_id is None:
             change.status, change.done_at = "skipped", utcnow()
             change.error = "no WeCom tag id" if tag_id is None else "no active WeCom relation"
@@ -126,7 +126,19 @@ def _mark_tags(session: Session, client, changes: list[WecomTagChange]) -> int:
     return calls
 
 
-def _targets(session: Session, changes: list[WecomTagChange]):
+def _create_corp_tag(client, tag: Tag) -> str | None:
+    """Create a tag made in Siyu as a WeCom corp tag (in its group, or 「Siyu」); its WeCom id."""
+    try:
+        answer = client.add_corp_tag([tag.name], group_name=tag.group_name or "Siyu")
+    except Exception as exc:  # noqa: BLE001 - the changes are marked skipped with the reason
+        log.warning("corp tag %s: not created on WeCom: %s", tag.name, exc)
+        return None
+    created = (answer.get("tag_group") or {}).get("tag") or []
+    tag.wecom_tag_id = next((t["id"] for t in created if t.get("name") == tag.name), None)
+    return tag.wecom_tag_id
+
+
+def _targets(session: Session, changes: list[WecomTagChange], client):
     """Each change with its (staff userid, external_userid) and WeCom tag id."""
     member_ids = {c.member_id for c in changes}
     external = dict(session.execute(select(Identity.member_id, Identity.value).where(
@@ -137,8 +149,8 @@ def _targets(session: Session, changes: list[WecomTagChange]):
             .where(Relation.member_id.in_(member_ids), Relation.status == RelationStatus.active.value)
             .order_by(Relation.added_at)):
         staff.setdefault(mid, userid)  # corp tags are shared: the earliest active relation marks for all
-    tag_ids = dict(session.execute(select(Tag.id, Tag.wecom_tag_id).where(
-        Tag.id.in_({c.tag_id for c in changes}))).all())
+    tag_ids = {tag.id: tag.wecom_tag_id or _create_corp_tag(client, tag)
+               for tag in session.scalars(select(Tag).where(Tag.id.in_({c.tag_id for c in changes})))}
     for change in changes:
         ext, userid = external.get(change.member_id), staff.get(change.member_id)
         target = (userid, ext) if ext and userid else None

@@ -65,3 +65,17 @@ def on_trait_changed(session: Session, member_id: int, key: str) -> None:
 
 hooks.on_trait(on_trait_changed)
 
+
+
+@hooks.on_tag
+def on_tag_changed(session: Session, member_id: int, tag, added: bool, source: str) -> None:
+    """Mirror a tag put on or taken off in Siyu (by hand, a rule, a channel code) on WeCom with mark_tag.
+
+    Changes that came from WeCom (`wecom…` sources) are already there, and sending them back would echo.
+    """
+    if source.startswith("wecom"):
+        return
+    from segments.rules import queue_wecom  # rules imports the tag writers that call this hook
+
+    rule_id = int(source.removeprefix("rule:")) if source.startswith("rule:") else None
+    queue_wecom(session, member_id, tag.id, add=added, rule_id=rule_id)

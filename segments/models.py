@@ -89,7 +89,7 @@ class TagRule(Base):
 
 
 class WecomTagChange(Base):
-    """A tag change a rule made locally, waiting to be mirrored on WeCom with mark_tag."""
+    """A tag change made in Siyu (a rule, the API, a channel code), waiting to be mirrored on WeCom with mark_tag."""
 
     __tablename__ = "segment_wecom_tag_changes"
     __table_args__ = (Index("ix_segment_wecom_tag_changes_status", "status", "id"),)

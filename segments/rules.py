@@ -1,7 +1,8 @@
 """Auto-tagging rules: a tag put on when a member enters a segment or says a keyword, attributed to the rule.
 
-Local tags change at once; the WeCom side is queued in `segment_wecom_tag_changes` and mirrored with
-mark_tag by `segments.jobs.sync_wecom_tags` after the transaction commits.
+Local tags change at once; the WeCom side of every tag change made in Siyu (rules, the API, channel codes)
+is queued in `segment_wecom_tag_changes` by the `on_tag` listener and mirrored with mark_tag by
+`segments.jobs.sync_wecom_tags` after the transaction commits.
 """
 from __future__ import annotations
 
@@ -39,18 +40,12 @@ def on_left(session: Session, segment_rules: list[TagRule], member_id: int) -> N
         link = session.get(MemberTag, (member_id, rule.tag_id))
         if link is None or link.source != source_of(rule):  # a hand-put tag is not the rule's to remove
             continue
-        tag = session.get(Tag, rule.tag_id)
-        if untag_member(session, member_id, tag, source=source_of(rule)):
-            queue_wecom(session, member_id, tag.id, add=False, rule_id=rule.id)
+        untag_member(session, member_id, session.get(Tag, rule.tag_id), source=source_of(rule))
 
 
 def apply(session: Session, rule: TagRule, member_id: int) -> bool:
     """Put a rule's tag on a member; True when it was not there before."""
-    tag = session.get(Tag, rule.tag_id)
-    if not tag_member(session, member_id, tag, source=source_of(rule)):
-        return False
-    queue_wecom(session, member_id, tag.id, add=True, rule_id=rule.id)
-    return True
+    return tag_member(session, member_id, session.get(Tag, rule.tag_id), source=source_of(rule))
 
 
 def message_keywords(data: dict) -> tuple[set[str], str]:

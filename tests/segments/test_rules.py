@@ -26,6 +26,9 @@ class FakeWeCom:
         self.calls.append((userid, external_userid, sorted(add_tag), sorted(remove_tag)))
         return {"errcode": 0}
 
+    def add_corp_tag(self, tags, group_id=None, group_name=None, order=None):
+        return {"errcode": 0, "tag_group": {"group_name": group_name, "tag": [{"id": f"et{t}", "name": t} for t in tags]}}
+
 
 def _tags(member_id: int) -> dict[str, str]:
     with session_scope() as s:
@@ -72,13 +75,18 @@ def test_entering_tags_the_member_and_leaving_removes_only_the_rules_tag(setting
     assert "重点客户" not in _tags(a)
     assert _tags(b)["重点客户"] == "manual"
     with session_scope() as s:
-        changes = [(c.member_id, c.add) for c in s.scalars(select(WecomTagChange).order_by(WecomTagChange.id))]
-    assert changes == [(a, True), (a, False)]
+        queued = list(s.scalars(select(WecomTagChange).order_by(WecomTagChange.id)))
+    # the rule's own changes, attributed to it
+    assert [(c.member_id, c.add) for c in queued if c.rule_id == rule.id] == [(a, True), (a, False)]
+    # and the hand-made ones are mirrored too (VIP on and off for both, 重点客户 on b)
+    assert sorted((c.member_id, c.add) for c in queued if c.rule_id is None) == sorted(
+        [(a, True), (b, True), (b, True), (a, False), (b, False)])
     assert fake.calls  # the sync job ran after each commit and reached "WeCom"
 
 
 def test_wecom_sync_groups_changes_per_staff_and_customer(settings, drain):
-    """Given queued changes for two customers, when synced, then one mark_tag per customer and failures are recorded."""
+    """Given queued changes for two customers, when synced, then one mark_tag per customer, a tag made in Siyu is
+    created on WeCom first, and failures are recorded."""
     with session_scope() as s:
         store = create_store(s, code="S001", name="一店")
         staff = upsert_staff(s, userid="zhangsan", name="张三", store_id=store.id)
@@ -95,10 +103,11 @@ def test_wecom_sync_groups_changes_per_staff_and_customer(settings, drain):
     drain()
     fake = FakeWeCom(fail_for="wmB")
     assert jobs.sync_wecom_tags(client=fake) == 1
-    assert fake.calls == [("zhangsan", "wmA", ["et1"], ["et2"])]
+    assert fake.calls == [("zhangsan", "wmA", ["et1", "etlocal only"], ["et2"])]
     with session_scope() as s:
         status = [(ch.member_id, ch.status) for ch in s.scalars(select(WecomTagChange).order_by(WecomTagChange.id))]
-    assert status == [(a, "done"), (a, "done"), (a, "done"), (b, "failed"), (c.id, "skipped"), (a, "skipped")]
+        assert s.get(Tag, local.id).wecom_tag_id == "etlocal only"
+    assert status == [(a, "done"), (a, "done"), (a, "done"), (b, "failed"), (c.id, "skipped"), (a, "done")]
     assert jobs.sync_wecom_tags(client=fake) == 0  # nothing pending: safe to run twice
 
 

@@ -1,0 +1,55 @@
+"""A tag put on in Siyu reaches WeCom: the corp tag is created once and marked on the customer (mark_tag)."""
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.clients import reset_clients
+from bot.sandbox.state import reset_state
+from config.database import session_scope
+from config.queue import in_process_runner
+from config.settings import get_settings
+from membership.identity import IdentityIn, bind
+from membership.service import add_relation, create_store, upsert_staff
+
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+
+
+@pytest.fixture
+def sandbox(settings, sandbox_server, monkeypatch):
+    monkeypatch.setenv("SIYU_PUBLIC_URL", sandbox_server)
+    get_settings.cache_clear()
+    reset_clients()
+    yield reset_state()
+    in_process_runner().drain(30)
+    reset_clients()
+
+
+def _wecom_tags_of(sandbox, userid, ext) -> set[str]:
+    names = {t["id"]: t["name"] for g in sandbox.tag_groups.values() for t in g["tag"]}
+    return {names[t] for t in sandbox.follows[userid][ext]["tag_id"]}
+
+
+def test_a_tag_added_and_removed_through_the_api_is_mirrored_on_wecom(sandbox):
+    from bot.credentials import wecom_credentials
+    from siyu.app import create_app
+
+    # given a customer of zhangsan's, known to Siyu and to WeCom
+    corp = wecom_credentials(get_settings()).corp_id
+    sandbox.add_staff("zhangsan")
+    ext = sandbox.add_external_contact("zhangsan", external_userid="wmMIRROR", name="客户")
+    with session_scope() as s:
+        store = create_store(s, code="S1", name="店")
+        staff = upsert_staff(s, userid="zhangsan", name="张三", store_id=store.id)
+        member = bind(s, [IdentityIn("wecom_external", ext, corp)], store_id=store.id).member
+        add_relation(s, staff=staff, member_id=member.id)
+    with TestClient(create_app()) as client:
+        # when a marketer tags the member in Siyu
+        assert client.post(f"/api/v1/members/{member.id}/tags", json={"name": "近视"}, headers=ADMIN).status_code == 201
+        assert in_process_runner().drain(30)
+        # then WeCom has the corp tag and the customer carries it
+        assert _wecom_tags_of(sandbox, "zhangsan", ext) == {"近视"}
+        # and when it is taken off again, WeCom follows
+        assert client.delete(f"/api/v1/members/{member.id}/tags/近视", headers=ADMIN).status_code == 200
+        assert in_process_runner().drain(30)
+    assert _wecom_tags_of(sandbox, "zhangsan", ext) == set()
+    # and the corp tag was created once, not once per change
+    assert sum(t["name"] == "近视" for g in sandbox.tag_groups.values() for t in g["tag"]) == 1
