@@ -1,7 +1,6 @@
 """Admin API, membership slice: tokens, stores, staff, members, timeline, tags, merge reviews."""
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -9,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.database import get_session
+from config.pagination import decode_cursor, page_of
 from membership import service
 from membership.access import Principal, can_see_member, current_principal, issue_token, require, visible_members
 from membership.exceptions import Conflict, InvalidInput, NotFound
@@ -96,19 +96,6 @@ def _staff_out(staff) -> StaffOut:
 
 
 # -- members ------------------------------------------------------------------------------------------
-def _cursor(after_id: int) -> str:
-    return base64.urlsafe_b64encode(str(after_id).encode()).decode()
-
-
-def _after(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except ValueError:
-        raise HTTPException(422, "cursor: not a cursor this API returned") from None
-
-
 @router.get("/members", response_model=MemberPage)
 def list_members(
     external_userid: str | None = None, openid: str | None = None, unionid: str | None = None,
@@ -122,12 +109,11 @@ def list_members(
     try:
         store_id = service.get_store_by_code(session, store).id if store else None
         rows = service.find_members(session, identities=idents, openid=openid, store_id=store_id, tag=tag,
-                                    visible=visible_members(who), after_id=_after(cursor), limit=limit + 1)
+                                    visible=visible_members(who), after_id=decode_cursor(cursor), limit=limit + 1)
     except (NotFound, InvalidInput) as exc:
         raise _domain_errors(exc) from None
-    page = rows[:limit]
-    more = len(rows) > limit
-    return MemberPage(items=members_out(session, page), next_cursor=_cursor(page[-1].id) if more else None)
+    page, next_cursor = page_of(rows, limit, lambda m: m.id)
+    return MemberPage(items=members_out(session, page), next_cursor=next_cursor)
 
 
 def _visible_member(session: Session, who: Principal, member_id: int) -> Member:

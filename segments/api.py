@@ -1,12 +1,12 @@
 """Admin API, segments slice: preview, create, read, members, refresh; auto-tagging rules (admin, marketer)."""
 from __future__ import annotations
 
-import base64
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.orm import Session
 
 from config.database import get_session
+from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
 from membership.exceptions import InvalidInput
 from membership.models import Role, Tag
@@ -73,26 +73,15 @@ def get_segment(segment_id: int, session: Session = Depends(get_session), _: Pri
     return _out(segment, service.sizes(session, [segment.id])[segment.id])
 
 
-def _after(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except ValueError:
-        raise HTTPException(422, "cursor: not a cursor this API returned") from None
-
-
 @router.get("/segments/{segment_id}/members", response_model=SegmentMembersPage)
 def segment_members(segment_id: int, cursor: str | None = None, limit: int = Query(100, ge=1, le=1000),
                     session: Session = Depends(get_session), _: Principal = Depends(marketer)):
     """The segment's members by id, a page at a time."""
     try:
-        rows = service.members_page(session, segment_id, after_id=_after(cursor), limit=limit + 1)
+        rows = service.members_page(session, segment_id, after_id=decode_cursor(cursor), limit=limit + 1)
     except NotFound as exc:
         raise _http(exc) from None
-    page = rows[:limit]
-    more = len(rows) > limit
-    next_cursor = base64.urlsafe_b64encode(str(page[-1].member_id).encode()).decode() if more else None
+    page, next_cursor = page_of(rows, limit, lambda r: r.member_id)
     return SegmentMembersPage(items=[SegmentMemberOut(id=r.member_id, entered_at=r.entered_at) for r in page],
                               next_cursor=next_cursor)
 

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from bot.errors import WeChatAPIError
 from config.database import get_session
+from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
 from membership.exceptions import InvalidInput, NotFound
 from membership.models import Role
@@ -30,7 +31,7 @@ def _http(exc: Exception) -> HTTPException:
 
 
 @router.get("/inbox", response_model=InboxPage)
-def list_inbox(status: InboxStatus | None = None, source: str | None = None, after: int | None = None,
+def list_inbox(status: InboxStatus | None = None, source: str | None = None, cursor: str | None = None,
                limit: int = Query(50, ge=1, le=500), session: Session = Depends(get_session),
                _: Principal = Depends(require())):
     """Stored callbacks, oldest first, filtered by status (failed, unhandled…) and source (admin only)."""
@@ -39,12 +40,10 @@ def list_inbox(status: InboxStatus | None = None, source: str | None = None, aft
         q = q.where(InboxEvent.status == status.value)
     if source:
         q = q.where(InboxEvent.source == source)
-    if after is not None:
+    if (after := decode_cursor(cursor)) is not None:
         q = q.where(InboxEvent.id > after)
-    rows = list(session.scalars(q))
-    page = rows[:limit]
-    return InboxPage(items=[InboxOut.model_validate(r, from_attributes=True) for r in page],
-                     next_cursor=page[-1].id if len(rows) > limit else None)
+    page, next_cursor = page_of(list(session.scalars(q)), limit, lambda r: r.id)
+    return InboxPage(items=[InboxOut.model_validate(r, from_attributes=True) for r in page], next_cursor=next_cursor)
 
 
 @router.post("/inbox/{inbox_id}/replay", response_model=InboxOut)

@@ -93,4 +93,4 @@ class InboxOut(BaseModel):
 
 class InboxPage(BaseModel):
     items: list[InboxOut]
-    next_cursor: int | None
+    next_cursor: str | None
