@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass, fields
 from sqlalchemy import select
 
 from bot.clients import wecom_client
+from bot.errors import PermanentAPIError
 from bot.models import SyncCheckpoint
 from bot.sync_write import Contact, end_vanished_relations, reconcile_member_tags, upsert_members, upsert_relations
 from bot.wecom import BATCH_USERIDS
 from config.database import session_scope
+from membership.groups import ChangeSummary, active_chat_ids, dismiss_chat, upsert_chat
 from membership.models import Staff, Store
 from membership.tags import ensure_tag
 
@@ -41,14 +43,20 @@ class SyncReport:
     relations_ended: int = 0
     member_tags_added: int = 0
     member_tags_removed: int = 0
+    group_chats_created: int = 0
+    group_chats_updated: int = 0
+    group_chats_dismissed: int = 0
+    group_members_joined: int = 0
+    group_members_left: int = 0
     contacts_seen: int = 0
     group_chats_seen: int = 0
+    group_members_seen: int = 0
     resumed: bool = False
 
     @property
     def changes(self) -> int:
         """How many rows the run created, changed or ended."""
-        skip = {"contacts_seen", "group_chats_seen", "resumed"}
+        skip = {"contacts_seen", "group_chats_seen", "group_members_seen", "resumed"}
         return sum(getattr(self, f.name) for f in fields(self) if f.name not in skip)
 
 
@@ -145,6 +153,40 @@ def _write_page(corp_id: str, items: list[dict], staff_ids: dict[str, int], tag_
     report.contacts_seen += len(items)
 
 
+# -- group chats -------------------------------------------------------------------------------------------
+def _sync_group_chats(client, corp_id: str, report: SyncReport) -> None:
+    """Every chat WeCom lists, applied through membership.groups; stored chats it no longer lists are dismissed."""
+    listed: set[str] = set()
+    for item in client.iter_group_chats():
+        chat_id = item["chat_id"]
+        listed.add(chat_id)
+        try:
+            detail = client.get_group_chat(chat_id).get("group_chat") or {}
+        except PermanentAPIError as exc:
+            log.info("group chat %s: not readable (%s), left as stored", chat_id, exc)
+            continue
+        # One transaction per chat: a chat is consistent on its own, and the API read dominates anyway.
+        with session_scope() as s:
+            _count_groups(report, upsert_chat(s, {**detail, "chat_id": chat_id}, corp_id))
+        report.group_chats_seen += 1
+        report.group_members_seen += len(detail.get("member_list") or [])
+    # WeCom lists every chat that still exists, so a stored chat missing here was dismissed (its callback lost).
+    with session_scope() as s:
+        for chat_id in sorted(active_chat_ids(s) - listed):
+            _count_groups(report, dismiss_chat(s, chat_id, corp_id))
+
+
+def _count_groups(report: SyncReport, summary: ChangeSummary) -> None:
+    report.group_chats_created += summary.chats_created
+    report.group_chats_updated += summary.chats_updated
+    report.group_chats_dismissed += summary.chats_dismissed
+    report.group_members_joined += summary.members_joined
+    report.group_members_left += summary.members_left
+    report.members_created += summary.members_created
+    report.identities_added += summary.identities_added
+    report.members_merged += summary.members_merged
+
+
 def _save_checkpoint(s, state: dict | None) -> None:
     row = s.get(SyncCheckpoint, CHECKPOINT)
     if state is None:
@@ -207,7 +249,9 @@ def sync_wecom(progress: bool = True, client=None, stop_after_writes: int | None
                         raise SyncInterrupted(report)
                 if not cursor:
                     break
-        report.group_chats_seen = sum(1 for _ in client.iter_group_chats())
+        if bar:
+            bar.update(task, description="group chats")
+        _sync_group_chats(client, corp_id, report)
     with session_scope() as s:
         end_vanished_relations(s, [staff_ids[u] for u in follow], seen, report)
         reconcile_member_tags(s, wanted_tags, remove=True, counts=report)

@@ -8,7 +8,9 @@ from sqlalchemy.orm import Session
 
 from config.database import upsert
 from membership import hooks
-from membership.models import Identity, Member, MemberTag, MergeReview, Relation, RelationStatus, TimelineEvent, Trait
+from membership.models import (
+    GroupChatMember, Identity, Member, MemberTag, MergeReview, Relation, RelationStatus, TimelineEvent, Trait,
+)
 from membership.timeline import record_event, recompute_derived_traits
 from membership.traits import is_derived
 
@@ -36,6 +38,7 @@ def merge_members(session: Session, survivor: Member, other: Member, reason: str
     _move_relations(session, survivor.id, other.id)
     _move_traits(session, survivor.id, other.id)
     session.execute(update(TimelineEvent).where(TimelineEvent.member_id == other.id).values(member_id=survivor.id))
+    session.execute(update(GroupChatMember).where(GroupChatMember.member_id == other.id).values(member_id=survivor.id))
     session.execute(update(Member).where(Member.merged_into_id == other.id).values(merged_into_id=survivor.id))
     survivor.name = survivor.name or other.name
     survivor.store_id = survivor.store_id or other.store_id

@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import delete, exists, func, literal, select, union_all
+from sqlalchemy import BigInteger, bindparam, delete, exists, func, literal, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from config.types import utcnow
@@ -22,6 +23,7 @@ from segments.clock import EvalContext, context
 from segments.graph import ALL, Refs, event_leaves, resolve
 from segments.language import Node, parse
 from segments.models import Segment, SegmentMembership
+from segments.idsets import matching_ids
 from segments.predicate import Predicate, compile_predicate, load_states
 from segments.sql import SqlCompiler, id_filter, prepare
 
@@ -80,8 +82,12 @@ def _refresh(session: Session, segment_id: int, ctx: EvalContext | None, member_
     prepare(session)
     dialect = session.get_bind().dialect.name
     scope = id_filter(member_ids, dialect) if member_ids is not None else None
-    cond = SqlCompiler(ctx, refs, dialect, scope=scope).condition(node)
-    entered, left = apply_diff(session, segment.id, cond, scope) if member_ids != [] else ([], [])
+    if member_ids == []:
+        entered, left = [], []
+    elif dialect == "postgresql" and member_ids is None:  # full: combine the leaves' id sets (idsets)
+        entered, left = apply_ids(session, segment.id, matching_ids(session, node, ctx, refs))
+    else:  # a few members, or SQLite (its bound-parameter limit rules out id lists): one statement
+        entered, left = apply_diff(session, segment.id, SqlCompiler(ctx, refs, dialect, scope=scope).condition(node), scope)
     diff_ms = int((time.perf_counter() - started) * 1000)
     _write_changes(session, segment, sorted(entered), sorted(left))
     sm = SegmentMembership
@@ -113,6 +119,14 @@ def apply_diff(session: Session, segment_id: int, cond, scope=None) -> tuple[lis
     left = list(session.scalars(delete(sm).where(sm.segment_id == segment_id, in_scope(sm.member_id),
                                                  sm.member_id.not_in(matching)).returning(sm.member_id)))
     return entered, left
+
+
+def apply_ids(session: Session, segment_id: int, ids, scope=None) -> tuple[list[int], list[int]]:
+    """Make `segment_membership` hold exactly `ids` (among `scope`'s members when given; PostgreSQL)."""
+    in_scope = scope or (lambda column: literal(True))
+    # One array parameter, unnested into the CTE the insert and the delete both read.
+    matching = select(func.unnest(bindparam("matching_ids", sorted(ids), type_=ARRAY(BigInteger))).label("id"))
+    return _apply_diff_once(session, segment_id, matching, in_scope)
 
 
 def _apply_diff_once(session: Session, segment_id: int, matching, in_scope) -> tuple[list[int], list[int]]:

@@ -13,7 +13,7 @@ from segments.graph import Refs, depends_on, event_leaves, relative_dates, resol
 from segments.language import Node, parse
 from segments.materialise import definitions_loader
 from segments.models import Segment, SegmentMembership, TagRule
-from segments.sql import count_and_sample
+from segments.idsets import count_and_sample
 
 
 def compile_definition(session: Session, definition: object, self_id: int | None = None) -> tuple[Node, Refs]:

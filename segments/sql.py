@@ -4,6 +4,8 @@ Every leaf becomes `members.id [NOT] IN (uncorrelated subquery)`: PostgreSQL has
 and SQLite materialises it once, so a nested definition costs one pass per leaf plus one over members.
 With a `scope` (member ids), every leaf subquery is restricted to those ids too, so an incremental refresh
 reads a few index entries per changed member instead of hashing each leaf's full set.
+`leaf_rows` gives each leaf's own SELECT of member ids, which `segments.idsets` combines as sets for full
+evaluations on PostgreSQL; this one-statement form serves SQLite and the raw-timeline baseline.
 Event counts read the daily counter buckets; `raw_timeline=True` reads the timeline instead (the bench's
 naive baseline, and a cross-check in tests).
 """
@@ -52,15 +54,13 @@ class SqlCompiler:
             All: lambda n: and_(*[self.condition(c) for c in n.all]),
             AnyOf: lambda n: or_(*[self.condition(c) for c in n.any]),
             Not: lambda n: not_(self.condition(n.not_)),
-            TagLeaf: self._tag,
-            TraitLeaf: self._trait,
-            EventLeaf: self._event,
+            TagLeaf: self._leaf_condition,
+            TraitLeaf: self._leaf_condition,
+            EventLeaf: self._leaf_condition,
             # A NULL store must read as false, not unknown, or NOT would drop those members.
-            StoreLeaf: lambda n: and_(Member.store_id.is_not(None),
-                                      Member.store_id.in_(select(Store.id).where(Store.code == n.store))),
-            StaffLeaf: self._staff,
-            ChannelLeaf: lambda n: Member.id.in_(select(Identity.member_id).where(
-                Identity.type.in_(CHANNELS[n.channel]), self.scope(Identity.member_id))),
+            StoreLeaf: lambda n: and_(Member.store_id.is_not(None), Member.store_id.in_(self._store_ids(n))),
+            StaffLeaf: self._leaf_condition,
+            ChannelLeaf: self._leaf_condition,
             SegmentLeaf: lambda n: self.condition(self.refs[n.segment]),
         }
 
@@ -68,26 +68,43 @@ class SqlCompiler:
         """The SQL truth of `node` for the row of `members` in the enclosing query."""
         return self.handlers[type(node)](node)
 
+    def _leaf_condition(self, leaf: Node) -> ColumnElement[bool]:
+        rows, negated = self.leaf_rows(leaf)
+        return Member.id.not_in(rows) if negated else Member.id.in_(rows)
+
     # -- leaves ------------------------------------------------------------------------------------
-    def _tag(self, leaf: TagLeaf) -> ColumnElement[bool]:
-        tags = select(Tag.id).where(Tag.name == leaf.tag)
-        if leaf.group is not None:
-            tags = tags.where(Tag.group_name == leaf.group)
-        return Member.id.in_(select(MemberTag.member_id).where(MemberTag.tag_id.in_(tags),
-                                                               self.scope(MemberTag.member_id)))
+    def leaf_rows(self, leaf: Node):
+        """(SELECT of member ids, negated): the leaf holds for exactly the ids listed, or all but them when negated."""
+        if isinstance(leaf, TagLeaf):
+            tags = select(Tag.id).where(Tag.name == leaf.tag)
+            if leaf.group is not None:
+                tags = tags.where(Tag.group_name == leaf.group)
+            return select(MemberTag.member_id).where(MemberTag.tag_id.in_(tags), self.scope(MemberTag.member_id)), False
+        if isinstance(leaf, StaffLeaf):
+            staff = select(Staff.id).where(Staff.userid == leaf.staff)
+            return select(Relation.member_id).where(
+                Relation.staff_id.in_(staff), Relation.status == RelationStatus.active.value,
+                self.scope(Relation.member_id)), False
+        if isinstance(leaf, ChannelLeaf):
+            return select(Identity.member_id).where(Identity.type.in_(CHANNELS[leaf.channel]),
+                                                    self.scope(Identity.member_id)), False
+        if isinstance(leaf, StoreLeaf):  # members without a store are simply not listed
+            return select(Member.id).where(Member.store_id.in_(self._store_ids(leaf)), self.scope(Member.id)), False
+        if isinstance(leaf, TraitLeaf):
+            return self._trait(leaf)
+        if isinstance(leaf, EventLeaf):
+            return self._event(leaf)
+        raise AssertionError(type(leaf))  # pragma: no cover
 
-    def _staff(self, leaf: StaffLeaf) -> ColumnElement[bool]:
-        staff = select(Staff.id).where(Staff.userid == leaf.staff)
-        return Member.id.in_(select(Relation.member_id).where(
-            Relation.staff_id.in_(staff), Relation.status == RelationStatus.active.value,
-            self.scope(Relation.member_id)))
+    def _store_ids(self, leaf: StoreLeaf):
+        return select(Store.id).where(Store.code == leaf.store)
 
-    def _trait(self, leaf: TraitLeaf) -> ColumnElement[bool]:
+    def _trait(self, leaf: TraitLeaf):
         op, kind, v = leaf.op, leaf.kind, leaf.operand
-        if op in ("ne", "not_exists"):
+        if op in ("ne", "not_exists"):  # members without the trait match: list those with it and negate
             positive = "eq" if op == "ne" else "exists"
-            return Member.id.not_in(self._trait_rows(leaf.trait, self._trait_cond(positive, kind, v)))
-        return Member.id.in_(self._trait_rows(leaf.trait, self._trait_cond(op, kind, v)))
+            return self._trait_rows(leaf.trait, self._trait_cond(positive, kind, v)), True
+        return self._trait_rows(leaf.trait, self._trait_cond(op, kind, v)), False
 
     def _trait_rows(self, key: str, cond: ColumnElement[bool]):
         return select(Trait.member_id).where(Trait.key == key, cond, self.scope(Trait.member_id))
@@ -121,16 +138,15 @@ class SqlCompiler:
         # date_part on a timestamp is several times cheaper than to_char over a million birthdays.
         return cast(func.date_part("month", shifted) * 100 + func.date_part("day", shifted), Integer)
 
-    def _event(self, leaf: EventLeaf) -> ColumnElement[bool]:
+    def _event(self, leaf: EventLeaf):
         rows, total = self._raw_rows(leaf) if self.raw_timeline else self._bucket_rows(leaf)
         spec = leaf.count
         if spec.bounds() in _AT_LEAST_ONE:  # any one event (buckets hold n ≥ 1): no per-member sum needed
-            return Member.id.in_(rows if self.raw_timeline else rows.where(EventDayCount.n > 0))
-        if spec.holds(0):  # members without a single event qualify: exclude those whose count fails
+            return (rows if self.raw_timeline else rows.where(EventDayCount.n > 0)), False
+        if spec.holds(0):  # members without a single event qualify: list those whose count fails, negated
             failing = not_(and_(*[_CMP[op](total, k) for op, k in spec.bounds()]))
-            return Member.id.not_in(rows.group_by(rows.selected_columns[0]).having(failing))
-        return Member.id.in_(rows.group_by(rows.selected_columns[0])
-                             .having(and_(*[_CMP[op](total, k) for op, k in spec.bounds()])))
+            return rows.group_by(rows.selected_columns[0]).having(failing), True
+        return rows.group_by(rows.selected_columns[0]).having(and_(*[_CMP[op](total, k) for op, k in spec.bounds()])), False
 
     def _bucket_rows(self, leaf: EventLeaf):
         c = EventDayCount
@@ -172,15 +188,3 @@ def prepare(session: Session) -> None:
         # Each parallel worker rebuilds every hashed subplan itself, so workers tripled the hashing
         # (5.5 s against 4.1 s serial at 1M members on 2 cores).
         session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-
-
-def count_and_sample(session: Session, node: Node, ctx: EvalContext, refs: Refs, sample: int = 20) -> tuple[int, list[int]]:
-    """How many live members match, and the first `sample` ids."""
-    prepare(session)
-    q = members_query(node, ctx, refs, session.get_bind().dialect.name)
-    sub = q.subquery()
-    count = session.scalar(select(func.count()).select_from(sub)) or 0
-    ids = list(session.scalars(q.order_by(Member.id).limit(sample)))
-    return count, ids
-
-

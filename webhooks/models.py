@@ -1,10 +1,10 @@
-"""Tables of the intake: the inbox of raw events, channel codes, OA QR scenes, auto-replies, group chats."""
+"""Tables of the intake: the inbox of raw events, channel codes, OA QR scenes, auto-replies."""
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from config.database import Base
@@ -102,36 +102,3 @@ class AutoReply(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-
-class GroupChat(Base):
-    """A WeCom customer group chat."""
-
-    __tablename__ = "group_chats"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    chat_id: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str | None] = mapped_column(String(200))
-    owner_userid: Mapped[str | None] = mapped_column(String(64))
-    notice: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20), default="active")  # active, dismissed
-    member_version: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
-class GroupChatMember(Base):
-    """Someone in a group chat: a staff member (type 1) or a customer (type 2), linked to a member when known."""
-
-    __tablename__ = "group_chat_members"
-    __table_args__ = (UniqueConstraint("chat_id", "userid"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    chat_id: Mapped[str] = mapped_column(String(64), index=True)
-    userid: Mapped[str] = mapped_column(String(64))
-    type: Mapped[int] = mapped_column(Integer, default=2)
-    unionid: Mapped[str | None] = mapped_column(String(64))
-    member_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    join_scene: Mapped[int | None] = mapped_column(Integer)
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
-    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

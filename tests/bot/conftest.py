@@ -7,6 +7,7 @@ import pytest
 
 from bot.clients import reset_clients
 from bot.sandbox.state import reset_state
+from config.queue import in_process_runner
 from config.settings import get_settings
 
 
@@ -41,6 +42,7 @@ def _point_at(server: str, monkeypatch):
 def sandbox(sandbox_server, sqlite_settings, monkeypatch):
     """An empty sandbox state; settings (SQLite, embedded) and clients point at the served sandbox."""
     yield _point_at(sandbox_server, monkeypatch)
+    in_process_runner().drain(30)  # jobs the test queued (segment re-checks of timeline events) use its database
     reset_clients()
     get_settings.cache_clear()
 
@@ -49,5 +51,6 @@ def sandbox(sandbox_server, sqlite_settings, monkeypatch):
 def sandbox_db(sandbox_server, settings, monkeypatch):
     """Like `sandbox`, on every test database (SQLite and, when configured, PostgreSQL)."""
     yield _point_at(sandbox_server, monkeypatch)
+    in_process_runner().drain(30)
     reset_clients()
     get_settings.cache_clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert
 
 from membership.models import Identity, Member, MemberTag, Relation, Staff, Store, Tag, Trait
 from membership.traits import typed_columns
@@ -13,6 +13,7 @@ from segments.graph import resolve
 from segments.language import parse, where_key
 from segments.models import EventDayCount, Segment
 from segments.predicate import compile_predicate, load_states
+from segments.idsets import matching_ids
 from segments.sql import id_filter, members_query, prepare
 
 TODAY = date(2026, 3, 1)
@@ -124,7 +125,7 @@ def _write_world(session, states: list[dict], ref_definition: dict) -> list[int]
 @given(states=st.lists(member_states, min_size=1, max_size=8), defs=st.lists(definitions, min_size=1, max_size=4),
        ref=referenced, zone=st.sampled_from(["Asia/Shanghai", "UTC", "America/New_York"]))
 def test_sql_and_python_evaluators_agree(session, states, defs, ref, zone):
-    """Given random members and definitions, when both compilers evaluate them, then they pick the same members."""
+    """Given random members and definitions, when the SQL, set and Python evaluators run, then they pick the same members."""
     from zoneinfo import ZoneInfo
 
     ids = _write_world(session, states, ref)
@@ -143,4 +144,7 @@ def test_sql_and_python_evaluators_agree(session, states, defs, ref, zone):
         scope = ids[::2]  # an incremental refresh evaluates only some members: it must pick the same ones
         scoped = set(session.scalars(members_query(node, ctx, refs, dialect, scope=id_filter(scope, dialect))))
         assert scoped == by_sql & set(scope), (raw, ref)
+        # The set-algebra evaluator (full refreshes and previews) picks the same members, scoped or not.
+        assert matching_ids(session, node, ctx, refs) == by_python, (raw, ref)
+        assert matching_ids(session, node, ctx, refs, scope) == by_python & set(scope), (raw, ref)
     session.rollback()

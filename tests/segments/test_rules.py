@@ -4,7 +4,6 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from config.database import session_scope
-from membership.identity import IdentityIn
 from membership.models import Identity, Member, MemberTag, Tag
 from membership.service import add_relation, create_store, upsert_staff
 from membership.tags import ensure_tag, tag_member, untag_member

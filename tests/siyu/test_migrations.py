@@ -1,5 +1,4 @@
 """Migrations: `siyu db upgrade` builds exactly the schema the models declare, and every step reverses."""
-import os
 import uuid
 
 import pytest

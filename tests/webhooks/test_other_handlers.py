@@ -14,25 +14,49 @@ def _types() -> list[str]:
         return list(s.scalars(select(TimelineEvent.type).order_by(TimelineEvent.id)))
 
 
-def test_group_members_siyu_knows_get_joined_and_left(settings, enqueued, fake_wecom):
-    from webhooks.models import GroupChat, GroupChatMember
+def test_group_customers_are_bound_and_get_joined_and_left_once(settings, enqueued, fake_wecom):
+    from membership.models import GroupChat, GroupChatMember, Identity
 
-    # given a known customer wmEXT0001 and an unknown one wmEXT0002 in a new chat
+    # given a known customer wmEXT0001 and one Siyu has never seen, wmEXT0002, in a new chat
     with session_scope() as s:
         known = bind(s, [IdentityIn("wecom_external", "wmEXT0001", scope="wwsandbox00000001")]).member
     fake_wecom.chats["wrCHAT0001"] = {"chat_id": "wrCHAT0001", "name": "老客群", "owner": "zhangsan", "member_list": [
-        {"userid": "zhangsan", "type": 1}, {"userid": "wmEXT0001", "type": 2}, {"userid": "wmEXT0002", "type": 2}]}
-    handle("wecom", fixture_text("wecom", "event__change_external_chat__create.xml"))
-    # when both leave (one del_member event listing both), then the chat is dismissed
+        {"userid": "zhangsan", "type": 1}, {"userid": "wmEXT0001", "type": 2, "join_time": 1700000000},
+        {"userid": "wmEXT0002", "type": 2, "join_time": 1700000000}]}
+    create = fixture_text("wecom", "event__change_external_chat__create.xml")
+    handle("wecom", create)
+    # when the create event is delivered again, both leave (one del_member event listing both), the chat is dismissed
+    handle("wecom", create.replace("1700000000", "1700000060"))  # a later event, a new inbox row
     fake_wecom.chats["wrCHAT0001"]["member_list"] = [{"userid": "zhangsan", "type": 1}]
     handle("wecom", fixture_text("wecom", "event__change_external_chat__update@del_member.xml"))
     handle("wecom", fixture_text("wecom", "event__change_external_chat__dismiss.xml"))
-    # then only the known customer has group.joined then group.left, and nobody is left in the dismissed chat
+    # then the stranger became a member, and each customer (never the staff member) has one joined then one left
     with session_scope() as s:
-        rows = s.execute(select(TimelineEvent.member_id, TimelineEvent.type).order_by(TimelineEvent.id)).all()
-        assert [(m, t) for m, t in rows if t.startswith("group.")] == [(known.id, "group.joined"), (known.id, "group.left")]
+        stranger = s.scalar(select(Identity.member_id).where(Identity.value == "wmEXT0002"))
+        rows = s.execute(select(TimelineEvent.member_id, TimelineEvent.type, TimelineEvent.data)
+                         .where(TimelineEvent.type.startswith("group.")).order_by(TimelineEvent.id)).all()
+        assert sorted((m, t) for m, t, _ in rows) == sorted([(known.id, "group.joined"), (stranger, "group.joined"),
+                                                            (known.id, "group.left"), (stranger, "group.left")])
+        assert {d["chat_id"] for _, _, d in rows} == {"wrCHAT0001"}
         assert s.scalar(select(GroupChat.status)) == "dismissed" and s.scalar(select(GroupChat.name)) == "老客群"
         assert not any(s.scalars(select(GroupChatMember.active)))
+
+
+def test_an_unreadable_chat_applies_the_events_member_list(settings, enqueued, fake_wecom):
+    from membership.models import GroupChatMember
+
+    # given a chat with a known customer, which WeCom then stops answering for
+    fake_wecom.chats["wrCHAT0001"] = {"chat_id": "wrCHAT0001", "name": "群", "owner": "zhangsan", "member_list": [
+        {"userid": "zhangsan", "type": 1}, {"userid": "wmEXT0001", "type": 2, "join_time": 1700000000}]}
+    handle("wecom", fixture_text("wecom", "event__change_external_chat__create.xml"))
+    del fake_wecom.chats["wrCHAT0001"]
+    # when a del_member event lists the customer
+    handle("wecom", fixture_text("wecom", "event__change_external_chat__update@del_member.xml"))
+    # then the customer has left and the staff member is still in
+    with session_scope() as s:
+        assert dict(s.execute(select(GroupChatMember.userid, GroupChatMember.active)).all()) == {
+            "zhangsan": True, "wmEXT0001": False}
+    assert _types().count("group.left") == 1
 
 
 def test_corp_tag_changes_make_the_catalogue_follow_wecom(settings, enqueued, fake_wecom):
