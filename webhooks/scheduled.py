@@ -1,7 +1,14 @@
-"""Scheduled entries of the intake (they only enqueue)."""
+"""Scheduled entries of the intake: they only enqueue."""
 from __future__ import annotations
 
-from webhooks.jobs import sweep_inbox
+from config.queue import enqueue
 
-# The sweeper re-enqueues inbox rows whose job was lost; it does no handling itself.
-SCHEDULES = [(sweep_inbox, {"trigger": "interval", "seconds": 60})]
+
+def enqueue_sweep() -> None:
+    """Queue the inbox sweeper, which re-enqueues events whose job was lost (Redis down, a worker killed)."""
+    from webhooks.jobs import sweep_inbox
+
+    enqueue(sweep_inbox, queue="low", retries=0)  # the next minute's sweep is the retry
+
+
+SCHEDULES = [(enqueue_sweep, {"trigger": "interval", "seconds": 60})]
