@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from bot.credentials import WeComCredentials
+from bot.errors import PermanentAPIError
 
 BATCH_USERIDS = 100  # batch/get_by_user: at most 100 userids per call
 BATCH_LIMIT = 100  # ... and at most 100 items per page
@@ -19,7 +20,7 @@ class WeComClient:
     def __init__(self, creds: WeComCredentials, contact, agent=None):
         self.creds = creds
         self.contact = contact
-        self.agent = agent or contact
+        self.agent = agent  # None when no app secret is configured: app messages cannot be sent
 
     # -- tokens -----------------------------------------------------------------------------
     def access_token(self) -> str:
@@ -199,10 +200,15 @@ class WeComClient:
 
     def send_message(self, body: dict) -> dict:
         """message/send as the agent (text, markdown, template_card…); `agentid` is filled in."""
-        body = {"agentid": int(self.creds.agent_id or 0), **body}
-        return self.agent.post("message/send", data=body)
+        return self._agent_sdk("message/send").post("message/send", data={"agentid": int(self.creds.agent_id), **body})
 
     def update_template_card(self, body: dict) -> dict:
         """message/update_template_card: change a sent card (e.g. after a button click)."""
-        body = {"agentid": int(self.creds.agent_id or 0), **body}
-        return self.agent.post("message/update_template_card", data=body)
+        api = "message/update_template_card"
+        return self._agent_sdk(api).post(api, data={"agentid": int(self.creds.agent_id), **body})
+
+    def _agent_sdk(self, api: str):
+        # WeCom refuses app messages on the 客户联系 secret's token: say so here, not with a puzzling errcode.
+        if self.agent is None or not self.creds.agent_id:
+            raise PermanentAPIError(None, "no app configured: set SIYU_WECOM_AGENT_ID and SIYU_WECOM_AGENT_SECRET", api)
+        return self.agent

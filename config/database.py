@@ -158,8 +158,12 @@ def _drop_after_commit(session: Session) -> None:
     session.info.pop("after_commit", None)
 
 
-def upsert(session: Session, table, values: dict, index_elements: list[str], set_: dict | None = None) -> None:
-    """INSERT … ON CONFLICT (index_elements) DO UPDATE SET set_ (or DO NOTHING), on SQLite and PostgreSQL."""
+def upsert(session: Session, table, values: dict, index_elements: list[str], set_: dict | None = None,
+           returning=None):
+    """INSERT … ON CONFLICT (index_elements) DO UPDATE SET set_ (or DO NOTHING), on SQLite and PostgreSQL.
+
+    With `returning` (a column), the value of the row written, or None when DO NOTHING skipped it.
+    """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -172,5 +176,8 @@ def upsert(session: Session, table, values: dict, index_elements: list[str], set
         stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=set_)
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
+    if returning is not None:
+        return session.execute(stmt.returning(returning)).scalar()
     session.execute(stmt)
+    return None
 

@@ -23,9 +23,12 @@ def _step(text: str) -> None:
 
 
 def _wait_processed(api: httpx.Client, timeout: float = 30) -> None:
+    from config.queue import in_process_runner
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not api.get("/api/v1/inbox", params={"status": "received"}).json()["items"]:
+        # the inbox emptied, and the jobs it started (welcome messages, segment re-checks) finished too
+        if not api.get("/api/v1/inbox", params={"status": "received"}).json()["items"] and in_process_runner().drain(1):
             return
         time.sleep(0.2)
     raise RuntimeError("callbacks were not processed in time")

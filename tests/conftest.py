@@ -98,6 +98,10 @@ def settings(db_url, tmp_path, monkeypatch):
             monkeypatch.delenv(name)
     get_settings.cache_clear()
     yield get_settings()
+    # Jobs a test left running must finish before the next test empties the tables under them.
+    from config.queue import in_process_runner
+
+    in_process_runner().drain(30)
     get_settings.cache_clear()
 
 

@@ -31,6 +31,9 @@ def open_envelope(creds, body: bytes, *, signature: str | None, timestamp: str |
     """Check the signature of a POST and return its plaintext and fields."""
     if (encrypt_type or "").lower() == "aes":
         if not creds.aes_key:
+            # Tencent signs safe-mode requests plainly too: an unsigned request is refused (403) as such
+            # before we admit we cannot decrypt a signed one (400).
+            check_signature(signature, creds.token, timestamp, nonce)
             raise BadPayload("safe mode without an EncodingAESKey configured")
         outer, fmt = parse_body(body)
         encrypted = outer.get("Encrypt")

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from config.database import upsert
 from config.queue import enqueue
 from config.types import utcnow
 from webhooks.metrics import RECEIVED
@@ -47,16 +48,6 @@ class Stored:
     created: bool
 
 
-def _insert(session: Session, values: dict) -> int | None:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(InboxEvent).values(**values).on_conflict_do_nothing(index_elements=["content_key"])
-    return session.execute(stmt.returning(InboxEvent.id)).scalar()
-
-
 def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
     """Insert the callback (or find its earlier copy) and, when new, enqueue it after the commit."""
     from webhooks.jobs import process_inbox
@@ -64,11 +55,11 @@ def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=
     key = content_key(source, plaintext, data)
     msg_type, event, change = event_kind(data)
     now = utcnow()
-    inbox_id = _insert(session, {
+    inbox_id = upsert(session, InboxEvent.__table__, {
         "source": source, "content_key": key, "msg_type": msg_type, "event": event, "change_type": change,
         "payload": plaintext, "data": data, "status": InboxStatus.received.value, "attempts": 0,
         "received_at": now, "due_at": now,
-    })
+    }, ["content_key"], returning=InboxEvent.id)
     if inbox_id is None:
         RECEIVED.labels(source, "duplicate").inc()
         existing = session.scalar(select(InboxEvent.id).where(InboxEvent.content_key == key))

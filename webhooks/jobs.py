@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 1 + len(RETRY_INTERVALS)  # the queue's retries, counted on the row
 SWEEP_AFTER = timedelta(seconds=60)  # a `received` row this far past due has lost its job
+SWEEP_BACKOFF = timedelta(minutes=10)  # after a sweep: a long queue, not a lost job, may be why it still waits
 
 
 def _lock(session: Session, inbox_id: int) -> InboxEvent | None:
@@ -85,7 +86,9 @@ def sweep_inbox() -> int:
     with session_scope() as session:
         ids = stuck(session, SWEEP_AFTER)
         if ids:
-            session.execute(update(InboxEvent).where(InboxEvent.id.in_(ids)).values(due_at=utcnow()))
+            # Due again only after the backoff, so a backlog is not re-enqueued every minute.
+            session.execute(update(InboxEvent).where(InboxEvent.id.in_(ids))
+                            .values(due_at=utcnow() + SWEEP_BACKOFF - SWEEP_AFTER))
             for inbox_id in ids:
                 enqueue(process_inbox, inbox_id, session=session)
             log.warning("inbox sweeper: re-enqueued %d stuck events", len(ids))

@@ -57,15 +57,19 @@ class ChannelCode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WelcomeSend(Base):
-    """One welcome_code used: claimed before the send so a code is never used twice."""
+class OutboundSend(Base):
+    """One message Siyu sends because of a callback (welcome, loss alert, auto-reply), claimed before the send.
 
-    __tablename__ = "welcome_sends"
+    The claim makes a retried or doubled job send nothing twice: only a send Tencent answered with an error
+    may be tried again; one whose outcome is unknown (a timeout, a worker killed mid-call) is not.
+    """
+
+    __tablename__ = "outbound_sends"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    welcome_code: Mapped[str] = mapped_column(String(200), unique=True)
-    inbox_id: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), default="sending")  # sending, sent, failed, skipped
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # welcome:<code>, loss_alert:<inbox>, …
+    inbox_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    status: Mapped[str] = mapped_column(String(20), default="sending")  # sending, sent, failed, unknown, skipped
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

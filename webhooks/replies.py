@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from config.database import session_scope
 from webhooks.models import AutoReply
+from webhooks.sends import send_once
 
 log = logging.getLogger(__name__)
 MATCH_MODES = ("exact", "contains", "keyword")  # whole text; substring; a jieba word of the text
@@ -74,8 +75,8 @@ def custom_message(openid: str, rule: AutoReply) -> dict | None:
     return None
 
 
-def send_custom_reply(channel: str, openid: str, rule_id: int) -> None:
-    """Send a rule's reply through the customer-service API (queue `fast`)."""
+def send_custom_reply(channel: str, openid: str, rule_id: int, inbox_id: int) -> None:
+    """Send a rule's reply through the customer-service API (queue `fast`), once per message and rule."""
     from bot.clients import mp_client, oa_client
     from webhooks.warm import warm
 
@@ -86,8 +87,8 @@ def send_custom_reply(channel: str, openid: str, rule_id: int) -> None:
     if body is None:
         return
     client = oa_client() if channel == "official_account" else mp_client()
-    client.sdk.post("message/custom/send", data=body)
-    log.info("auto-reply %s: sent to %s on %s", rule_id, openid, channel)
+    outcome = send_once(f"auto_reply:{inbox_id}:{rule_id}", inbox_id, lambda: client.sdk.post("message/custom/send", data=body))
+    log.info("auto-reply %s: %s to %s on %s", rule_id, outcome, openid, channel)
 
 
 __all__ = ["MATCH_MODES", "custom_message", "find_rule", "keywords", "matches", "passive_text",

@@ -24,6 +24,9 @@ ERRORS: dict[str, tuple[int, str]] = {
     "invalid_template": (40037, "invalid template_id"),
     "invalid_chat_id": (40050, "invalid chatid"),
     "invalid_openid": (40003, "invalid openid"),
+    "invalid_agentid": (40056, "invalid agentid"),
+    "invalid_msgtype": (40008, "invalid message type"),
+    "agent_mismatch": (301002, "not allow operate another agent with this accesstoken"),
 }
 
 

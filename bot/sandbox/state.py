@@ -35,6 +35,8 @@ class SandboxState(WeComState, WeChatState, PayState):
 
     corp_id: str = C.SANDBOX_CORP_ID
     wecom_secrets: set[str] = field(default_factory=lambda: {C.SANDBOX_CONTACT_SECRET, C.SANDBOX_AGENT_SECRET})
+    agent_id: str = C.SANDBOX_AGENT_ID  # the one app that may send app messages and task cards
+    agent_secret: str = C.SANDBOX_AGENT_SECRET
     oa_app_id: str = C.SANDBOX_OA_APP_ID
     oa_secret: str = C.SANDBOX_OA_APP_SECRET
     mp_app_id: str = C.SANDBOX_MP_APP_ID

@@ -80,6 +80,40 @@ def subscribe_bizsend(state, body, q):
     return ok()
 
 
+# Customer-service messages: one path for both apps, so the token, not the path, says which app sends.
+CUSTOM_MSGTYPES = {
+    "oa": {"text", "image", "voice", "video", "music", "news", "mpnews", "msgmenu", "wxcard", "miniprogrampage"},
+    "mp": {"text", "image", "link", "miniprogrampage"},
+}
+
+
+@api("POST", "cgi-bin/message/custom/send", auth=False)
+def custom_send(state, body, q):
+    tok = state.tokens.get(q.get("access_token") or "")
+    apps = {state.oa_app_id: "oa", state.mp_app_id: "mp"}
+    if tok is None or tok.app not in apps:
+        return err("missing_token") if not q.get("access_token") else err("invalid_token")
+    if tok.expires_at <= state.now():
+        return err("expired_token")
+    app = apps[tok.app]
+    openid, msgtype = body.get("touser", ""), body.get("msgtype")
+    known = state.oa_followers.get(openid, {}).get("subscribe") if app == "oa" else openid in state.mp_users
+    if not known:
+        return err("invalid_openid")
+    if msgtype not in CUSTOM_MSGTYPES[app]:
+        return err("invalid_msgtype", str(msgtype))
+    content = body.get(msgtype)
+    if not isinstance(content, dict) or not content:
+        return err("invalid_parameter", f"{msgtype} is required")
+    if msgtype == "text" and not content.get("content"):
+        return err("invalid_parameter", "text.content is required")
+    if msgtype == "miniprogrampage" and not (content.get("title") and content.get("pagepath")
+                                             and content.get("thumb_media_id")):
+        return err("invalid_parameter", "miniprogrampage needs title, pagepath and thumb_media_id")
+    state.custom_sends.append({**body, "app": app})
+    return ok()
+
+
 # -- mini-program ---------------------------------------------------------------------------------------
 @api("GET", "sns/jscode2session", auth=False)
 def jscode2session(state, body, q):

@@ -19,6 +19,7 @@ class WeChatState:
         self.mp_phone_codes: dict[str, dict] = {}
         self.mp_subscribe_sends: list[dict] = []
         self.mp_grants: set[tuple[str, str]] = set()  # (openid, template_id) one-time grants
+        self.custom_sends: list[dict] = []  # customer-service messages, each with the "app" that sent it
 
     def add_oa_follower(self, openid: str | None = None, unionid: str | None = None, nickname: str = "粉丝",
                         scene: str = "ADD_SCENE_QR_CODE", qr_scene_str: str = "") -> str:

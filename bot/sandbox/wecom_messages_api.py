@@ -104,8 +104,21 @@ def remind_groupmsg_send(state, body, q):
     return ok()
 
 
+def _agent_refusal(state, body, q) -> dict | None:
+    # WeCom sends app messages as one app: the agentid must be an app's, and the token that app's secret's
+    # (a 客户联系 secret's token is refused), so a client wired to the wrong secret fails here as it would live.
+    if str(body.get("agentid", "")) != state.agent_id:
+        return err("invalid_agentid", str(body.get("agentid")))
+    token = state.tokens.get(q.get("access_token", ""))
+    if token is None or token.secret != state.agent_secret:
+        return err("agent_mismatch")
+    return None
+
+
 @api("POST", "message/send")
 def message_send(state, body, q):
+    if refused := _agent_refusal(state, body, q):
+        return refused
     msgtype = body.get("msgtype")
     if msgtype not in ("text", "markdown", "template_card", "textcard", "news"):
         return err("invalid_parameter", "msgtype")
@@ -131,6 +144,8 @@ def message_send(state, body, q):
 
 @api("POST", "message/update_template_card")
 def update_template_card(state, body, q):
+    if refused := _agent_refusal(state, body, q):
+        return refused
     card = state.cards.get(body.get("response_code", ""))
     if card is None or card.get("updated"):
         return err("invalid_parameter", "response_code is unknown or already used")

@@ -150,3 +150,30 @@ def test_group_chats_transfers_staff_and_app_messages(sandbox):
     with pytest.raises(PermanentAPIError):
         client.update_template_card({"userids": ["a"], "response_code": sent["response_code"],
                                      "button": {"replace_name": "again"}})
+
+
+def test_app_messages_need_the_agents_id_and_the_agents_token_as_in_wecom(sandbox):
+    from dataclasses import replace
+
+    from bot.wecom import WeComClient
+
+    # given a staff member and the configured client, which sends as the agent
+    sandbox.add_staff("a")
+    client = wecom_client()
+    text = {"touser": "a", "msgtype": "text", "text": {"content": "hi"}}
+    assert client.send_message(text)["errcode"] == 0
+    # when app messages go out on the 客户联系 secret's token
+    on_contact_token = WeComClient(client.creds, client.contact, agent=client.contact)
+    with pytest.raises(PermanentAPIError) as exc:
+        on_contact_token.send_message(text)
+    # then WeCom's answer: that token may not speak for the app
+    assert exc.value.errcode == 301002
+    # and a client without an app secret says what is missing without calling WeCom at all
+    with pytest.raises(PermanentAPIError, match="SIYU_WECOM_AGENT_SECRET"):
+        WeComClient(client.creds, client.contact).send_message(text)
+    # and an agentid that is not the app's is refused too
+    wrong_agent = WeComClient(replace(client.creds, agent_id="1000999"), client.contact, client.agent)
+    with pytest.raises(PermanentAPIError) as exc:
+        wrong_agent.send_message(text)
+    assert exc.value.errcode == 40056
+    assert len(sandbox.app_messages) == 1

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pytest
+
+from bot.errors import BusyError, TransportError
 from sqlalchemy import func, select
 
 from config.database import session_scope
@@ -195,10 +197,89 @@ def test_a_welcome_that_failed_is_tried_again(shop, enqueued, fake_wecom, monkey
     def flaky(code, text=None, attachments=()):
         calls.append(code)
         if len(calls) == 1:
-            raise RuntimeError("busy")
+            raise BusyError(-1, "system busy", "externalcontact/send_welcome_msg")
         return {"errcode": 0}
 
+    # given a first attempt that WeCom answered with an error (so nothing went out)
     monkeypatch.setattr(fake_wecom, "send_welcome_msg", flaky)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(BusyError):
         send_welcome(row.id)
+    # then the retry sends it
     assert send_welcome(row.id) == "sent" and len(calls) == 2
+    assert send_welcome(row.id) == "already sent" and len(calls) == 2
+
+
+def test_a_send_whose_outcome_is_unknown_is_never_repeated(shop, enqueued, fake_wecom, monkeypatch):
+    from webhooks.jobs import send_welcome
+    from webhooks.models import OutboundSend
+
+    row = handle("wecom", ADD)
+    calls = []
+
+    def timeout(code, text=None, attachments=()):
+        calls.append(code)
+        raise TransportError(None, "ReadTimeout", "externalcontact/send_welcome_msg")
+
+    # given a send that timed out (WeCom may have delivered it)
+    monkeypatch.setattr(fake_wecom, "send_welcome_msg", timeout)
+    assert send_welcome(row.id) == "unknown"
+    # when the job runs again, then nothing is sent twice
+    assert send_welcome(row.id) == "already sent"
+    assert len(calls) == 1
+    with session_scope() as s:
+        assert s.scalar(select(OutboundSend.status)) == "unknown"
+
+
+def _age_inbox_row(inbox_id: int, seconds: int) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from config.types import utcnow
+    from webhooks.models import InboxEvent
+
+    with session_scope() as s:
+        s.execute(update(InboxEvent).where(InboxEvent.id == inbox_id)
+                  .values(received_at=utcnow() - timedelta(seconds=seconds)))
+
+
+def test_a_welcome_job_that_starts_after_the_codes_20_seconds_does_not_call_wecom(shop, enqueued, fake_wecom):
+    from webhooks.jobs import send_welcome
+    from webhooks.models import OutboundSend
+
+    # given an add event received 21 seconds ago (the fast queue was backed up)
+    row = handle("wecom", ADD)
+    _age_inbox_row(row.id, 21)
+    # when its welcome job finally runs
+    assert send_welcome(row.id) == "expired"
+    # then WeCom was not asked to use the dead code, and the outbound_sends row says why
+    assert fake_wecom.named("send_welcome_msg") == []
+    with session_scope() as s:
+        sent = s.scalar(select(OutboundSend))
+        assert (sent.status, sent.error) == ("skipped", "welcome_code expired before it was used")
+    assert send_welcome(row.id) == "already sent"
+
+
+def test_a_failed_welcome_is_not_retried_once_its_code_expired(shop, enqueued, fake_wecom, monkeypatch):
+    from webhooks.jobs import send_welcome
+    from webhooks.models import OutboundSend
+
+    row = handle("wecom", ADD)
+    calls = []
+
+    def busy(code, text=None, attachments=()):
+        calls.append(code)
+        raise BusyError(-1, "system busy", "externalcontact/send_welcome_msg")
+
+    monkeypatch.setattr(fake_wecom, "send_welcome_msg", busy)
+    # given a first attempt that failed inside the 20 s
+    with pytest.raises(BusyError):
+        send_welcome(row.id)
+    # when the queue's 30-second retry runs
+    _age_inbox_row(row.id, 30)
+    assert send_welcome(row.id) == "expired"
+    # then only the first attempt reached WeCom, and the earlier error is kept
+    assert len(calls) == 1
+    with session_scope() as s:
+        sent = s.scalar(select(OutboundSend))
+        assert sent.status == "skipped" and "busy" in sent.error

@@ -97,3 +97,26 @@ def test_a_channel_code_burst_delivered_twice_and_out_of_order_lands_exactly_onc
     assert len(sandbox.welcome_sent) == CUSTOMERS
     assert {w["external_userid"] for w in sandbox.welcome_sent} == {f"wmE2E{i:04d}" for i in range(CUSTOMERS)}
     assert all(w["body"]["text"]["content"] == "欢迎光临" for w in sandbox.welcome_sent)
+
+
+def test_auto_replies_that_need_the_customer_service_api_reach_the_sandbox(sandbox):
+    from webhooks.models import AutoReply
+    from webhooks.replies import send_custom_reply
+
+    # given an OA follower, a mini-program user, and a text rule and a mini-program-card rule
+    follower, mp_user = sandbox.add_oa_follower(), sandbox.add_mp_user()
+    with session_scope() as s:
+        text_rule = AutoReply(keywords=["营业"], reply_text="9:00-21:00")
+        card_rule = AutoReply(keywords=["预约"], miniprogram={"title": "预约", "appid": "wxsandboxmp000001",
+                                                             "pagepath": "pages/book", "thumb_media_id": "MEDIA"})
+        s.add_all([text_rule, card_rule])
+        s.flush()
+        text_id, card_id = text_rule.id, card_rule.id
+    # when the reply jobs run (MP text replies and OA cards cannot be passive replies)
+    send_custom_reply("miniprogram", mp_user, text_id, 1)
+    send_custom_reply("official_account", follower, card_id, 2)
+    # and a retried job (the same message and rule) sends nothing twice
+    assert send_custom_reply("miniprogram", mp_user, text_id, 1) is None
+    # then Tencent's customer-service API took both, each from the right app
+    assert [(m["app"], m["touser"], m["msgtype"]) for m in sandbox.custom_sends] == [
+        ("mp", mp_user, "text"), ("oa", follower, "miniprogrampage")]

@@ -76,13 +76,25 @@ def test_the_sweeper_requeues_only_events_whose_job_was_lost(client, enqueued):
     assert sweep_inbox() == 0
     # then only the stuck one was enqueued, once
     assert enqueued == [("process_inbox", (old.id,), "default")]
+    # and it is swept again only after a backoff, so a long queue is not multiplied every minute
+    with session_scope() as s:
+        due = s.get(InboxEvent, old.id).due_at
+    assert due - utcnow() > timedelta(minutes=8)
 
 
-def test_schedules_only_name_the_sweeper():
+def test_the_only_schedule_enqueues_the_sweeper_without_running_it(monkeypatch):
+    import config.queue
     from webhooks.jobs import sweep_inbox
-    from webhooks.scheduled import SCHEDULES
+    from webhooks.scheduled import SCHEDULES, enqueue_sweep
 
-    assert SCHEDULES == [(sweep_inbox, {"trigger": "interval", "seconds": 60})]
+    queued = []
+    monkeypatch.setattr(config.queue, "_dispatch", lambda func, args, queue, retries: queued.append((func, args, queue, retries)))
+    # given the intake's schedule table
+    assert SCHEDULES == [(enqueue_sweep, {"trigger": "interval", "seconds": 60})]
+    # when its entry fires
+    enqueue_sweep()
+    # then the sweeper is queued once on `low`, without retries (the next minute's sweep is the retry)
+    assert queued == [(sweep_inbox, (), "low", 0)]
 
 
 def test_a_channel_code_is_created_in_wecom_with_a_siyu_state(client, fake_wecom):

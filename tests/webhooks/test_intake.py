@@ -226,3 +226,26 @@ def test_mp_garbage_is_400_and_wrong_signature_403(client, enqueued):
     assert client.post("/webhooks/miniprogram", params=bad,
                        content=fixture_text("miniprogram", "text.xml")).status_code == 403
     assert inbox_rows() == []
+
+
+def test_oa_safe_mode_without_a_configured_key_is_403_unsigned_and_400_signed(settings, monkeypatch, enqueued):
+    from fastapi.testclient import TestClient
+
+    from config.settings import get_settings
+    from siyu.app import create_app
+    from webhooks.crypto import signature
+
+    # given a real official account configured in plain mode only (no EncodingAESKey)
+    for name, value in (("SIYU_OA_APP_ID", "wxplainonly"), ("SIYU_OA_APP_SECRET", "s"), ("SIYU_OA_TOKEN", "tok")):
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    body = "<xml><ToUserName><![CDATA[gh_x]]></ToUserName><Encrypt><![CDATA[AAAA]]></Encrypt></xml>"
+    q = {"timestamp": "1700000000", "nonce": "n1", "encrypt_type": "aes", "msg_signature": "0" * 40}
+    with TestClient(create_app()) as c:
+        # when a safe-mode request arrives unsigned, then it is refused as unsigned
+        unsigned = c.post("/webhooks/official-account", params={**q, "signature": "f" * 40}, content=body)
+        # and when it is signed, then it is refused as undecryptable
+        signed = c.post("/webhooks/official-account",
+                        params={**q, "signature": signature("tok", "1700000000", "n1")}, content=body)
+    assert (unsigned.status_code, signed.status_code) == (403, 400)
+    assert inbox_rows() == []

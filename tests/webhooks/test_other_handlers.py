@@ -120,7 +120,7 @@ def test_text_messages_are_received_with_keywords_and_mp_replies_go_by_api(setti
     with session_scope() as s:
         s.add(AutoReply(keywords=["拼团"], match="keyword", reply_text="点这里参加拼团", channels=["miniprogram"]))
     handle("official_account", fixture_text("official_account", "text.xml"))
-    handle("miniprogram", fixture_text("miniprogram", "text.xml"))
+    mp_row = handle("miniprogram", fixture_text("miniprogram", "text.xml"))
     with session_scope() as s:
         evs = list(s.scalars(select(TimelineEvent).where(TimelineEvent.type == "message.received")
                             .order_by(TimelineEvent.id)))
@@ -128,4 +128,4 @@ def test_text_messages_are_received_with_keywords_and_mp_replies_go_by_api(setti
     assert "营业" in evs[0].data["keywords"] and "拼团" in evs[1].data["keywords"]
     # the MP has no passive reply: the matching rule's answer is queued for the customer-service API
     assert [c for c in enqueued if c[0] == "send_custom_reply"] == [
-        ("send_custom_reply", ("miniprogram", "oMPUSER00001", 1), "fast")]
+        ("send_custom_reply", ("miniprogram", "oMPUSER00001", 1, mp_row.id), "fast")]

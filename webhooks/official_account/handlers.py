@@ -94,4 +94,5 @@ def text_received(session: Session, ev: Event) -> None:
     rule = find_rule(session, ev.source, text)
     # The OA answered plain text in the HTTP reply already; cards (and every MP reply) need the API.
     if rule is not None and (ev.source != SOURCE or rule.miniprogram):
-        enqueue(send_custom_reply, ev.source, ev.get("FromUserName"), rule.id, queue="fast", session=session)
+        enqueue(send_custom_reply, ev.source, ev.get("FromUserName"), rule.id, ev.inbox_id, queue="fast",
+                session=session)

@@ -7,9 +7,10 @@ from sqlalchemy import select
 
 from config.database import session_scope
 from membership.models import Role, Staff
-from webhooks.models import InboxEvent
 from membership.service import find_staff
+from webhooks.models import InboxEvent
 from webhooks.people import member_by_external
+from webhooks.sends import send_once
 
 log = logging.getLogger(__name__)
 
@@ -32,5 +33,6 @@ def loss_alert(inbox_id: int) -> None:
                 Staff.store_id == staff.store_id, Staff.role == Role.store_manager.value, Staff.active.is_(True),
                 Staff.userid != staff.userid)))
     text = f"客户流失提醒：客户「{name}」删除了{staff.name}（{staff.userid}）。"
-    wecom_client().send_message({"touser": "|".join(to), "msgtype": "text", "text": {"content": text}})
-    log.info("contact %s: loss alert sent to %s", data.get("ExternalUserID"), ",".join(to))
+    body = {"touser": "|".join(to), "msgtype": "text", "text": {"content": text}}
+    outcome = send_once(f"loss_alert:{inbox_id}", inbox_id, lambda: wecom_client().send_message(body))
+    log.info("contact %s: loss alert to %s: %s", data.get("ExternalUserID"), ",".join(to), outcome)

@@ -2,33 +2,19 @@
 from __future__ import annotations
 
 import logging
-
-from sqlalchemy import select
+from datetime import timedelta
 
 from config.database import session_scope
-from webhooks.models import InboxEvent, WelcomeSend
+from config.types import utcnow
+from webhooks.models import InboxEvent
 from webhooks.people import channel_code_by_state
+from webhooks.sends import claim, send_once
 
 log = logging.getLogger(__name__)
 
-
-def _claim(session, code: str, inbox_id: int) -> WelcomeSend | None:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = (insert(WelcomeSend).values(welcome_code=code, inbox_id=inbox_id, status="sending")
-            .on_conflict_do_nothing(index_elements=["welcome_code"]).returning(WelcomeSend.id))
-    new_id = session.execute(stmt).scalar()
-    row = session.scalar(select(WelcomeSend).where(WelcomeSend.welcome_code == code).with_for_update())
-    if new_id is not None:
-        return row
-    # Only a send that failed outright may be tried again; "sending" means a worker died mid-call.
-    if row.status == "failed":
-        row.status = "sending"
-        return row
-    return None
+# WeCom accepts a welcome_code for 20 s from the add event, measured here from our own receipt of the
+# callback (Tencent's CreateTime may be skewed): a job or retry that starts later would only earn 41051.
+WELCOME_CODE_TTL = timedelta(seconds=20)
 
 
 def send_welcome_for(inbox_id: int) -> str:
@@ -43,19 +29,15 @@ def send_welcome_for(inbox_id: int) -> str:
         text = channel.welcome_text if channel else None
         if not code or not text:
             return "nothing to send"
-        if _claim(session, code, inbox_id) is None:
-            return "already sent"
-    try:
-        wecom_client().send_welcome_msg(code, text=text)
-    except Exception as exc:
-        _finish(code, "failed", str(exc))
-        raise
-    _finish(code, "sent", None)
-    log.info("welcome %s: sent for inbox #%s", code[:12], inbox_id)
-    return "sent"
-
-
-def _finish(code: str, status: str, error: str | None) -> None:
-    with session_scope() as session:
-        row = session.scalar(select(WelcomeSend).where(WelcomeSend.welcome_code == code))
-        row.status, row.error = status, error
+        if row.received_at and utcnow() - row.received_at > WELCOME_CODE_TTL:
+            claimed = claim(session, f"welcome:{code}", inbox_id)
+            if claimed is None:
+                return "already sent"
+            claimed.status = "skipped"
+            claimed.error = "welcome_code expired before it was used" + (
+                f"; earlier: {claimed.error}" if claimed.error else "")
+            log.warning("welcome %s: expired before it was sent (inbox #%s)", code[:12], inbox_id)
+            return "expired"
+    outcome = send_once(f"welcome:{code}", inbox_id, lambda: wecom_client().send_welcome_msg(code, text=text))
+    log.info("welcome %s: %s for inbox #%s", code[:12], outcome, inbox_id)
+    return outcome

@@ -72,6 +72,19 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_oa_qrcodes')),
     sa.UniqueConstraint('scene', name=op.f('uq_oa_qrcodes_scene'))
     )
+    op.create_table('outbound_sends',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('inbox_id', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('created_at', config.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbound_sends')),
+    sa.UniqueConstraint('key', name=op.f('uq_outbound_sends_key'))
+    )
+    with op.batch_alter_table('outbound_sends', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbound_sends_inbox_id'), ['inbox_id'], unique=False)
+
     op.create_table('segment_event_days',
     sa.Column('member_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('type', sa.String(length=40), nullable=False),
@@ -143,16 +156,6 @@ def upgrade() -> None:
     sa.Column('state', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('updated_at', config.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_wecom_sync_checkpoints'))
-    )
-    op.create_table('welcome_sends',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('welcome_code', sa.String(length=200), nullable=False),
-    sa.Column('inbox_id', sa.Integer(), nullable=True),
-    sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('error', sa.Text(), nullable=True),
-    sa.Column('created_at', config.types.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_welcome_sends')),
-    sa.UniqueConstraint('welcome_code', name=op.f('uq_welcome_sends_welcome_code'))
     )
     op.create_table('tag_rules',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -270,7 +273,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_tag_rules_segment_id'))
 
     op.drop_table('tag_rules')
-    op.drop_table('welcome_sends')
     op.drop_table('wecom_sync_checkpoints')
     op.drop_table('wechat_access_tokens')
     with op.batch_alter_table('webhook_inbox', schema=None) as batch_op:
@@ -286,6 +288,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_segment_event_days_scan')
 
     op.drop_table('segment_event_days')
+    with op.batch_alter_table('outbound_sends', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbound_sends_inbox_id'))
+
+    op.drop_table('outbound_sends')
     op.drop_table('oa_qrcodes')
     op.drop_table('group_chats')
     with op.batch_alter_table('channel_codes', schema=None) as batch_op:
