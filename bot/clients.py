@@ -105,7 +105,7 @@ def make_wecom_client(settings: Settings) -> WeComClient:
     agent = None
     if creds.agent_secret:
         agent = build_wecom_sdk(settings, creds.corp_id, creds.agent_secret, creds.api_base)
-    return WeComClient(creds, contact, agent)
+    return WeComClient(creds, contact, agent, limiter=shared_limiter(settings))
 
 
 def wecom_client() -> WeComClient:

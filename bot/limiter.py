@@ -87,9 +87,11 @@ class LocalLimiter:
         return waited
 
 
-# KEYS: one per band; ARGV: now, then capacity and period per band. Returns 0 (taken) or ms to wait.
+# KEYS: one per band; ARGV: unused, then capacity and period per band. Returns 0 (taken) or ms to wait.
+# The clock is Redis's own: processes on hosts whose clocks disagree still share one bucket correctly.
 _LUA = """
-local now = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local wait = 0
 local state = {}
 for i, key in ipairs(KEYS) do
@@ -134,17 +136,23 @@ class RedisLimiter:
             argv += [c, p]
         waited = 0.0
         while True:
-            ms = int(self._script(keys=keys, args=[time.time(), *argv]))
+            ms = int(self._script(keys=keys, args=[0, *argv]))
             if ms <= 0:
                 return waited
             self.sleep(ms / 1000)
             waited += ms / 1000
 
 
+# WeCom also limits app messages per receiving staff member: 30 a minute and 1,000 an hour each.
+PER_RECIPIENT = "message/send@recipient"
+PER_RECIPIENT_BANDS = "30/60,1000/3600"
+
+
 def limiter_from_settings(settings) -> LocalLimiter | RedisLimiter:
     """The limiter configured by SIYU_WECHAT_RATE_LIMITS / _OVERRIDES, in Redis when one is set."""
     default = parse_bands(settings.wechat_rate_limits)
-    overrides = {api: parse_bands(spec) for api, spec in settings.wechat_rate_overrides.items()}
+    overrides = {PER_RECIPIENT: parse_bands(PER_RECIPIENT_BANDS)}
+    overrides.update({api: parse_bands(spec) for api, spec in settings.wechat_rate_overrides.items()})
     if settings.redis_url:
         from config.redis import redis_for
 

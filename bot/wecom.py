@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 
 from bot.credentials import WeComCredentials
 from bot.errors import PermanentAPIError
+from bot.limiter import PER_RECIPIENT
 
 BATCH_USERIDS = 100  # batch/get_by_user: at most 100 userids per call
 BATCH_LIMIT = 100  # ... and at most 100 items per page
@@ -17,10 +18,11 @@ BATCH_LIMIT = 100  # ... and at most 100 items per page
 class WeComClient:
     """One corp's WeCom API: `contact` is the SDK on the contact secret, `agent` on the app secret."""
 
-    def __init__(self, creds: WeComCredentials, contact, agent=None):
+    def __init__(self, creds: WeComCredentials, contact, agent=None, limiter=None):
         self.creds = creds
         self.contact = contact
         self.agent = agent  # None when no app secret is configured: app messages cannot be sent
+        self.limiter = limiter  # for the per-recipient band of app messages (the SDKs limit per API)
 
     # -- tokens -----------------------------------------------------------------------------
     def access_token(self) -> str:
@@ -199,8 +201,16 @@ class WeComClient:
         return self.agent.get("user/list", params=params)
 
     def send_message(self, body: dict) -> dict:
-        """message/send as the agent (text, markdown, template_card…); `agentid` is filled in."""
-        return self._agent_sdk("message/send").post("message/send", data={"agentid": int(self.creds.agent_id), **body})
+        """message/send as the agent (text, markdown, template_card…); `agentid` is filled in.
+
+        Waits, when needed, for WeCom's per-recipient limit (30 a minute, 1,000 an hour per staff member).
+        """
+        sdk = self._agent_sdk("message/send")
+        if self.limiter is not None:
+            for userid in filter(None, str(body.get("touser", "")).split("|")):
+                if userid != "@all":
+                    self.limiter.acquire(f"{self.creds.corp_id}:{userid}", PER_RECIPIENT)
+        return sdk.post("message/send", data={"agentid": int(self.creds.agent_id), **body})
 
     def update_template_card(self, body: dict) -> dict:
         """message/update_template_card: change a sent card (e.g. after a button click)."""

@@ -85,3 +85,29 @@ def test_given_the_sandbox_enforces_a_rate_when_the_client_is_configured_below_i
         client.list_follow_users()
     # then: every call was answered, none refused for frequency, none retried
     assert sandbox.calls["externalcontact/get_follow_user_list"] == 500
+
+
+def test_app_messages_to_one_staff_member_keep_to_30_a_minute(sandbox):
+    from bot.limiter import PER_RECIPIENT_BANDS, PER_RECIPIENT, parse_bands
+    from bot.wecom import WeComClient
+
+    # given a client whose limiter runs on a fake clock, and two staff members
+    sandbox.add_staff("a")
+    sandbox.add_staff("b")
+    clock = FakeClock()
+    limiter = LocalLimiter(parse_bands("100000/1"), {PER_RECIPIENT: parse_bands(PER_RECIPIENT_BANDS)},
+                           clock=clock, sleep=clock.sleep)
+    real = wecom_client()
+    client = WeComClient(real.creds, real.contact, real.agent, limiter=limiter)
+    text = {"msgtype": "text", "text": {"content": "hi"}}
+    # when 31 messages go to `a`, then the 31st waits for the minute's band to refill
+    for _ in range(30):
+        client.send_message({"touser": "a", **text})
+    assert clock.t == 0
+    client.send_message({"touser": "a", **text})
+    assert clock.t >= 60 / 30 - 1e-6
+    # and another staff member has a band of their own
+    before = clock.t
+    client.send_message({"touser": "b", **text})
+    assert clock.t == before
+    assert len(sandbox.app_messages) == 32
