@@ -15,11 +15,10 @@ from bot.errors import PermanentAPIError
 from config.queue import enqueue
 from membership.identity import IdentityIn, bind
 from membership.models import MemberTag, RelationStatus, Tag
-from membership.service import add_relation, end_relation
+from membership.service import add_relation, end_relation, ensure_staff, find_staff
 from membership.tags import ensure_tag, tag_member, untag_member
 from membership.timeline import record_event, register_event_type
 from webhooks.dispatch import Event, handles
-from membership.service import ensure_staff, find_staff
 from webhooks.people import channel_code_by_state, member_by_external, wecom_identity
 
 log = logging.getLogger(__name__)
