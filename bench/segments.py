@@ -143,7 +143,7 @@ def evaluation(session, ctx) -> None:
     naive = members_query(node, ctx, {}, "postgresql", raw_timeline=True)
     count = lambda q: session.scalar(select(func.count()).select_from(q.subquery()))  # noqa: E731
     len(matching_ids(session, node, ctx, {}))  # warm the cache once, as a running server would be
-    n1, t_sets = timed("10-leaf nested definition, leaf id sets combined (target ≤ 1 s)",
+    n1, t_sets = timed("10-leaf nested definition, leaf bitmaps combined (target ≤ 1 s)",
                        lambda: len(matching_ids(session, node, ctx, {})))
     n2, t_one = timed("same definition, one statement checking every member against each leaf", lambda: count(one_statement))
     n3, t_naive = timed("same definition, naive query over the raw timeline (baseline)", lambda: count(naive))
@@ -152,7 +152,7 @@ def evaluation(session, ctx) -> None:
 
 
 def diff(session, ctx, n: int) -> None:
-    from segments.idsets import matching_ids
+    from segments.idsets import ids_of, matching_bitmap
     from segments.language import parse
     from segments.materialise import apply_diff, apply_ids
     from segments.models import Segment
@@ -163,8 +163,8 @@ def diff(session, ctx, n: int) -> None:
     session.add(segment)
     session.flush()
     prepare(session)
-    full = lambda: apply_ids(session, segment.id, matching_ids(session, node, ctx, {}))  # noqa: E731
-    (entered, _), _ = timed("initial materialisation (leaf sets, then one INSERT … SELECT)", full)
+    full = lambda: apply_ids(session, segment.id, ids_of(matching_bitmap(session, node, ctx, {})))  # noqa: E731
+    (entered, _), _ = timed("initial materialisation (leaf bitmaps, then one INSERT … SELECT)", full)
     session.commit()
     log(f"  segment size: {len(entered)}")
     changed = max(1, n // 100)

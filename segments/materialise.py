@@ -23,7 +23,7 @@ from segments.clock import EvalContext, context
 from segments.graph import ALL, Refs, event_leaves, resolve
 from segments.language import Node, parse
 from segments.models import Segment, SegmentMembership
-from segments.idsets import matching_ids
+from segments.idsets import ids_of, matching_bitmap
 from segments.predicate import Predicate, compile_predicate, load_states
 from segments.sql import SqlCompiler, id_filter, prepare
 
@@ -84,8 +84,8 @@ def _refresh(session: Session, segment_id: int, ctx: EvalContext | None, member_
     scope = id_filter(member_ids, dialect) if member_ids is not None else None
     if member_ids == []:
         entered, left = [], []
-    elif dialect == "postgresql" and member_ids is None:  # full: combine the leaves' id sets (idsets)
-        entered, left = apply_ids(session, segment.id, matching_ids(session, node, ctx, refs))
+    elif dialect == "postgresql" and member_ids is None:  # full: combine the leaves' bitmaps (idsets)
+        entered, left = apply_ids(session, segment.id, ids_of(matching_bitmap(session, node, ctx, refs)))
     else:  # a few members, or SQLite (its bound-parameter limit rules out id lists): one statement
         entered, left = apply_diff(session, segment.id, SqlCompiler(ctx, refs, dialect, scope=scope).condition(node), scope)
     diff_ms = int((time.perf_counter() - started) * 1000)

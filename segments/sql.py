@@ -4,7 +4,7 @@ Every leaf becomes `members.id [NOT] IN (uncorrelated subquery)`: PostgreSQL has
 and SQLite materialises it once, so a nested definition costs one pass per leaf plus one over members.
 With a `scope` (member ids), every leaf subquery is restricted to those ids too, so an incremental refresh
 reads a few index entries per changed member instead of hashing each leaf's full set.
-`leaf_rows` gives each leaf's own SELECT of member ids, which `segments.idsets` combines as sets for full
+`leaf_rows` gives each leaf's own SELECT of member ids, which `segments.idsets` combines as bitmaps for full
 evaluations on PostgreSQL; this one-statement form serves SQLite and the raw-timeline baseline.
 Event counts read the daily counter buckets; `raw_timeline=True` reads the timeline instead (the bench's
 naive baseline, and a cross-check in tests).

@@ -13,7 +13,7 @@ from segments.graph import resolve
 from segments.language import parse, where_key
 from segments.models import EventDayCount, Segment
 from segments.predicate import compile_predicate, load_states
-from segments.idsets import matching_ids
+from segments.idsets import count_and_sample, matching_ids
 from segments.sql import id_filter, members_query, prepare
 
 TODAY = date(2026, 3, 1)
@@ -147,4 +147,5 @@ def test_sql_and_python_evaluators_agree(session, states, defs, ref, zone):
         # The set-algebra evaluator (full refreshes and previews) picks the same members, scoped or not.
         assert matching_ids(session, node, ctx, refs) == by_python, (raw, ref)
         assert matching_ids(session, node, ctx, refs, scope) == by_python & set(scope), (raw, ref)
+        assert count_and_sample(session, node, ctx, refs, 3) == (len(by_python), sorted(by_python)[:3]), (raw, ref)
     session.rollback()
