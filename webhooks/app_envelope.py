@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from webhooks.crypto import BadPayload, check_signature, decrypt, encrypt_reply, parse_body
+from webhooks.crypto import BadPayload, BadSignature, WrongReceiver, check_signature, decrypt, encrypt_reply, parse_body
+from webhooks.intake import credentials, reject
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,20 @@ def seal_reply(creds, opened: Opened, reply_xml: str, nonce: str | None, timesta
     if not opened.safe:
         return reply_xml
     return encrypt_reply("app", creds.token, creds.aes_key, creds.app_id, reply_xml, nonce or "", timestamp or "")
+
+
+def echo_or_reject(source: str, signature, timestamp, nonce, echostr) -> str:
+    """The URL check's answer for `source` (official_account, miniprogram); 403/400 as an HTTP error."""
+    try:
+        return verify_echo(credentials(source), signature, timestamp, nonce, echostr)
+    except (BadSignature, BadPayload) as exc:
+        raise reject(source, exc) from None
+
+
+def open_or_reject(source: str, body: bytes, **query) -> tuple[object, Opened]:
+    """The credentials and opened POST of `source`; 403/400 as an HTTP error."""
+    creds = credentials(source)
+    try:
+        return creds, open_envelope(creds, body, **query)
+    except (BadSignature, WrongReceiver, BadPayload) as exc:
+        raise reject(source, exc) from None

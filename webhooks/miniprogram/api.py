@@ -4,9 +4,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
-from webhooks.app_envelope import open_envelope, verify_echo
-from webhooks.crypto import BadPayload, BadSignature, WrongReceiver
-from webhooks.intake import accept, credentials, raw_body, reject
+from webhooks.app_envelope import echo_or_reject, open_or_reject
+from webhooks.intake import accept, raw_body
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 SOURCE = "miniprogram"
@@ -16,20 +15,14 @@ SOURCE = "miniprogram"
 def verify_url(signature: str | None = None, timestamp: str | None = None, nonce: str | None = None,
                echostr: str | None = None):
     """Answer the URL check with echostr."""
-    try:
-        return PlainTextResponse(verify_echo(credentials(SOURCE), signature, timestamp, nonce, echostr))
-    except (BadSignature, BadPayload) as exc:
-        raise reject(SOURCE, exc) from None
+    return PlainTextResponse(echo_or_reject(SOURCE, signature, timestamp, nonce, echostr))
 
 
 @router.post("/miniprogram", response_class=PlainTextResponse)
 def receive(signature: str | None = None, timestamp: str | None = None, nonce: str | None = None,
             encrypt_type: str | None = None, msg_signature: str | None = None, body: bytes = Depends(raw_body)):
     """Verify and store a pushed message; replies go through the customer-service API afterwards."""
-    try:
-        opened = open_envelope(credentials(SOURCE), body, signature=signature, timestamp=timestamp, nonce=nonce,
+    _, opened = open_or_reject(SOURCE, body, signature=signature, timestamp=timestamp, nonce=nonce,
                                encrypt_type=encrypt_type, msg_signature=msg_signature)
-    except (BadSignature, WrongReceiver, BadPayload) as exc:
-        raise reject(SOURCE, exc) from None
     accept(SOURCE, opened.plaintext, opened.data)
     return PlainTextResponse("success")

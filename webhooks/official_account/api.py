@@ -5,9 +5,8 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import PlainTextResponse
 
 from config.database import session_scope
-from webhooks.app_envelope import open_envelope, seal_reply, verify_echo
-from webhooks.crypto import BadPayload, BadSignature, WrongReceiver
-from webhooks.intake import accept, credentials, raw_body, reject
+from webhooks.app_envelope import echo_or_reject, open_or_reject, seal_reply
+from webhooks.intake import accept, raw_body
 from webhooks.replies import find_rule, passive_text
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -18,22 +17,15 @@ SOURCE = "official_account"
 def verify_url(signature: str | None = None, timestamp: str | None = None, nonce: str | None = None,
                echostr: str | None = None):
     """Answer the URL check with echostr."""
-    try:
-        return PlainTextResponse(verify_echo(credentials(SOURCE), signature, timestamp, nonce, echostr))
-    except (BadSignature, BadPayload) as exc:
-        raise reject(SOURCE, exc) from None
+    return PlainTextResponse(echo_or_reject(SOURCE, signature, timestamp, nonce, echostr))
 
 
 @router.post("/official-account")
 def receive(signature: str | None = None, timestamp: str | None = None, nonce: str | None = None,
             encrypt_type: str | None = None, msg_signature: str | None = None, body: bytes = Depends(raw_body)):
     """Verify and store a message or event; answer a matching keyword rule as the passive reply."""
-    creds = credentials(SOURCE)
-    try:
-        opened = open_envelope(creds, body, signature=signature, timestamp=timestamp, nonce=nonce,
-                               encrypt_type=encrypt_type, msg_signature=msg_signature)
-    except (BadSignature, WrongReceiver, BadPayload) as exc:
-        raise reject(SOURCE, exc) from None
+    creds, opened = open_or_reject(SOURCE, body, signature=signature, timestamp=timestamp, nonce=nonce,
+                                   encrypt_type=encrypt_type, msg_signature=msg_signature)
     accept(SOURCE, opened.plaintext, opened.data)
     reply = _passive_reply(opened.data)
     if reply is None:
