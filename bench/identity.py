@@ -15,14 +15,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
 from config.database import make_engine, session_scope  # noqa: E402
 from config.types import utcnow  # noqa: E402
 from membership.identity import IdentityIn, bind, resolve  # noqa: E402
 from membership.models import Identity, Member  # noqa: E402
 from siyu.models import metadata  # noqa: E402
+from bench.pgdb import ensure_database  # noqa: E402
 
 CORP, OA = "wwbench", "wxbench"
 
@@ -120,12 +120,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run("sqlite", f"sqlite:///{tmp}/bench.db", args.members, args.ops)
     try:
-        admin = create_engine(make_url(args.pg).set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            db = make_url(args.pg).database
-            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname=:d"), {"d": db}).scalar():
-                conn.execute(text(f'CREATE DATABASE "{db}"'))
-        admin.dispose()
+        ensure_database(args.pg)
     except Exception as exc:  # noqa: BLE001 - the bench reports what it could not measure
         print(f"[postgresql] not measured: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
         return

@@ -243,6 +243,9 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--skip-build", action="store_true", help="reuse the data of the previous run")
     args = parser.parse_args()
+    from bench.pgdb import ensure_database
+
+    ensure_database(args.url)
     os.environ["SIYU_DATABASE_URL"] = args.url
     os.environ["SIYU_TIMEZONE"] = TZ
     os.environ.pop("SIYU_REDIS_URL", None)

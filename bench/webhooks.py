@@ -172,16 +172,11 @@ def main() -> None:
         run("embedded", f"sqlite:///{tmp}/bench.db", None, args)
     try:
         from redis import Redis
-        from sqlalchemy import create_engine, text
-        from sqlalchemy.engine import make_url
+
+        from bench.pgdb import ensure_database
 
         Redis.from_url(args.redis).flushdb()
-        admin = create_engine(make_url(args.pg).set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            db = make_url(args.pg).database
-            c.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-            c.execute(text(f'CREATE DATABASE "{db}"'))
-        admin.dispose()
+        ensure_database(args.pg, fresh=True)
     except Exception as exc:  # noqa: BLE001 - the bench says what it could not measure
         print(f"[postgresql+redis] not measured: {type(exc).__name__}: {str(exc).splitlines()[0]}")
         return
