@@ -162,30 +162,24 @@ def wecom_credentials(settings: Settings) -> WeComCredentials:
     )
 
 
+def _app_credentials(settings: Settings, channel: str, prefix: str, sandbox_id: str, sandbox_secret: str
+                     ) -> WeChatAppCredentials:
+    if settings.uses_sandbox(channel):
+        return WeChatAppCredentials(sandbox_id, sandbox_secret, _secret(settings, f"{prefix}_token"),
+                                    _secret(settings, f"{prefix}_aes_key"), sandbox_base(settings, "wechat"), True)
+    app_id, secret, token, aes_key = (getattr(settings, f"{prefix}_{f}") for f in ("app_id", "app_secret", "token",
+                                                                                   "aes_key"))
+    return WeChatAppCredentials(app_id, secret, token, aes_key, settings.wechat_api_base, False)
+
+
 def oa_credentials(settings: Settings) -> WeChatAppCredentials:
     """Official-account credentials: configured, or the sandbox account's."""
-    if settings.uses_sandbox("official_account"):
-        return WeChatAppCredentials(
-            SANDBOX_OA_APP_ID, SANDBOX_OA_APP_SECRET, _secret(settings, "oa_token"),
-            _secret(settings, "oa_aes_key"), sandbox_base(settings, "wechat"), True,
-        )
-    return WeChatAppCredentials(
-        settings.oa_app_id, settings.oa_app_secret, settings.oa_token, settings.oa_aes_key,
-        settings.wechat_api_base, False,
-    )
+    return _app_credentials(settings, "official_account", "oa", SANDBOX_OA_APP_ID, SANDBOX_OA_APP_SECRET)
 
 
 def mp_credentials(settings: Settings) -> WeChatAppCredentials:
     """Mini-program credentials: configured, or the sandbox mini-program's."""
-    if settings.uses_sandbox("miniprogram"):
-        return WeChatAppCredentials(
-            SANDBOX_MP_APP_ID, SANDBOX_MP_APP_SECRET, _secret(settings, "mp_token"),
-            _secret(settings, "mp_aes_key"), sandbox_base(settings, "wechat"), True,
-        )
-    return WeChatAppCredentials(
-        settings.mp_app_id, settings.mp_app_secret, settings.mp_token, settings.mp_aes_key,
-        settings.wechat_api_base, False,
-    )
+    return _app_credentials(settings, "miniprogram", "mp", SANDBOX_MP_APP_ID, SANDBOX_MP_APP_SECRET)
 
 
 def sandbox_pay_credentials(settings: Settings) -> PayCredentials:

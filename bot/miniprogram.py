@@ -1,19 +1,11 @@
 """Mini-program server APIs Siyu uses."""
 from __future__ import annotations
 
-from bot.credentials import WeChatAppCredentials
+from bot.official_account import WeChatAppClient
 
 
-class MPClient:
-    """One mini-program: `sdk` is a pinned `wechatpy.WeChatClient` on the mini-program's appid."""
-
-    def __init__(self, creds: WeChatAppCredentials, sdk):
-        self.creds = creds
-        self.sdk = sdk
-
-    def access_token(self) -> str:
-        """The mini-program's shared access token."""
-        return self.sdk.access_token
+class MPClient(WeChatAppClient):
+    """One mini-program: the SDK is on the mini-program's appid."""
 
     def code2session(self, js_code: str) -> dict:
         """sns/jscode2session: `openid`, `session_key` and, when bound, `unionid` for a wx.login code."""

@@ -4,16 +4,20 @@ from __future__ import annotations
 from bot.credentials import WeChatAppCredentials
 
 
-class OAClient:
-    """One official account: `sdk` is a pinned `wechatpy.WeChatClient`."""
+class WeChatAppClient:
+    """One WeChat app (official account or mini-program): `sdk` is a pinned `wechatpy.WeChatClient`."""
 
     def __init__(self, creds: WeChatAppCredentials, sdk):
         self.creds = creds
         self.sdk = sdk
 
     def access_token(self) -> str:
-        """The account's shared access token."""
+        """The app's shared access token."""
         return self.sdk.access_token
+
+
+class OAClient(WeChatAppClient):
+    """One official account."""
 
     def get_user_info(self, openid: str, lang: str = "zh_CN") -> dict:
         """cgi-bin/user/info: a follower (subscribe, unionid, subscribe_scene…)."""
