@@ -22,7 +22,7 @@ from config.types import utcnow  # noqa: E402
 from membership.identity import IdentityIn, bind, resolve  # noqa: E402
 from membership.models import Identity, Member  # noqa: E402
 from siyu.models import metadata  # noqa: E402
-from bench.pgdb import ensure_database  # noqa: E402
+from bench._pgdb import ensure_database  # noqa: E402
 
 CORP, OA = "wwbench", "wxbench"
 

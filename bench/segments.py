@@ -243,7 +243,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--skip-build", action="store_true", help="reuse the data of the previous run")
     args = parser.parse_args()
-    from bench.pgdb import ensure_database
+    from bench._pgdb import ensure_database
 
     ensure_database(args.url)
     os.environ["SIYU_DATABASE_URL"] = args.url
