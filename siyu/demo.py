@@ -14,7 +14,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-ADMIN = "demo-admin-token"
+ADMIN = "demo-admin-token-0123456789abcdef"
 console = Console()
 
 

@@ -18,6 +18,9 @@ PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("SIYU_TEST_REDIS_URL")
 REQUIRE = os.environ.get("SIYU_REQUIRE_SERVICES") == "1"
 
+# The bootstrap admin token of the test settings (tests never spell it out: use this constant).
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+
 DB_PARAMS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
@@ -92,7 +95,7 @@ def settings(db_url, tmp_path, monkeypatch):
     monkeypatch.setenv("SIYU_DATABASE_URL", db_url)
     monkeypatch.delenv("SIYU_REDIS_URL", raising=False)
     monkeypatch.setenv("SIYU_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("SIYU_ADMIN_TOKEN", "test-admin-token")
+    monkeypatch.setenv("SIYU_ADMIN_TOKEN", ADMIN_TOKEN)
     for name in list(os.environ):
         if name.startswith(("SIYU_WECOM_", "SIYU_OA_", "SIYU_MP_", "SIYU_PAY_")):
             monkeypatch.delenv(name)

@@ -5,8 +5,9 @@ from fastapi.testclient import TestClient
 from config.database import session_scope
 from membership.identity import IdentityIn, bind
 from membership.service import add_relation, get_staff
+from tests.conftest import ADMIN_TOKEN
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture

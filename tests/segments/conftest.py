@@ -5,6 +5,7 @@ import pytest
 
 import segments.listeners  # noqa: F401 - registers the hooks, as siyu.wiring does in the app and the worker
 from config.queue import in_process_runner
+from tests.conftest import ADMIN_TOKEN
 
 
 @pytest.fixture
@@ -24,6 +25,6 @@ def client(settings):
     from siyu.app import create_app
 
     with TestClient(create_app()) as c:
-        c.headers["Authorization"] = "Bearer test-admin-token"
+        c.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
         yield c
 

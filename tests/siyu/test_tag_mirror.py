@@ -9,8 +9,9 @@ from config.queue import in_process_runner
 from config.settings import get_settings
 from membership.identity import IdentityIn, bind
 from membership.service import add_relation, create_store, upsert_staff
+from tests.conftest import ADMIN_TOKEN
 
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture

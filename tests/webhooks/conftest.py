@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from config.database import session_scope
 from config.queue import in_process_runner
 from config.settings import get_settings
+from tests.conftest import ADMIN_TOKEN
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-ADMIN = {"Authorization": "Bearer test-admin-token"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def fixture_text(source: str, name: str) -> str:

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from bot.sandbox import events as tencent
 from config.database import session_scope
 from config.settings import get_settings
 from membership.models import Relation, TimelineEvent
+from tests.conftest import ADMIN_TOKEN
 from tests.webhooks.conftest import ADMIN, wecom_creds, wecom_post
-from bot.sandbox import events as tencent
 from webhooks.models import InboxEvent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def rq_setup(pg_url, redis_url, sandbox_server, tmp_path, monkeypatch):
     from bot.sandbox.state import reset_state
 
     env = {"SIYU_DATABASE_URL": pg_url, "SIYU_REDIS_URL": redis_url, "SIYU_VAR_DIR": str(tmp_path / "var"),
-           "SIYU_ADMIN_TOKEN": "test-admin-token", "SIYU_PUBLIC_URL": sandbox_server,
+           "SIYU_ADMIN_TOKEN": ADMIN_TOKEN, "SIYU_PUBLIC_URL": sandbox_server,
            "SIYU_WECHAT_BACKOFF_BASE": "0.001"}
     for name in list(os.environ):
         if name.startswith(("SIYU_WECOM_", "SIYU_OA_", "SIYU_MP_", "SIYU_PAY_")):
@@ -66,9 +67,10 @@ def rq_setup(pg_url, redis_url, sandbox_server, tmp_path, monkeypatch):
 
 
 def test_killing_the_worker_mid_burst_loses_and_doubles_nothing(rq_setup, monkeypatch):
-    from siyu.app import create_app
     from fastapi.testclient import TestClient
+
     import webhooks.jobs as jobs
+    from siyu.app import create_app
 
     sandbox, env = rq_setup
     corp = wecom_creds().corp_id
