@@ -29,24 +29,47 @@ SECRET_SUFFIXES = frozenset({"secret", "token", "password", "passwd", "aes_key",
                              "private_key", "secret_key"})
 
 
-def _alternation(words) -> str:
-    return "|".join(sorted((re.escape(w) for w in words), key=len, reverse=True))
+_SUFFIXED = re.compile("_(?:" + "|".join(re.escape(w) for w in SECRET_SUFFIXES) + ")$")
 
 
-_KEY = rf"(?:[A-Za-z0-9]+_)+(?:{_alternation(SECRET_SUFFIXES)})|(?:{_alternation(SECRET_KEYS)})"
+def _is_secret(key: str) -> bool:
+    key = key.lower()
+    return key in SECRET_KEYS or bool(_SUFFIXED.search(key))
+
+
+# Every `name=value` and `"name": "value"` is found by a cheap pattern and kept unless its name is secret;
+# an alternation of the secret names inside the pattern costs ten times as much on a long traceback.
 # key=value (URLs, form bodies, dataclass reprs): the value runs to the next separator, or is quoted.
-_KV = re.compile(rf"(?i)(?<![A-Za-z0-9_])({_KEY})=(?:(['\"])(?:(?!\2).)*\2|[^&\s'\"<>#,;)\]}}]+)")
+_KV = re.compile(r"(?<!\w)([A-Za-z]\w*)=('[^']*'|\"[^\"]*\"|[^&\s'\"<>#,;)\]}]+)")
 # "key": "value" (JSON) and 'key': 'value' (Python reprs of dicts).
-_QUOTED = re.compile(rf"(?i)([\"'])({_KEY})\1(\s*:\s*)([\"'])(?:\\.|(?!\4).)*\4")
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
-_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s]*):[^@\s/]+@")
+_QUOTED = re.compile(r"([\"'])([A-Za-z]\w*)\1(\s*:\s*)(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
+# A credential has a digit or a symbol somewhere: "Basic configuration" stays as it is.
+_BEARER = re.compile(r"\b(Bearer|bearer|BEARER|Basic)\s+(?=[A-Za-z]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}")
+_URL_PASSWORD = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):[^@\s/]+@")
 # Access tokens, session keys, API keys: 40+ URL-safe characters mixing upper case, lower case and digits.
 # Hex digests, ids and words are not mixed-case, so they stay readable.
-_LONG_TOKEN = re.compile(r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[a-z])(?=[A-Za-z0-9_-]*[A-Z])"
-                         r"[A-Za-z0-9_-]{40,}(?![A-Za-z0-9_-])")
-# Mainland mobiles with or without +86, and any other E.164 number.
+_RUN = re.compile(r"[A-Za-z0-9_-]{40,}")
+_MIXED = (re.compile(r"\d"), re.compile(r"[a-z]"), re.compile(r"[A-Z]"))
+# Mainland mobiles with or without +86, and any other E.164 number: a run of 7+ digits, then a closer look.
+_DIGITS = re.compile(r"\+?\d[\d -]{6,}\d")
 _CN_MOBILE = re.compile(r"(?<![\w+])((?:\+?86[- ]?)?1[3-9]\d)\d{4}(\d{4})(?!\w)")
 _E164 = re.compile(r"(?<![\w+])(\+[1-9]\d{2,6})\d{4}(\d{4})(?!\w)")
+
+
+def _kv(m: re.Match) -> str:
+    return f"{m.group(1)}={MASK}" if _is_secret(m.group(1)) else m.group(0)
+
+
+def _quoted(m: re.Match) -> str:
+    if not _is_secret(m.group(2)):
+        return m.group(0)
+    q = m.group(4)[0]
+    return f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}{q}{MASK}{q}"
+
+
+def _token(m: re.Match) -> str:
+    run = m.group(0)
+    return MASK if all(p.search(run) for p in _MIXED) else run
 
 
 def mask_phone(e164: str) -> str:
@@ -60,11 +83,14 @@ def redact(text: str | None) -> str | None:
     """`text` with secret values replaced by `***` and phone numbers masked (None stays None)."""
     if not text:
         return text
-    text = _KV.sub(lambda m: f"{m.group(1)}={MASK}", text)
-    text = _QUOTED.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(1)}{m.group(3)}{m.group(4)}{MASK}{m.group(4)}",
-                       text)
+    if "=" in text:
+        text = _KV.sub(_kv, text)
+    if ":" in text:
+        text = _QUOTED.sub(_quoted, text)
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
-    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
-    text = _LONG_TOKEN.sub(MASK, text)
-    text = _CN_MOBILE.sub(r"\1****\2", text)
-    return _E164.sub(r"\1****\2", text)
+    text = _RUN.sub(_token, text)
+    if _DIGITS.search(text):
+        text = _CN_MOBILE.sub(r"\1****\2", text)
+        text = _E164.sub(r"\1****\2", text)
+    return text
