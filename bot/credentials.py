@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from config.files import make_private_dir
 from config.settings import Settings
 
 SANDBOX_CORP_ID = "wwsandbox00000001"
@@ -29,11 +30,11 @@ SANDBOX_PLATFORM_KEY_ID = "PUB_KEY_ID_SANDBOX0001"
 @dataclass(frozen=True)
 class WeComCredentials:
     corp_id: str
-    token: str | None
-    aes_key: str | None
-    contact_secret: str
+    token: str | None = field(repr=False)  # secrets stay out of reprs, hence out of tracebacks and logs
+    aes_key: str | None = field(repr=False)
+    contact_secret: str = field(repr=False)
     agent_id: str | None
-    agent_secret: str | None
+    agent_secret: str | None = field(repr=False)
     api_base: str
     sandbox: bool
 
@@ -43,9 +44,9 @@ class WeChatAppCredentials:
     """An official account or a mini-program."""
 
     app_id: str
-    app_secret: str
-    token: str | None
-    aes_key: str | None
+    app_secret: str = field(repr=False)
+    token: str | None = field(repr=False)
+    aes_key: str | None = field(repr=False)
     api_base: str  # the host root, like https://api.weixin.qq.com/
     sandbox: bool
 
@@ -53,7 +54,7 @@ class WeChatAppCredentials:
 @dataclass(frozen=True)
 class PayCredentials:
     mch_id: str
-    apiv3_key: str
+    apiv3_key: str = field(repr=False)
     private_key_path: str  # merchant API key (PEM) signing requests
     cert_serial: str
     public_key_path: str | None  # WeChat Pay public key (PEM) verifying answers and notifications
@@ -66,10 +67,10 @@ def _generated(settings: Settings, name: str, make) -> str:
     # Written once, then read by every process that shares var/ (server, worker, `siyu sandbox`).
     path = Path(settings.var_dir) / "sandbox" / name
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+        tmp.touch(mode=0o600)  # private before the secret is in it
         tmp.write_text(make())
-        tmp.chmod(0o600)
         try:
             os.link(tmp, path)  # atomic create-if-absent: two processes racing keep one value
         except FileExistsError:
@@ -126,6 +127,7 @@ def sandbox_platform_public_key_path(settings: Settings) -> str:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         tmp = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+        tmp.touch(mode=0o600)  # like every file in var/
         tmp.write_bytes(pub)
         tmp.replace(path)
     return str(path)

@@ -47,7 +47,7 @@ class PayClient:
                 res = self.http.request(method, path, content=text.encode() if text else None, headers=headers)
             except httpx.HTTPError as exc:
                 metrics.API_CALLS.labels("pay", api, "http").inc()
-                raise TransportError(None, f"{type(exc).__name__}: {exc}", api) from exc
+                raise TransportError.of(exc, api) from None  # the cause names the URL: see TransportError.of
             metrics.API_CALLS.labels("pay", api, str(res.status_code)).inc()
             if res.status_code < 300:
                 if self._platform is not None and res.content:

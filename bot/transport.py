@@ -156,7 +156,7 @@ class Transport:
             res = self.http.request(method, url, params=params, data=data, timeout=self.timeout, **extra)
         except requests.RequestException as exc:
             metrics.API_CALLS.labels(self.channel, api, "http").inc()
-            raise TransportError(None, f"{type(exc).__name__}: {exc}", api) from exc
+            raise TransportError.of(exc, api) from None  # the cause names the URL: see TransportError.of
         finally:
             metrics.API_SECONDS.labels(self.channel, api).observe(time.perf_counter() - started)
         if res.status_code >= 400:

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from config.files import make_private, make_private_dir
 from config.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,29 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _sqlite_private(path: Path) -> Callable:
+    def connect(_dbapi_conn, _record) -> None:
+        # Before the pragmas: SQLite gives the -wal and -shm files it creates the database file's mode.
+        for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            make_private(name)
+
+    return connect
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`, with SQLite tuned for one server process plus in-process jobs."""
     parsed = make_url(url)
+    # Error messages would otherwise carry the statement's parameters (phones, payloads, tokens) into
+    # logs and stored errors.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
         kwargs.setdefault("poolclass", NullPool)
         engine = create_engine(url, **kwargs)
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            path = Path(parsed.database)
+            make_private_dir(path.parent)
+            event.listen(engine, "connect", _sqlite_private(path))
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     else:

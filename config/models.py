@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from config.database import Base
-from config.types import JSONType, UTCDateTime, utcnow
+from config.types import ErrorText, JSONType, UTCDateTime, utcnow
 
 
 class JobFailure(Base):
@@ -19,6 +19,6 @@ class JobFailure(Base):
     func: Mapped[str] = mapped_column(String(200), index=True)
     args: Mapped[list] = mapped_column(JSONType, default=list)
     queue: Mapped[str] = mapped_column(String(40))
-    error: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(ErrorText)
     attempts: Mapped[int] = mapped_column(default=1)
     failed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import functools
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
 
     sandbox: str = "auto"
     public_url: str = "http://127.0.0.1:8000/"  # where Siyu (and the in-process sandbox) is reachable
+    inbox_retention_days: int = 30  # decrypted callback payloads are emptied after this; rows and keys stay
 
     # Tencent API calls: every call has a timeout; limits are "calls/seconds" bands per corp and API.
     wechat_http_timeout: float = 10.0
@@ -135,15 +137,45 @@ class Settings(BaseSettings):
             raise ValueError(f"SIYU_{info.field_name.upper()}: not an http(s) URL: {v!r}")
         return v if v.endswith("/") else v + "/"
 
+    @field_validator("pay_apiv3_key")
+    @classmethod
+    def _apiv3_key(cls, v: str | None) -> str | None:
+        if v and len(v.encode()) != 32:
+            raise ValueError(f"SIYU_PAY_APIV3_KEY: the APIv3 key is 32 bytes, got {len(v.encode())}")
+        return v or None
+
+    @field_validator("pay_private_key_path", "pay_public_key_path")
+    @classmethod
+    def _key_file(cls, v: str | None, info) -> str | None:
+        if v and not Path(v).is_file():
+            raise ValueError(f"SIYU_{info.field_name.upper()}: no file at {v}")
+        return v or None
+
+    @field_validator("inbox_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"SIYU_INBOX_RETENTION_DAYS: at least 1 day, got {v}")
+        return v
+
     @model_validator(mode="after")
-    def _sandbox_off_needs_credentials(self) -> "Settings":
-        if self.sandbox == "off":
-            for channel, names in CHANNEL_CREDENTIALS.items():
-                missing = [n for n in names if not getattr(self, n)]
-                if missing:
-                    raise ValueError(
-                        f"SIYU_{missing[0].upper()}: required when SIYU_SANDBOX=off ({channel} credentials)"
-                    )
+    def _channels_complete(self) -> "Settings":
+        # A channel is configured completely or not at all: half a channel would otherwise start, fall back to
+        # the sandbox or fail every callback at run time. SIYU_SANDBOX=off wants every channel configured.
+        for channel, rule in CHANNELS.items():
+            given = [n for n in rule.variables if getattr(self, n)]
+            if not given and self.sandbox != "off":
+                continue
+            for name, why in rule.required:
+                if not getattr(self, name):
+                    cause = f"once SIYU_{given[0].upper()} is set" if given else "when SIYU_SANDBOX=off"
+                    raise ValueError(f"SIYU_{name.upper()}: required {cause} ({rule.label}: {why})")
+            for pair in rule.together:
+                have = [n for n in pair if getattr(self, n)]
+                if have and len(have) < len(pair):
+                    name = next(n for n in pair if not getattr(self, n))
+                    raise ValueError(f"SIYU_{name.upper()}: required once SIYU_{have[0].upper()} is set "
+                                     f"({rule.label}: the two go together)")
         return self
 
     # -- derived --------------------------------------------------------------
@@ -158,10 +190,14 @@ class Settings(BaseSettings):
         return self.redis_url is None
 
     def uses_sandbox(self, channel: str) -> bool:
-        """True when `channel` (wecom, official_account, miniprogram, pay) has no credentials and the sandbox stands in."""
+        """True when `channel` (wecom, official_account, miniprogram, pay) is not configured and the sandbox stands in."""
         if self.sandbox == "off":
             return False
-        return any(not getattr(self, n) for n in CHANNEL_CREDENTIALS[channel])
+        return not any(getattr(self, n) for n in CHANNELS[channel].variables)
+
+    def __repr_args__(self):
+        # Settings hold every secret: a repr in a log line or an error must not print them.
+        return [(k, "***" if k in SECRET_SETTINGS and v else v) for k, v in super().__repr_args__()]
 
     def secret(self) -> str:
         """The key signing mini-program sessions: SIYU_SECRET_KEY, or one generated once into var/."""
@@ -175,12 +211,52 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
 
-CHANNEL_CREDENTIALS: dict[str, tuple[str, ...]] = {
-    "wecom": ("wecom_corp_id", "wecom_token", "wecom_aes_key", "wecom_contact_secret"),
-    "official_account": ("oa_app_id", "oa_app_secret", "oa_token"),
-    "miniprogram": ("mp_app_id", "mp_app_secret"),
-    "pay": ("pay_mch_id", "pay_apiv3_key", "pay_private_key_path", "pay_cert_serial"),
+@dataclass(frozen=True)
+class ChannelRule:
+    """What a channel needs once any of its variables is set."""
+
+    label: str
+    required: tuple[tuple[str, str], ...]  # (setting, what Siyu needs it for)
+    optional: tuple[str, ...] = ()
+    together: tuple[tuple[str, ...], ...] = ()  # optional settings that are set together or not at all
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """Every setting of the channel."""
+        return (*(n for n, _ in self.required), *self.optional)
+
+
+_SIGNED = "callbacks are signed with it"
+CHANNELS: dict[str, ChannelRule] = {
+    "wecom": ChannelRule("WeCom", (
+        ("wecom_corp_id", "API calls and callbacks name the corp"), ("wecom_token", _SIGNED),
+        ("wecom_aes_key", "callbacks are encrypted with it"),
+        ("wecom_contact_secret", "the 客户联系 APIs are called with it"),
+    ), optional=("wecom_agent_id", "wecom_agent_secret"), together=(("wecom_agent_id", "wecom_agent_secret"),)),
+    "official_account": ChannelRule("official account", (
+        ("oa_app_id", "API calls and callbacks name the account"), ("oa_app_secret", "API calls need its token"),
+        ("oa_token", _SIGNED),
+    ), optional=("oa_aes_key",)),
+    "miniprogram": ChannelRule("mini-program", (
+        ("mp_app_id", "API calls and callbacks name the mini-program"),
+        ("mp_app_secret", "logins and API calls need it"), ("mp_token", _SIGNED),
+    ), optional=("mp_aes_key",)),
+    # Siyu verifies answers and notifications with WeChat Pay's public key (it downloads no platform
+    # certificates): without the key and its id no payment could ever be confirmed.
+    "pay": ChannelRule("WeChat Pay", (
+        ("pay_mch_id", "every call names the merchant"),
+        ("pay_apiv3_key", "notifications are decrypted with it"),
+        ("pay_private_key_path", "requests are signed with the merchant key"),
+        ("pay_cert_serial", "requests name the merchant certificate"),
+        ("pay_public_key_path", "answers and notifications are verified with it"),
+        ("pay_public_key_id", "answers and notifications name the public key by it"),
+    )),
 }
+SECRET_SETTINGS = frozenset({
+    "admin_token", "secret_key", "database_url", "redis_url", "wecom_token", "wecom_aes_key",
+    "wecom_contact_secret", "wecom_agent_secret", "oa_app_secret", "oa_token", "oa_aes_key", "mp_app_secret",
+    "mp_token", "mp_aes_key", "pay_apiv3_key",
+})
 
 
 def load_settings(**overrides) -> Settings:

@@ -1,11 +1,13 @@
-"""Column types shared by every package: aware UTC datetimes and JSON that is JSONB on PostgreSQL."""
+"""Column types shared by every package: aware UTC datetimes, JSON that is JSONB on PostgreSQL, redacted error text."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime
+from sqlalchemy import JSON, DateTime, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
+
+from config.redact import redact
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -30,6 +32,16 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+
+class ErrorText(TypeDecorator):
+    """Text of a stored error (a traceback, an API answer): redacted on the way in, whoever writes it."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect):
+        return redact(value)
 
 
 def utcnow() -> datetime:

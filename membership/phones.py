@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import phonenumbers
 
+from config.redact import mask_phone  # noqa: F401 - one masking rule for the API, logs and stored errors
 from membership.exceptions import InvalidInput
 
 
@@ -16,9 +17,3 @@ def normalize_phone(raw: str, region: str = "CN") -> str:
         raise InvalidInput("phone: not a possible phone number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
-
-def mask_phone(e164: str) -> str:
-    """`+86138****8000`: enough to recognise, not enough to call."""
-    if len(e164) < 8:
-        return "*" * len(e164)
-    return f"{e164[:-8]}****{e164[-4:]}"

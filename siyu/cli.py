@@ -6,6 +6,7 @@ import sys
 import typer
 from rich.console import Console
 
+from config.files import secure_var_dir
 from config.settings import SettingsError
 
 app = typer.Typer(help="Siyu (私域): WeChat/WeCom SCRM for store chains.", no_args_is_help=True)
@@ -27,6 +28,7 @@ def _settings():
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from None
     setup_logging()
+    secure_var_dir(settings.var_dir)
     return settings
 
 

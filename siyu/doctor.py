@@ -6,12 +6,19 @@ from collections.abc import Iterator
 from sqlalchemy import text
 
 from config.database import get_engine
+from config.redact import redact
 from config.redis import get_redis
 from config.settings import get_settings
 
 
 def run_checks() -> Iterator[tuple[bool, str]]:
     """(ok, line) for the database, its schema, Redis, and each Tencent channel (token fetch, callback keys, Pay keys)."""
+    # A driver's or a library's error text may quote a URL or a key: no line leaves unredacted.
+    for ok, line in _checks():
+        yield ok, redact(line)
+
+
+def _checks() -> Iterator[tuple[bool, str]]:
     settings = get_settings()
     yield from _database()
     redis = get_redis()

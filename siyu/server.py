@@ -6,6 +6,8 @@ import logging
 
 from fastapi import FastAPI
 
+from config.files import secure_var_dir
+from config.logging import install_log_redaction
 from config.settings import get_settings
 from siyu.app import create_app
 
@@ -40,6 +42,9 @@ def _warm_jieba() -> None:
 
 def create_server() -> FastAPI:
     """The app `siyu serve` runs."""
+    # Here, not only in the CLI: every uvicorn (or gunicorn) worker process builds its app with this factory.
+    install_log_redaction()
+    secure_var_dir(get_settings().var_dir)
     app = create_app()
     if get_settings().embedded:
         app.router.lifespan_context = _embedded_lifespan

@@ -14,6 +14,7 @@ from membership.models import Role
 from webhooks import service
 from webhooks.inbox import requeue
 from webhooks.models import InboxEvent, InboxStatus
+from webhooks.retention import PURGED
 from webhooks.warm import warm_oa, warm_wecom
 from webhooks.schemas import (
     AutoReplyIn, AutoReplyOut, ChannelCodeIn, ChannelCodeOut, InboxOut, InboxPage, OAQrCodeIn, OAQrCodeOut,
@@ -54,6 +55,8 @@ def replay_inbox(inbox_id: int, session: Session = Depends(get_session), _: Prin
         raise HTTPException(404, f"inbox event {inbox_id} not found")
     if row.status not in (InboxStatus.failed.value, InboxStatus.unhandled.value):
         raise HTTPException(409, f"inbox event {inbox_id} is {row.status}; only failed or unhandled ones replay")
+    if row.payload == PURGED:
+        raise HTTPException(409, f"inbox event {inbox_id}: its payload was emptied after the retention period")
     requeue(session, inbox_id)
     session.refresh(row)
     return InboxOut.model_validate(row, from_attributes=True)

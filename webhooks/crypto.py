@@ -37,8 +37,10 @@ def signature(token: str, *parts: str) -> str:
     return hashlib.sha1("".join(sorted([token, *parts])).encode()).hexdigest()
 
 
-def check_signature(given: str | None, token: str, *parts: str | None) -> None:
+def check_signature(given: str | None, token: str | None, *parts: str | None) -> None:
     """Raise BadSignature unless `given` is the signature of the parts (constant time)."""
+    if not token:  # a channel without a Token can verify nothing: refused like a wrong signature, never a 500
+        raise BadSignature("no callback Token configured")
     if not given or any(p is None for p in parts):
         raise BadSignature("missing signature parameters")
     expected = signature(token, *parts)
@@ -53,6 +55,8 @@ def _cipher(kind: str, token: str, aes_key: str, receiver: str):
 
 def decrypt(kind: str, token: str, aes_key: str, receiver: str, ciphertext: str) -> str:
     """The plaintext of an (already signature-checked) ciphertext; WrongReceiver or BadPayload otherwise."""
+    if not aes_key:
+        raise BadPayload("no EncodingAESKey configured")
     crypto = _cipher(kind, token, aes_key, receiver)
     prp = (CorpPrpCrypto if kind == "wecom" else AppPrpCrypto)(crypto.key)
     try:

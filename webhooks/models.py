@@ -8,7 +8,7 @@ from sqlalchemy import Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from config.database import Base
-from config.types import JSONType, UTCDateTime, utcnow
+from config.types import ErrorText, JSONType, UTCDateTime, utcnow
 
 
 class InboxStatus(str, enum.Enum):
@@ -34,7 +34,7 @@ class InboxEvent(Base):
     data: Mapped[dict] = mapped_column(JSONType, default=dict)  # the plaintext parsed
     status: Mapped[str] = mapped_column(String(20), default=InboxStatus.received.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(ErrorText)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # the sweeper looks after this
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -70,7 +70,7 @@ class OutboundSend(Base):
     key: Mapped[str] = mapped_column(String(200), unique=True)  # welcome:<code>, loss_alert:<inbox>, …
     inbox_id: Mapped[int | None] = mapped_column(Integer, index=True)
     status: Mapped[str] = mapped_column(String(20), default="sending")  # sending, sent, failed, unknown, skipped
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(ErrorText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

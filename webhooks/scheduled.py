@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from config.queue import enqueue
+from webhooks.retention import purge_inbox_payloads
 
 
 def enqueue_sweep() -> None:
@@ -11,4 +12,12 @@ def enqueue_sweep() -> None:
     enqueue(sweep_inbox, queue="low", retries=0)  # the next minute's sweep is the retry
 
 
-SCHEDULES = [(enqueue_sweep, {"trigger": "interval", "seconds": 60})]
+def enqueue_inbox_purge() -> None:
+    """Queue the daily purge of inbox payloads past SIYU_INBOX_RETENTION_DAYS."""
+    enqueue(purge_inbox_payloads, queue="low", retries=1)  # tomorrow's run catches up on what is left
+
+
+SCHEDULES = [
+    (enqueue_sweep, {"trigger": "interval", "seconds": 60}),
+    (enqueue_inbox_purge, {"trigger": "cron", "hour": 4, "minute": 20}),  # a quiet hour in SIYU_TIMEZONE
+]

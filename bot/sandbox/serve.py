@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from bot.sandbox.app import create_sandbox_app
+from config.logging import install_log_redaction
 
 
 def standalone_app() -> FastAPI:
@@ -21,6 +22,7 @@ def standalone_app() -> FastAPI:
 
 def serve(host: str = "127.0.0.1", port: int = 8001) -> None:
     """Serve the sandbox until interrupted."""
+    install_log_redaction()  # its access log would print every gettoken's corpsecret and secret
     uvicorn.run(standalone_app(), host=host, port=port, log_level="info")
 
 
@@ -54,6 +56,7 @@ def serve_in_background(app: FastAPI, host: str = "127.0.0.1", port: int | None 
     """Serve `app` over real HTTP (wechatpy speaks `requests`, not ASGI); returns once it accepts connections."""
     port = port or free_port(host)
     server = _ThreadServer(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    install_log_redaction()  # after uvicorn's logging config: its records bypass the root handler
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

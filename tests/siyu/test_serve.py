@@ -38,6 +38,18 @@ def test_serve_prints_an_admin_token_that_creates_and_reads_a_store(tmp_path):
         assert created.status_code == 201
         assert [s["code"] for s in httpx.get(f"{base}/api/v1/stores", headers=auth).json()] == ["S001"]
         assert httpx.get(f"{base}/api/v1/stores").status_code == 401
+        # and a webhook's signature and a phone looked up go through the access log
+        signed = {"msg_signature": "5d8a5dbc0e1f2a3b4c5d6e7f8091a2b3c4d5e6f7", "timestamp": "1700000000",
+                  "nonce": "n1", "echostr": "abc"}
+        assert httpx.get(f"{base}/webhooks/wecom", params=signed).status_code in (400, 403)
+        assert httpx.get(f"{base}/api/v1/members", params={"phone": "13800138000"}, headers=auth).status_code == 200
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        rest = proc.communicate(timeout=20)[0]
+    # then the log has the requests, not the webhook's query (it would let anyone post any body) nor the phone
+    assert '"GET /webhooks/wecom HTTP/1.1" 403' in rest and "/api/v1/members?phone=138****8000" in rest, rest
+    assert "5d8a5dbc" not in rest and "13800138000" not in rest
+    # and var/ (database, admin token, sandbox keys) is private to Siyu's user
+    var = tmp_path / "var"
+    loose = [str(p) for p in [var, *var.rglob("*")] if p.stat().st_mode & 0o077]
+    assert (var / "siyu.db").exists() and loose == []

@@ -82,19 +82,22 @@ def test_the_sweeper_requeues_only_events_whose_job_was_lost(client, enqueued):
     assert due - utcnow() > timedelta(minutes=8)
 
 
-def test_the_only_schedule_enqueues_the_sweeper_without_running_it(monkeypatch):
+def test_the_schedules_enqueue_the_sweeper_and_the_purge_without_running_them(monkeypatch):
     import config.queue
     from webhooks.jobs import sweep_inbox
-    from webhooks.scheduled import SCHEDULES, enqueue_sweep
+    from webhooks.retention import purge_inbox_payloads
+    from webhooks.scheduled import SCHEDULES, enqueue_inbox_purge, enqueue_sweep
 
     queued = []
     monkeypatch.setattr(config.queue, "_dispatch", lambda func, args, queue, retries: queued.append((func, args, queue, retries)))
-    # given the intake's schedule table
-    assert SCHEDULES == [(enqueue_sweep, {"trigger": "interval", "seconds": 60})]
-    # when its entry fires
+    # given the intake's schedule table: the sweeper every minute, the payload purge once a day
+    assert SCHEDULES == [(enqueue_sweep, {"trigger": "interval", "seconds": 60}),
+                         (enqueue_inbox_purge, {"trigger": "cron", "hour": 4, "minute": 20})]
+    # when its entries fire
     enqueue_sweep()
-    # then the sweeper is queued once on `low`, without retries (the next minute's sweep is the retry)
-    assert queued == [(sweep_inbox, (), "low", 0)]
+    enqueue_inbox_purge()
+    # then each job is queued once on `low` (the next minute's sweep is the sweeper's retry)
+    assert queued == [(sweep_inbox, (), "low", 0), (purge_inbox_payloads, (), "low", 1)]
 
 
 def test_a_channel_code_is_created_in_wecom_with_a_siyu_state(client, fake_wecom):
