@@ -99,8 +99,6 @@ MAX_ELEMENTS = 10_000  # and hold dozens of elements; a flat megabyte of them is
 class _BoundedExpat:
     """The `expat` xmltodict is given: its parsers refuse, as they read, more than MAX_DEPTH levels or MAX_ELEMENTS."""
 
-    error = expat.ExpatError
-
     @staticmethod
     def ParserCreate(*args):  # noqa: N802 - expat's name
         return _BoundedParser(expat.ParserCreate(*args))

@@ -47,8 +47,9 @@ def storable(value):
     return value
 
 
-def _bounded(value: str, width: int) -> str:
+def _bounded(value: str, column: str) -> str:
     # The ellipsis makes a cut kind differ from every handled one (all are ASCII): it is kept as unhandled.
+    width = _width(column)
     return value if len(value) <= width else value[:width - 1] + "…"
 
 
@@ -90,8 +91,8 @@ def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=
 
     plaintext, data = storable_text(plaintext), storable(data)
     key = content_key(source, plaintext, data)
-    msg_type, event, change = (_bounded(v, _width(c)) for v, c in zip(event_kind(data),
-                                                                       ("msg_type", "event", "change_type")))
+    msg_type, event, change = event_kind(data)
+    msg_type, event, change = _bounded(msg_type, "msg_type"), _bounded(event, "event"), _bounded(change, "change_type")
     now = utcnow()
     inbox_id = upsert(session, InboxEvent.__table__, {
         "source": source, "content_key": key, "msg_type": msg_type, "event": event, "change_type": change,

@@ -1,4 +1,4 @@
-"""Background jobs of the intake: handle one inbox event, send one welcome message, sweep lost events (and old nonces).
+"""Background jobs of the intake: handle one inbox event, send one welcome message, sweep lost events and old nonces.
 
 Every job takes ids and is safe to run twice: the inbox row is locked and its status checked, handlers
 write through unique keys, and a welcome_code is claimed before it is used.

@@ -240,7 +240,7 @@ def test_a_lone_surrogate_reaches_neither_the_database_nor_the_passive_reply(len
     ("wecom", b"<xml><ToUserName>x</ToUserName><Encrypt><![CDATA[QUFBQQ==]]></Encrypt></xml>"),
     ("official_account", b"<xml><ToUserName>x</ToUserName><Encrypt><![CDATA[QUFBQQ==]]></Encrypt></xml>"),
     ("miniprogram", b'{"ToUserName": "x", "Encrypt": "QUFBQQ=="}'),
-])
+], ids=["wecom", "official_account", "miniprogram"])
 def test_an_unsigned_envelope_is_refused_before_any_document_is_built(lenient, monkeypatch, source, envelope):
     import xmltodict
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import PlainTextResponse
 
-from webhooks.crypto import BadPayload, BadSignature, WrongReceiver, check_signature, decrypt, extract_encrypt, parse_xml
+from webhooks.crypto import (BadPayload, BadSignature, WrongReceiver, check_signature, decrypt, extract_encrypt,
+                             parse_xml)
 from webhooks.inbox import event_kind
 from webhooks.intake import accept, credentials, raw_body, reject
 
