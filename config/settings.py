@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     wechat_rate_overrides: dict[str, str] = {}  # API path -> bands, e.g. {"externalcontact/get": "100/1"}
     wechat_backoff_base: float = 1.0  # seconds; 45009/45033/-1 wait base·2^n plus jitter
 
+    max_body_bytes: int = 1 << 20  # a request body above this answers 413 before it is read whole
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, v: str) -> str:
@@ -113,6 +115,13 @@ class Settings(BaseSettings):
     def _sandbox(cls, v: str) -> str:
         if v not in ("auto", "off"):
             raise ValueError(f"SIYU_SANDBOX: must be 'auto' or 'off', got {v!r}")
+        return v
+
+    @field_validator("max_body_bytes")
+    @classmethod
+    def _max_body_bytes(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"SIYU_MAX_BODY_BYTES: must be a positive number of bytes, got {v}")
         return v
 
     @field_validator("wecom_aes_key")

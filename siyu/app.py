@@ -6,6 +6,7 @@ import logging
 from fastapi import FastAPI
 
 from config.settings import get_settings
+from siyu.body_limit import BodyLimit
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ def create_app() -> FastAPI:
     for router in routers():
         app.include_router(router)
     _mount_sandbox(app, settings)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
 
 

@@ -97,8 +97,9 @@ def run() -> None:
         reply = callbacks.send_oa_event(f"{base}/webhooks/official-account", oa,
                                         tencent.oa_text("oLILEI", "我想配一副近视眼镜，周六能验光吗", 9001, to=oa.app_id),
                                         "oLILEI")
+        text = callbacks.open_oa_reply(oa, reply.text)
         console.print(f"  answered {reply.status_code} with a passive reply: "
-                      f"{'周六 10:00–18:00' in reply.text and '周六 10:00–18:00 可免费验光…' or reply.text!r}")
+                      f"{'周六 10:00–18:00' in text and '周六 10:00–18:00 可免费验光…' or text!r}")
         _wait_processed(api)
 
         _step("Siyu's view: one member per person")

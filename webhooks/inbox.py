@@ -22,6 +22,37 @@ def _text(value) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _width(column) -> int:
+    return InboxEvent.__table__.c[column].type.length
+
+
+def storable_text(text: str) -> str:
+    """`text` as both databases take it: NUL removed (PostgreSQL refuses it), a lone surrogate replaced."""
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # JSON's "\ud800" escapes decode to lone surrogates no driver can encode
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def storable(value):
+    """`value` (a parsed callback) with every string in it, keys included, made storable."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
+def _bounded(value: str, column: str) -> str:
+    # The ellipsis makes a cut kind differ from every handled one (all are ASCII): it is kept as unhandled.
+    width = _width(column)
+    return value if len(value) <= width else value[:width - 1] + "…"
+
+
 def event_kind(data: dict) -> tuple[str, str, str]:
     """(MsgType, Event, ChangeType) of a parsed callback, lower-cased (the OA mixes `SCAN` and `subscribe`)."""
     msg_type = _text(data.get("MsgType") or data.get("msgtype"))
@@ -38,7 +69,10 @@ def content_key(source: str, plaintext: str, data: dict) -> str:
     """
     msg_id = _text(str(data.get("MsgId") or data.get("MsgID") or data.get("msgid") or ""))
     if msg_id:
-        return f"{source}:msg:{msg_id}"
+        prefix = f"{source}:msg:"
+        if len(prefix) + len(msg_id) <= _width("content_key"):
+            return prefix + msg_id
+        return f"{prefix}sha256:{hashlib.sha256(msg_id.encode()).hexdigest()}"  # a MsgId too long for the column
     return f"{source}:sha256:{hashlib.sha256(plaintext.encode()).hexdigest()}"
 
 
@@ -49,11 +83,16 @@ class Stored:
 
 
 def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
-    """Insert the callback (or find its earlier copy) and, when new, enqueue it after the commit."""
+    """Insert the callback (or find its earlier copy) and, when new, enqueue it after the commit.
+
+    What is stored always fits the columns, so no callback's content can make the insert fail.
+    """
     from webhooks.jobs import process_inbox
 
+    plaintext, data = storable_text(plaintext), storable(data)
     key = content_key(source, plaintext, data)
     msg_type, event, change = event_kind(data)
+    msg_type, event, change = _bounded(msg_type, "msg_type"), _bounded(event, "event"), _bounded(change, "change_type")
     now = utcnow()
     inbox_id = upsert(session, InboxEvent.__table__, {
         "source": source, "content_key": key, "msg_type": msg_type, "event": event, "change_type": change,

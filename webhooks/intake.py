@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from fastapi import HTTPException, Request
 
@@ -11,6 +12,7 @@ from config.settings import get_settings
 from webhooks.crypto import BadPayload, BadSignature, WrongReceiver
 from webhooks.inbox import Stored, store
 from webhooks.metrics import REJECTED
+from webhooks.replay import Delivery, remember
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +41,35 @@ async def raw_body(request: Request) -> bytes:
     return await request.body()
 
 
+async def request_time() -> float:
+    """FastAPI dependency: now, in seconds (tests override it to move the replay window)."""
+    return time.time()
+
+
 def reject(source: str, exc: Exception) -> HTTPException:
-    """The HTTP error of a refused callback, counted; nothing else is stored."""
+    """The HTTP error of a refused callback, counted by its reason; nothing else is stored."""
     if isinstance(exc, (BadSignature, WrongReceiver)):
-        reason, status = ("signature" if isinstance(exc, BadSignature) else "receiver"), 403
+        status = 403
     elif isinstance(exc, BadPayload):
-        reason, status = "payload", 400
+        status = 400
     else:  # pragma: no cover - callers pass the three above
         raise exc
-    REJECTED.labels(source, reason).inc()
-    log.warning("callback %s: refused (%s: %s)", source, reason, exc)
-    return HTTPException(status, f"{reason}: {exc}")
+    REJECTED.labels(source, exc.reason).inc()
+    log.warning("callback %s: refused (%s: %s)", source, exc.reason, exc)
+    return HTTPException(status, f"{exc.reason}: {exc}")
 
 
-def accept(source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
-    """Store a verified callback under its content key and enqueue it once committed."""
-    with session_scope() as session:
-        return store(session, source, plaintext, data, extra_jobs)
+def accept(source: str, plaintext: str, data: dict, extra_jobs=(), *, seen: Delivery | None = None,
+           now: float | None = None) -> Stored:
+    """Store a verified callback under its content key and enqueue it once committed.
+
+    With `seen`, its nonce is remembered in the same transaction; a nonce reused for other content is refused
+    (403) and nothing is stored.
+    """
+    try:
+        with session_scope() as session:
+            if seen is not None:
+                remember(session, seen, time.time() if now is None else now)
+            return store(session, source, plaintext, data, extra_jobs)
+    except BadSignature as exc:
+        raise reject(source, exc) from None

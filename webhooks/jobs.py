@@ -1,4 +1,4 @@
-"""Background jobs of the intake: handle one inbox event, send one welcome message, sweep lost events.
+"""Background jobs of the intake: handle one inbox event, send one welcome message, sweep lost events and old nonces.
 
 Every job takes ids and is safe to run twice: the inbox row is locked and its status checked, handlers
 write through unique keys, and a welcome_code is claimed before it is used.
@@ -20,6 +20,7 @@ from webhooks.inbox import stuck
 from webhooks.warm import warm
 from webhooks.metrics import PROCESSED, UNHANDLED
 from webhooks.models import InboxEvent, InboxStatus
+from webhooks.replay import purge_nonces
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,12 @@ def _record_failure(inbox_id: int, error: str) -> None:
 
 
 def sweep_inbox() -> int:
-    """Re-enqueue events stuck in `received` (Redis was down, a worker died mid-job); returns how many."""
+    """Re-enqueue events stuck in `received` (Redis was down, a worker died mid-job); returns how many.
+
+    It also forgets the nonces whose timestamps are no longer fresh, which keeps the nonce table small.
+    """
     with session_scope() as session:
+        purge_nonces(session, utcnow())
         ids = stuck(session, SWEEP_AFTER)
         if ids:
             # Due again only after the backoff, so a backlog is not re-enqueued every minute.

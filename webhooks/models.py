@@ -1,10 +1,10 @@
-"""Tables of the intake: the inbox of raw events, channel codes, OA QR scenes, auto-replies."""
+"""Tables of the intake: the inbox of raw events and its nonce memory, channel codes, OA QR scenes, auto-replies."""
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from config.database import Base
@@ -38,6 +38,22 @@ class InboxEvent(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # the sweeper looks after this
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookNonce(Base):
+    """A (source, nonce, timestamp) of an OA / mini-program callback, remembered while the timestamp is fresh.
+
+    Without Redis this is the replay memory (webhooks/replay.py); it sits next to the inbox and is written in
+    the same transaction, so a nonce is remembered exactly when its callback is stored.
+    """
+
+    __tablename__ = "webhook_nonces"
+
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the sweeper purges what has passed
 
 
 class ChannelCode(Base):
@@ -105,4 +121,3 @@ class AutoReply(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-

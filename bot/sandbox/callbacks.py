@@ -73,17 +73,30 @@ def verify_wecom_url(siyu_url: str, creds: WeComCredentials, echo: str = "161614
 
 
 def send_oa_event(siyu_url: str, creds: WeChatAppCredentials, plaintext_xml: str, openid: str,
-                  safe_mode: bool = False, client: httpx.Client | None = None) -> httpx.Response:
-    """POST one official-account message or event, in plain mode or safe (encrypted) mode."""
+                  safe_mode: bool | None = None, client: httpx.Client | None = None) -> httpx.Response:
+    """POST one official-account message or event, in plain mode or safe (encrypted) mode.
+
+    By default the mode is the one Tencent uses for these credentials: safe when they carry an EncodingAESKey.
+    """
     timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**10))
     params = {"signature": sha1_signature(creds.token, timestamp, nonce), "timestamp": timestamp,
               "nonce": nonce, "openid": openid}
     body = plaintext_xml
+    if safe_mode is None:
+        safe_mode = bool(creds.aes_key)
     if safe_mode:
         enc = encrypt(creds.aes_key, creds.app_id, plaintext_xml)
         params.update(encrypt_type="aes", msg_signature=sha1_signature(creds.token, timestamp, nonce, enc))
         body = f"<xml><ToUserName><![CDATA[gh_sandbox]]></ToUserName><Encrypt><![CDATA[{enc}]]></Encrypt></xml>"
     return _post(client, siyu_url, params, body.encode(), {"Content-Type": "text/xml"})
+
+
+def open_oa_reply(creds: WeChatAppCredentials, answer: str) -> str:
+    """The plaintext of a passive reply as the OA's user sees it (decrypted when Siyu answered in safe mode)."""
+    start, end = answer.find("<Encrypt><![CDATA["), answer.find("]]></Encrypt>")
+    if start < 0 or end < 0:
+        return answer
+    return decrypt(creds.aes_key, creds.app_id, answer[start + len("<Encrypt><![CDATA["):end])
 
 
 def pay_notification(creds: PayCredentials, platform_key_path: str, resource: dict,

@@ -61,7 +61,7 @@ def test_oa_events_plain_and_safe_mode(sandbox, captured):
     settings = get_settings()
     creds = oa_credentials(settings)
     plain = events.oa_subscribe("oOPEN", scene_str="store1")
-    callbacks.send_oa_event(f"{settings.public_url}capture/oa", creds, plain, "oOPEN")
+    callbacks.send_oa_event(f"{settings.public_url}capture/oa", creds, plain, "oOPEN", safe_mode=False)
     callbacks.send_oa_event(f"{settings.public_url}capture/oa", creds, plain, "oOPEN", safe_mode=True)
     first, second = captured
     q = first["query"]

@@ -87,6 +87,23 @@ def wecom_post(client: TestClient, creds, plaintext: str, nonce: str | None = No
     return client.post(f"{path}?{query}", content=body)
 
 
+PLAIN_APPS = {"SIYU_OA_APP_ID": "wxplainoa", "SIYU_OA_APP_SECRET": "oa-secret", "SIYU_OA_TOKEN": "oa-token",
+              "SIYU_MP_APP_ID": "wxplainmp", "SIYU_MP_APP_SECRET": "mp-secret", "SIYU_MP_TOKEN": "mp-token"}
+
+
+def configure_plain_apps(monkeypatch) -> None:
+    """Configure an official account and a mini-program without EncodingAESKey (plain mode only)."""
+    for name, value in PLAIN_APPS.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def plain_apps(settings, monkeypatch):
+    """The official account and the mini-program configured for plain mode (no key); the sandbox stays for WeCom."""
+    configure_plain_apps(monkeypatch)
+
+
 def wecom_creds():
     """The effective WeCom credentials of the test settings."""
     from bot.credentials import wecom_credentials

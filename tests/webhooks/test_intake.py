@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import time
 from urllib.parse import urlencode
 
@@ -118,9 +119,10 @@ def _app_creds(channel: str):
     return (oa_credentials if channel == "official_account" else mp_credentials)(get_settings())
 
 
-def _plain_query(creds, nonce="n1", timestamp="1700000000"):
+def _plain_query(creds, nonce="n1", timestamp=None):
     from webhooks.crypto import signature
 
+    timestamp = timestamp or str(int(time.time()))
     return {"signature": signature(creds.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
 
 
@@ -133,7 +135,7 @@ def test_oa_url_check_echoes_and_a_wrong_signature_is_403(client):
     assert bad.status_code == 403
 
 
-def test_oa_plain_mode_message_is_stored_under_its_msgid(client, enqueued):
+def test_oa_plain_mode_message_is_stored_under_its_msgid(plain_apps, client, enqueued):
     creds = _app_creds("official_account")
     text = fixture_text("official_account", "text.xml")
     # given a plain-mode text message, when delivered twice
@@ -146,7 +148,7 @@ def test_oa_plain_mode_message_is_stored_under_its_msgid(client, enqueued):
     assert len(enqueued) == 1
 
 
-def test_oa_plain_mode_with_a_wrong_signature_stores_nothing(client, enqueued):
+def test_oa_plain_mode_with_a_wrong_signature_stores_nothing(plain_apps, client, enqueued):
     creds = _app_creds("official_account")
     q = {**_plain_query(creds), "signature": "0" * 40}
     r = client.post("/webhooks/official-account", params=q, content=fixture_text("official_account", "text.xml"))
@@ -157,7 +159,7 @@ def _safe_post(client, channel, path, plaintext, *, as_json=False, tamper=False)
     from webhooks.crypto import encrypt_reply, parse_xml
 
     creds = _app_creds(channel)
-    nonce, timestamp = "9988", "1700000000"
+    nonce, timestamp = secrets.token_hex(4), str(int(time.time()))
     sealed = parse_xml(encrypt_reply("app", creds.token, creds.aes_key, creds.app_id, plaintext, nonce, timestamp))
     q = {**_plain_query(creds, nonce, timestamp), "encrypt_type": "aes",
          "msg_signature": "0" * 40 if tamper else sealed["MsgSignature"]}
@@ -195,31 +197,35 @@ def test_oa_safe_mode_with_a_wrong_msg_signature_is_403(client, enqueued):
     assert r.status_code == 403 and inbox_rows() == []
 
 
-def test_oa_text_without_a_matching_rule_is_answered_success(client, enqueued):
+def test_oa_text_without_a_matching_rule_is_answered_success(plain_apps, client, enqueued):
     creds = _app_creds("official_account")
     r = client.post("/webhooks/official-account", params=_plain_query(creds),
                     content=fixture_text("official_account", "text.xml"))
     assert r.status_code == 200 and r.text == "success"
 
 
-def test_mp_json_and_xml_in_plain_and_safe_mode_are_stored(client, enqueued):
-    creds = _app_creds("miniprogram")
-    # given the same kind of message as plain XML, plain JSON, safe XML and safe JSON
+def test_mp_json_and_xml_in_plain_and_safe_mode_are_stored(client, enqueued, monkeypatch):
+    from tests.webhooks.conftest import configure_plain_apps
+
+    # given the same kind of message as safe XML and safe JSON (the sandbox's mini-program has a key)
     xml = fixture_text("miniprogram", "text.xml")
     js = fixture_text("miniprogram", "text@json.json")
-    assert client.post("/webhooks/miniprogram", params=_plain_query(creds), content=xml).status_code == 200
-    assert client.post("/webhooks/miniprogram", params=_plain_query(creds), content=js).status_code == 200
     r1, *_ = _safe_post(client, "miniprogram", "/webhooks/miniprogram", xml.replace("3345", "5345"))
     r2, *_ = _safe_post(client, "miniprogram", "/webhooks/miniprogram", js.replace("4345", "6345"), as_json=True)
-    # then all four are stored, each under its MsgId
     assert r1.status_code == 200 and r2.status_code == 200
+    # and as plain XML and plain JSON to a mini-program configured without a key
+    configure_plain_apps(monkeypatch)
+    creds = _app_creds("miniprogram")
+    assert client.post("/webhooks/miniprogram", params=_plain_query(creds), content=xml).status_code == 200
+    assert client.post("/webhooks/miniprogram", params=_plain_query(creds, "n2"), content=js).status_code == 200
+    # then all four are stored, each under its MsgId
     keys = sorted(r.content_key for r in inbox_rows())
     assert keys == sorted(["miniprogram:msg:33456789012345678", "miniprogram:msg:43456789012345678",
                            "miniprogram:msg:53456789012345678", "miniprogram:msg:63456789012345678"])
     assert all(r.data["Content"] == "拼团怎么参加" for r in inbox_rows())
 
 
-def test_mp_garbage_is_400_and_wrong_signature_403(client, enqueued):
+def test_mp_garbage_is_400_and_wrong_signature_403(plain_apps, client, enqueued):
     creds = _app_creds("miniprogram")
     assert client.post("/webhooks/miniprogram", params=_plain_query(creds), content=b"{not json").status_code == 400
     bad = {**_plain_query(creds), "signature": "1" * 40}

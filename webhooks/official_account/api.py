@@ -6,7 +6,7 @@ from fastapi.responses import PlainTextResponse
 
 from config.database import session_scope
 from webhooks.app_envelope import echo_or_reject, open_or_reject, seal_reply
-from webhooks.intake import accept, raw_body
+from webhooks.intake import accept, raw_body, request_time
 from webhooks.replies import find_rule, passive_text
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -15,18 +15,19 @@ SOURCE = "official_account"
 
 @router.get("/official-account", response_class=PlainTextResponse)
 def verify_url(signature: str | None = None, timestamp: str | None = None, nonce: str | None = None,
-               echostr: str | None = None):
+               echostr: str | None = None, now: float = Depends(request_time)):
     """Answer the URL check with echostr."""
-    return PlainTextResponse(echo_or_reject(SOURCE, signature, timestamp, nonce, echostr))
+    return PlainTextResponse(echo_or_reject(SOURCE, signature, timestamp, nonce, echostr, now=now))
 
 
 @router.post("/official-account")
 def receive(signature: str | None = None, timestamp: str | None = None, nonce: str | None = None,
-            encrypt_type: str | None = None, msg_signature: str | None = None, body: bytes = Depends(raw_body)):
+            encrypt_type: str | None = None, msg_signature: str | None = None, body: bytes = Depends(raw_body),
+            now: float = Depends(request_time)):
     """Verify and store a message or event; answer a matching keyword rule as the passive reply."""
-    creds, opened = open_or_reject(SOURCE, body, signature=signature, timestamp=timestamp, nonce=nonce,
+    creds, opened = open_or_reject(SOURCE, body, now=now, signature=signature, timestamp=timestamp, nonce=nonce,
                                    encrypt_type=encrypt_type, msg_signature=msg_signature)
-    accept(SOURCE, opened.plaintext, opened.data)
+    accept(SOURCE, opened.plaintext, opened.data, seen=opened.seen, now=now)
     reply = _passive_reply(opened.data)
     if reply is None:
         return PlainTextResponse("success")

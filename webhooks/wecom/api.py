@@ -4,7 +4,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import PlainTextResponse
 
-from webhooks.crypto import BadPayload, BadSignature, WrongReceiver, check_signature, decrypt, parse_xml
+from webhooks.crypto import (BadPayload, BadSignature, WrongReceiver, check_signature, decrypt, extract_encrypt,
+                             parse_xml)
 from webhooks.inbox import event_kind
 from webhooks.intake import accept, credentials, raw_body, reject
 
@@ -28,15 +29,16 @@ def verify_url(msg_signature: str | None = None, timestamp: str | None = None, n
 @router.post("/wecom")
 def receive(msg_signature: str | None = None, timestamp: str | None = None, nonce: str | None = None,
             body: bytes = Depends(raw_body)):
-    """Verify, decrypt, store and enqueue one callback; answer 200 with an empty body."""
+    """Verify, decrypt, store and enqueue one callback; answer 200 with an empty body.
+
+    The signature covers the ciphertext alone: it is taken out of the body without building a document,
+    and only a verified, decrypted plaintext from our corp is parsed.
+    """
     from webhooks.jobs import send_welcome
 
     creds = credentials(SOURCE)
     try:
-        envelope = parse_xml(body)
-        encrypted = envelope.get("Encrypt")
-        if not isinstance(encrypted, str) or not encrypted:
-            raise BadPayload("no Encrypt field")
+        encrypted = extract_encrypt(body)
         check_signature(msg_signature, creds.token, timestamp, nonce, encrypted)
         plaintext = decrypt(SOURCE, creds.token, creds.aes_key, creds.corp_id, encrypted)
         data = parse_xml(plaintext)
