@@ -54,7 +54,8 @@ class StaffIn(BaseModel):
     userid: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=120)
     store: str
-    role: str | None = Field(default=None, pattern=r"^(staff|store_manager)$")  # absent: new staff are staff, others keep theirs
+    # Absent: a new staff member is `staff`, an existing one keeps their role.
+    role: str | None = Field(default=None, pattern=r"^(staff|store_manager)$")
 
 
 class StaffOut(BaseModel):

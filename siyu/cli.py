@@ -132,7 +132,8 @@ def _token_session():
         console.print(f"[red]token: {exc}[/red]")
         raise typer.Exit(1) from None
     except (OperationalError, ProgrammingError) as exc:
-        console.print(f"[red]database: {type(exc.orig).__name__}[/red] (is it reachable, and at head? `siyu db upgrade`)")
+        console.print(f"[red]database: {type(exc.orig).__name__}[/red] "
+                      "(is it reachable, and at head? `siyu db upgrade`)")
         raise typer.Exit(1) from None
 
 

@@ -1,4 +1,4 @@
-"""The request guards in front of every route: NUL and 64-bit overflows are 422, and so is a value the database refuses."""
+"""The request guards in front of every route: NUL and 64-bit overflows are 422, so is a value the database refuses."""
 from __future__ import annotations
 
 import pytest

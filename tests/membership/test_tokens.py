@@ -52,7 +52,8 @@ def test_a_token_is_issued_with_its_id_and_listed_without_its_secret(client):
     r = client.get("/api/v1/tokens", headers=ADMIN)
     assert r.status_code == 200
     listed = {t["id"]: t for t in r.json()}
-    assert set(listed[staff["id"]]) == {"id", "name", "role", "store", "staff", "created_at", "expires_at", "revoked_at"}
+    assert set(listed[staff["id"]]) == {"id", "name", "role", "store", "staff", "created_at", "expires_at",
+                                        "revoked_at"}
     assert listed[staff["id"]]["store"] == "S1" and listed[staff["id"]]["staff"] == "zhang"
     assert listed[staff["id"]]["expires_at"] is not None and listed[marketer["id"]]["expires_at"] is None
     assert marketer["token"] not in r.text and staff["token"] not in r.text

@@ -48,7 +48,8 @@ def test_a_store_managers_code_outside_their_store_or_with_a_new_tag_is_403(clie
     assert why in r.json()["detail"]
     assert fake_wecom.named("add_contact_way") == [] and fake_wecom.named("add_corp_tag") == []
     # while their own staff with an existing corp tag is fine, and so is the refused body for a marketer
-    assert client.post("/api/v1/channel-codes", json=_code(["zhangsan"], tags=["到店"]), headers=stores).status_code == 201
+    own = client.post("/api/v1/channel-codes", json=_code(["zhangsan"], tags=["到店"]), headers=stores)
+    assert own.status_code == 201, own.text
     assert fake_wecom.named("add_corp_tag") == []
     assert client.post("/api/v1/channel-codes", json=body, headers=marketer).status_code == 201
     assert len(fake_wecom.named("add_contact_way")) == 2
