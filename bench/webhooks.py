@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -119,7 +120,7 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
 
     tmp = tempfile.mkdtemp(prefix="siyu-bench-")
     port = free_port()
-    env = {"SIYU_VAR_DIR": f"{tmp}/var", "SIYU_ADMIN_TOKEN": "bench", "SIYU_LOG_LEVEL": "WARNING",
+    env = {"SIYU_VAR_DIR": f"{tmp}/var", "SIYU_ADMIN_TOKEN": secrets.token_urlsafe(24), "SIYU_LOG_LEVEL": "WARNING",
            "SIYU_DATABASE_URL": db_url, "SIYU_PUBLIC_URL": f"http://127.0.0.1:{port}/",
            "SIYU_WECHAT_RATE_LIMITS": "100000000/1", "BENCH_EVENTS": str(args.events)}
     if redis_url:

@@ -5,6 +5,8 @@ import base64
 
 from fastapi import HTTPException
 
+from config.inputs import is_db_id
+
 
 def encode_cursor(last_id: int) -> str:
     """The cursor that continues after `last_id`."""
@@ -16,9 +18,14 @@ def decode_cursor(cursor: str | None) -> int | None:
     if not cursor:
         return None
     try:
-        return int(base64.urlsafe_b64decode(cursor.encode()).decode())
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        last_id = int(text)
     except ValueError:
-        raise HTTPException(422, "cursor: not a cursor this API returned") from None
+        last_id = None
+    # Only the canonical digits of a row id: no sign, padding or id past 64 bits reaches a query.
+    if last_id is None or text != str(last_id) or not is_db_id(last_id):
+        raise HTTPException(422, "cursor: not a cursor this API returned")
+    return last_id
 
 
 def page_of(rows: list, limit: int, last_id) -> tuple[list, str | None]:

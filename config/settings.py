@@ -12,6 +12,8 @@ from pydantic import ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from config.secret_files import read_or_create
+
 
 class SettingsError(Exception):
     """A misconfiguration, described in one line that names the variable."""
@@ -27,6 +29,9 @@ def _check_aes_key(name: str, value: str | None) -> str | None:
     except ValueError as exc:
         raise ValueError(f"{name}: EncodingAESKey is not base64 ({exc})") from None
     return value
+
+
+MIN_ADMIN_TOKEN = 24  # a bearer token that grants everything must not be guessable
 
 
 class Settings(BaseSettings):
@@ -100,6 +105,14 @@ class Settings(BaseSettings):
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"SIYU_REDIS_URL: must start with redis://, rediss:// or unix://, got {v!r}")
         return v
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, v: str | None) -> str | None:
+        v = (v or "").strip()
+        if v and len(v) < MIN_ADMIN_TOKEN:  # the value itself never goes into the message
+            raise ValueError(f"SIYU_ADMIN_TOKEN: must be at least {MIN_ADMIN_TOKEN} characters, got {len(v)}")
+        return v or None
 
     @field_validator("timezone")
     @classmethod
@@ -212,12 +225,7 @@ class Settings(BaseSettings):
         """The key signing mini-program sessions: SIYU_SECRET_KEY, or one generated once into var/."""
         if self.secret_key:
             return self.secret_key
-        path = self.var_dir / "secret_key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        return read_or_create(self.var_dir / "secret_key", lambda: secrets.token_urlsafe(48))
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,20 @@
 """Who may see what: bearer tokens of the admin API, their roles, and the members each role sees."""
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from config.database import get_session
+from config.secret_files import read_or_create
 from config.settings import get_settings
-from membership.models import ApiToken, Member, Relation, RelationStatus, Role
+from membership.models import Member, Relation, RelationStatus, Role
+from membership.tokens import live_token
 
 
 @dataclass(frozen=True)
@@ -29,20 +31,6 @@ class Principal:
         return self.role is Role.admin or self.role in roles
 
 
-def hash_token(token: str) -> str:
-    """The stored form of a token."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def issue_token(session: Session, *, name: str, role: Role, store_id: int | None = None,
-                staff_id: int | None = None) -> str:
-    """Create a token and return it; only its hash is kept."""
-    token = "sy_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(name=name, role=role.value, store_id=store_id, staff_id=staff_id, token_hash=hash_token(token)))
-    session.flush()
-    return token
-
-
 def bootstrap_token() -> str | None:
     """SIYU_ADMIN_TOKEN, or in embedded mode the token generated once into var/ (printed at start)."""
     settings = get_settings()
@@ -50,20 +38,15 @@ def bootstrap_token() -> str | None:
         return settings.admin_token
     if not settings.embedded:
         return None
-    path = settings.var_dir / "admin_token"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("sy_admin_" + secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return read_or_create(settings.var_dir / "admin_token", lambda: "sy_admin_" + secrets.token_urlsafe(24))
 
 
-def authenticate(session: Session, token: str) -> Principal | None:
-    """The principal a token stands for, or None."""
+def authenticate(session: Session, token: str, *, now: datetime | None = None) -> Principal | None:
+    """The principal a token stands for, or None (also for a revoked or expired token)."""
     boot = bootstrap_token()
     if boot and hmac.compare_digest(token.encode(), boot.encode()):
         return Principal(role=Role.admin, name="bootstrap")
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)))
+    row = live_token(session, token, now=now)
     if row is None:
         return None
     return Principal(role=Role(row.role), name=row.name, store_id=row.store_id, staff_id=row.staff_id)

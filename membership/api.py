@@ -1,24 +1,23 @@
 """Admin API, membership slice: tokens, stores, staff, members, timeline, tags, merge reviews."""
 from __future__ import annotations
 
-from datetime import datetime
-
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.database import get_session
+from config.inputs import DbId, Timestamp
 from config.pagination import decode_cursor, page_of
-from membership import service
-from membership.access import Principal, can_see_member, current_principal, issue_token, require, visible_members
-from membership.exceptions import Conflict, InvalidInput, NotFound
+from membership import service, tokens
+from membership.access import Principal, can_see_member, current_principal, require, visible_members
+from membership.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from membership.identity import IdentityIn
 from membership.models import Member, MergeReview, Role
 from membership.schemas import (
     EventOut, MemberOut, MemberPage, MergeReviewOut, StaffIn, StaffOut, StoreIn, StoreOut, TagIn, TimelineOut,
-    TokenIn, TokenOut,
+    TokenIn, TokenInfo, TokenOut,
 )
-from membership.tags import ensure_tag, get_tag, tag_member, untag_member
+from membership.tags import get_tag, tag_member, untag_member, usable_tag
 from membership.timeline import timeline
 from membership.views import member_out, members_out
 
@@ -30,25 +29,36 @@ def _domain_errors(exc: Exception) -> HTTPException:
         return HTTPException(404, str(exc))
     if isinstance(exc, Conflict):
         return HTTPException(409, str(exc))
+    if isinstance(exc, Forbidden):
+        return HTTPException(403, str(exc))
     return HTTPException(422, str(exc))
 
 
 # -- tokens, stores, staff -----------------------------------------------------------------------------
 @router.post("/tokens", response_model=TokenOut, status_code=201)
 def create_token(body: TokenIn, session: Session = Depends(get_session), _: Principal = Depends(require())):
-    """Issue a bearer token for a role (admin only)."""
+    """Issue a bearer token for a role, optionally expiring (admin only); the secret is shown this once."""
     try:
-        store = service.get_store_by_code(session, body.store) if body.store else None
-        staff = service.get_staff(session, body.staff) if body.staff else None
+        row, secret = tokens.create_token(session, **body.model_dump())
+    except (NotFound, InvalidInput) as exc:
+        raise _domain_errors(exc) from None
+    return TokenOut(id=row.id, token=secret)
+
+
+@router.get("/tokens", response_model=list[TokenInfo])
+def list_tokens(session: Session = Depends(get_session), _: Principal = Depends(require())):
+    """Every issued token with its scope and state, never its secret (admin only)."""
+    return [tokens.token_info(t) for t in tokens.list_tokens(session)]
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def revoke_token(token_id: DbId, session: Session = Depends(get_session), _: Principal = Depends(require())):
+    """Revoke a token: its next request is 401 (admin only)."""
+    try:
+        tokens.revoke_token(session, token_id=token_id)
     except NotFound as exc:
         raise _domain_errors(exc) from None
-    if body.role is Role.store_manager and store is None:
-        raise HTTPException(422, "store: a store_manager token needs a store")
-    if body.role is Role.staff and staff is None:
-        raise HTTPException(422, "staff: a staff token needs a staff userid")
-    store_id = store.id if store else (staff.store_id if staff else None)
-    token = issue_token(session, name=body.name, role=body.role, store_id=store_id, staff_id=staff.id if staff else None)
-    return TokenOut(token=token)
+    return Response(status_code=204)
 
 
 @router.post("/stores", response_model=StoreOut, status_code=201)
@@ -71,14 +81,14 @@ def list_stores(session: Session = Depends(get_session), who: Principal = Depend
 @router.post("/staff", response_model=StaffOut, status_code=201)
 def create_staff(body: StaffIn, session: Session = Depends(get_session),
                  who: Principal = Depends(require(Role.store_manager))):
-    """Create or update a staff member (store managers: in their own store)."""
+    """Create or update a staff member (store managers: only in, and only staff already of, their own store)."""
     try:
         store = service.get_store_by_code(session, body.store)
-    except NotFound as exc:
+        within = who.store_id if who.role is Role.store_manager else None
+        staff = service.upsert_staff(session, userid=body.userid, name=body.name, store_id=store.id, role=body.role,
+                                     within_store=within)
+    except (NotFound, Forbidden) as exc:
         raise _domain_errors(exc) from None
-    if who.role is Role.store_manager and store.id != who.store_id:
-        raise HTTPException(403, "a store manager adds staff to their own store only")
-    staff = service.upsert_staff(session, userid=body.userid, name=body.name, store_id=store.id, role=body.role)
     return _staff_out(staff)
 
 
@@ -124,39 +134,41 @@ def _visible_member(session: Session, who: Principal, member_id: int) -> Member:
 
 
 @router.get("/members/{member_id}", response_model=MemberOut)
-def get_member(member_id: int, session: Session = Depends(get_session), who: Principal = Depends(current_principal)):
+def get_member(member_id: DbId, session: Session = Depends(get_session), who: Principal = Depends(current_principal)):
     """One member's profile; a merged member answers with `merged_into`."""
     return member_out(session, _visible_member(session, who, member_id))
 
 
 @router.get("/members/{member_id}/timeline", response_model=TimelineOut)
-def get_timeline(member_id: int, limit: int = Query(50, ge=1, le=500), before: datetime | None = None,
+def get_timeline(member_id: DbId, limit: int = Query(50, ge=1, le=500), before: Timestamp | None = None,
                  session: Session = Depends(get_session), who: Principal = Depends(current_principal)):
-    """A member's events, newest first; `before` pages back in time."""
-    if before is not None and before.tzinfo is None:
-        raise HTTPException(422, "before: give an offset (ISO 8601 with +08:00 or Z)")
+    """A member's events, newest first; `before` (ISO 8601 with an offset) pages back in time."""
     member = _visible_member(session, who, member_id)
     events = timeline(session, member.id, limit=limit, before=before)
     return TimelineOut(items=[EventOut(type=e.type, at=e.at, data=e.data) for e in events])
 
 
 @router.post("/members/{member_id}/tags", response_model=MemberOut, status_code=201)
-def add_tag(member_id: int, body: TagIn, session: Session = Depends(get_session),
+def add_tag(member_id: DbId, body: TagIn, session: Session = Depends(get_session),
             who: Principal = Depends(current_principal)):
-    """Tag a member (locally now; WeCom's mark_tag follows through the registered tag listener)."""
+    """Tag a member (locally now; WeCom's mark_tag follows through the registered tag listener).
+
+    Store managers and staff apply tags of the catalogue; a new tag becomes a WeCom corp tag, which is
+    for admins and marketers to create.
+    """
     member = _visible_member(session, who, member_id)
     if member.merged_into_id:
         raise HTTPException(409, f"member {member_id} was merged into {member.merged_into_id}")
     try:
-        tag = ensure_tag(session, body.name, body.group)
-    except InvalidInput as exc:
+        tag = usable_tag(session, body.name, body.group, may_create=who.allows(Role.marketer))
+    except (InvalidInput, Forbidden) as exc:
         raise _domain_errors(exc) from None
     tag_member(session, member.id, tag, source=f"api:{who.name}")
     return member_out(session, member)
 
 
 @router.delete("/members/{member_id}/tags/{name}", response_model=MemberOut)
-def remove_tag(member_id: int, name: str, group: str = "", session: Session = Depends(get_session),
+def remove_tag(member_id: DbId, name: str, group: str = "", session: Session = Depends(get_session),
                who: Principal = Depends(current_principal)):
     """Take a tag off a member."""
     member = _visible_member(session, who, member_id)

@@ -15,3 +15,7 @@ class Conflict(MembershipError):
 
 class InvalidInput(MembershipError):
     """A value that cannot be stored (an unparseable phone number, an unknown identity type)."""
+
+
+class Forbidden(MembershipError):
+    """The caller's role or store does not allow this change (answered 403)."""

@@ -212,6 +212,10 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # NULL: until revoked
+
+    store: Mapped[Store | None] = relationship()
+    staff: Mapped[Staff | None] = relationship()
 
 
 class GroupChat(Base):

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from config.inputs import Timestamp
 from membership.models import Role
 
 
@@ -14,10 +15,25 @@ class TokenIn(BaseModel):
     role: Role
     store: str | None = None
     staff: str | None = None
+    expires_at: Timestamp | None = None  # absent: valid until revoked
 
 
 class TokenOut(BaseModel):
+    id: int
     token: str
+
+
+class TokenInfo(BaseModel):
+    """A token as listed: its scope and state, never its secret or hash."""
+
+    id: int
+    name: str
+    role: str
+    store: str | None
+    staff: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
 
 
 class StoreIn(BaseModel):
@@ -38,7 +54,8 @@ class StaffIn(BaseModel):
     userid: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=120)
     store: str
-    role: str = Field(default="staff", pattern=r"^(staff|store_manager)$")
+    # Absent: a new staff member is `staff`, an existing one keeps their role.
+    role: str | None = Field(default=None, pattern=r"^(staff|store_manager)$")
 
 
 class StaffOut(BaseModel):

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config.types import utcnow
-from membership.exceptions import Conflict, NotFound
+from membership.exceptions import Conflict, Forbidden, NotFound
 from membership.identity import IdentityIn
 from membership.models import Identity, Member, MemberTag, Relation, RelationStatus, Staff, Store, Tag
 from membership.timeline import record_event
@@ -42,17 +42,36 @@ def list_stores(session: Session, store_id: int | None = None) -> list[Store]:
     return list(session.scalars(q))
 
 
-def upsert_staff(session: Session, *, userid: str, name: str, store_id: int | None, role: str | None = None) -> Staff:
-    """Create or update the staff member with this WeCom userid (their role is kept unless given)."""
-    staff = find_staff(session, userid)
+def upsert_staff(session: Session, *, userid: str, name: str, store_id: int | None, role: str | None = None,
+                 within_store: int | None = None) -> Staff:
+    """Create or update the staff member with this WeCom userid (their role is kept unless given).
+
+    With `within_store` (a store manager's store) an existing staff member must already work there: Forbidden
+    otherwise, so that nobody moves or renames another store's staff.
+    """
+    if within_store is not None and store_id != within_store:
+        raise Forbidden("a store manager adds staff to their own store only")
+    staff = _staff_for_update(session, userid)
     if staff is None:
-        staff = Staff(userid=userid, name=name, store_id=store_id, role=role or "staff")
-        session.add(staff)
-    else:
-        staff.name, staff.store_id, staff.active = name, store_id, True
-        staff.role = role or staff.role
+        try:
+            with session.begin_nested():
+                staff = Staff(userid=userid, name=name, store_id=store_id, role=role or "staff")
+                session.add(staff)
+            return staff
+        except IntegrityError:  # created concurrently: update that row instead
+            staff = _staff_for_update(session, userid)
+    if within_store is not None and staff.store_id != within_store:
+        raise Forbidden(f"staff {userid!r} works in another store (or none); an admin assigns them")
+    staff.name, staff.store_id, staff.active = name, store_id, True
+    staff.role = role or staff.role
     session.flush()
+    session.expire(staff, ["store"])  # loaded with the old store_id
     return staff
+
+
+def _staff_for_update(session: Session, userid: str) -> Staff | None:
+    # The row lock keeps a concurrent move to another store from being overwritten after the check above.
+    return session.scalar(select(Staff).where(Staff.userid == userid).with_for_update(of=Staff))
 
 
 def find_staff(session: Session, userid: str) -> Staff | None:

@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from membership import hooks
-from membership.exceptions import InvalidInput
+from membership.exceptions import Forbidden, InvalidInput
 from membership.models import MemberTag, Tag
 from membership.timeline import record_event
 
@@ -33,6 +33,16 @@ def ensure_tag(session: Session, name: str, group: str = "", wecom_tag_id: str |
                 raise
     if wecom_tag_id and tag.wecom_tag_id != wecom_tag_id:
         tag.wecom_tag_id = wecom_tag_id
+    return tag
+
+
+def usable_tag(session: Session, name: str, group: str = "", *, may_create: bool) -> Tag:
+    """The tag to apply: created when missing if `may_create` (admins, marketers), else Forbidden when missing."""
+    if may_create:
+        return ensure_tag(session, name, group)
+    tag = get_tag(session, name.strip(), group)
+    if tag is None:
+        raise Forbidden(f"tag {name!r} is not in the catalogue; admins and marketers create tags")
     return tag
 
 

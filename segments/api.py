@@ -1,11 +1,11 @@
 """Admin API, segments slice: preview, create, read, members, refresh; auto-tagging rules (admin, marketer)."""
 from __future__ import annotations
 
-
 from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.orm import Session
 
 from config.database import get_session
+from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
 from membership.exceptions import InvalidInput
@@ -64,7 +64,7 @@ def list_segments(session: Session = Depends(get_session), _: Principal = Depend
 
 
 @router.get("/segments/{segment_id}", response_model=SegmentOut)
-def get_segment(segment_id: int, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+def get_segment(segment_id: DbId, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
     """One segment: current size, when it was last fully refreshed and how long that took."""
     try:
         segment = service.get_segment(session, segment_id)
@@ -74,7 +74,7 @@ def get_segment(segment_id: int, session: Session = Depends(get_session), _: Pri
 
 
 @router.get("/segments/{segment_id}/members", response_model=SegmentMembersPage)
-def segment_members(segment_id: int, cursor: str | None = None, limit: int = Query(100, ge=1, le=1000),
+def segment_members(segment_id: DbId, cursor: str | None = None, limit: int = Query(100, ge=1, le=1000),
                     session: Session = Depends(get_session), _: Principal = Depends(marketer)):
     """The segment's members by id, a page at a time."""
     try:
@@ -87,7 +87,7 @@ def segment_members(segment_id: int, cursor: str | None = None, limit: int = Que
 
 
 @router.post("/segments/{segment_id}/refresh", response_model=SegmentOut)
-def refresh(segment_id: int, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+def refresh(segment_id: DbId, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
     """Fully refresh a segment now; the answer carries the diff and the duration."""
     try:
         service.get_segment(session, segment_id)

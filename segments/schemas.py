@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from config.inputs import DbId
+
 
 class PreviewIn(BaseModel):
     definition: Any
@@ -48,7 +50,7 @@ class TagRuleIn(BaseModel):
     name: str = Field(min_length=1, max_length=120)
     tag: str = Field(min_length=1, max_length=60)
     group: str = Field(default="", max_length=60)
-    segment_id: int | None = None
+    segment_id: DbId | None = None
     keywords: list[str] | None = Field(default=None, max_length=200)
     remove_on_leave: bool = False
     apply_to_current: bool = True

@@ -5,6 +5,7 @@ import logging
 
 from fastapi import FastAPI
 
+from config import guards
 from config.settings import get_settings
 from siyu.body_limit import BodyLimit
 
@@ -30,6 +31,7 @@ def create_app() -> FastAPI:
                   description="私域: WeChat/WeCom SCRM and private-domain operations for store chains")
     for router in routers():
         app.include_router(router)
+    guards.install(app)
     _mount_sandbox(app, settings)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -1,19 +1,24 @@
 """The `siyu` command (CONTRACT §1)."""
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
 
 import typer
 from rich.console import Console
 
 from config.files import secure_var_dir
+from config.inputs import MAX_DB_ID
 from config.settings import SettingsError
 
 app = typer.Typer(help="Siyu (私域): WeChat/WeCom SCRM for store chains.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 sync_app = typer.Typer(help="Reconcile Siyu with Tencent.", no_args_is_help=True)
+token_app = typer.Typer(help="Bearer tokens of the admin API.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sync_app, name="sync")
+app.add_typer(token_app, name="token")
 console = Console(stderr=True)
 
 
@@ -111,6 +116,82 @@ def sync_wecom() -> None:
         console.print(f"[red]sync wecom: {exc}[/red] (run again: it resumes where it stopped)")
         raise typer.Exit(1) from None
     console.print(" ".join(f"{k}={v}" for k, v in asdict(report).items() if v))
+
+
+@contextlib.contextmanager
+def _token_session():
+    """A committed session for a token command; a refused or unreachable database ends it in one line."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from config.database import session_scope
+    from membership.exceptions import InvalidInput, NotFound
+
+    _settings()
+    try:
+        with session_scope() as session:
+            yield session
+    except (NotFound, InvalidInput) as exc:
+        console.print(f"[red]token: {exc}[/red]")
+        raise typer.Exit(1) from None
+    except (OperationalError, ProgrammingError) as exc:
+        console.print(f"[red]database: {type(exc.orig).__name__}[/red] "
+                      "(is it reachable, and at head? `siyu db upgrade`)")
+        raise typer.Exit(1) from None
+
+
+@token_app.command("create")
+def token_create(
+    role: str = typer.Option(..., help="admin, marketer, store_manager or staff."),
+    store: str | None = typer.Option(None, help="Store code (store managers)."),
+    staff: str | None = typer.Option(None, help="Staff userid (staff)."),
+    name: str | None = typer.Option(None, help="Who or what the token is for (default: the role)."),
+    expires_at: str | None = typer.Option(None, "--expires-at", help="ISO 8601 with an offset; default: never."),
+) -> None:
+    """Issue a token: the token alone on stdout (TOKEN=$(siyu token create --role admin)), its id on stderr."""
+    from pydantic import ValidationError
+
+    from membership.schemas import TokenIn
+    from membership.tokens import create_token
+
+    try:
+        body = TokenIn.model_validate(
+            {"name": name or role, "role": role, "store": store, "staff": staff, "expires_at": expires_at})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        console.print(f"[red]token: {'.'.join(map(str, err['loc']))}: {err['msg']}[/red]")
+        raise typer.Exit(2) from None
+    with _token_session() as session:
+        row, secret = create_token(session, **body.model_dump())
+    console.print(f"token {row.id} ({row.role}) created")
+    print(secret, flush=True)
+
+
+@token_app.command("list")
+def token_list(as_json: bool = typer.Option(False, "--json", help="One JSON array instead of a table.")) -> None:
+    """Every token: id, name, role, store, staff, created, expires, revoked (never a secret)."""
+    from membership.tokens import list_tokens, token_info
+
+    with _token_session() as session:
+        rows = [token_info(t).model_dump(mode="json") for t in list_tokens(session)]
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    columns = ["id", "name", "role", "store", "staff", "created_at", "expires_at", "revoked_at"]
+    print("\t".join(columns))
+    for row in rows:
+        print("\t".join("-" if row[c] is None else str(row[c]) for c in columns))
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: int = typer.Argument(..., min=1, max=MAX_DB_ID, help="The id `siyu token list` shows."),
+) -> None:
+    """Revoke a token: its next request is refused."""
+    from membership.tokens import revoke_token
+
+    with _token_session() as session:
+        revoke_token(session, token_id=token_id)
+    print(f"revoked {token_id}")
 
 
 @app.command()

@@ -7,9 +7,10 @@ from sqlalchemy.orm import Session
 
 from bot.errors import WeChatAPIError
 from config.database import get_session
+from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
-from membership.exceptions import InvalidInput, NotFound
+from membership.exceptions import Forbidden, InvalidInput, NotFound
 from membership.models import Role
 from webhooks import service
 from webhooks.inbox import requeue
@@ -26,6 +27,8 @@ router = APIRouter(prefix="/api/v1", tags=["webhooks"])
 def _http(exc: Exception) -> HTTPException:
     if isinstance(exc, NotFound):
         return HTTPException(404, str(exc))
+    if isinstance(exc, Forbidden):
+        return HTTPException(403, str(exc))
     if isinstance(exc, WeChatAPIError):
         return HTTPException(502, f"WeChat refused: {exc}")
     return HTTPException(422, str(exc))
@@ -48,7 +51,7 @@ def list_inbox(status: InboxStatus | None = None, source: str | None = None, cur
 
 
 @router.post("/inbox/{inbox_id}/replay", response_model=InboxOut)
-def replay_inbox(inbox_id: int, session: Session = Depends(get_session), _: Principal = Depends(require())):
+def replay_inbox(inbox_id: DbId, session: Session = Depends(get_session), _: Principal = Depends(require())):
     """Handle a failed or unhandled event again, from its first attempt (admin only)."""
     row = session.get(InboxEvent, inbox_id)
     if row is None:
@@ -65,15 +68,15 @@ def replay_inbox(inbox_id: int, session: Session = Depends(get_session), _: Prin
 @router.post("/channel-codes", response_model=ChannelCodeOut, status_code=201)
 def create_channel_code(body: ChannelCodeIn, _warm: None = Depends(warm_wecom), session: Session = Depends(get_session),
                         who: Principal = Depends(require(Role.marketer, Role.store_manager))):
-    """Create a 联系我 code in WeCom; arrivals through it get its store, staff, tags and welcome text."""
-    try:
-        if who.role is Role.store_manager:
-            from membership.service import get_store_by_code
+    """Create a 联系我 code in WeCom; arrivals through it get its store, staff, tags and welcome text.
 
-            if get_store_by_code(session, body.store).id != who.store_id:
-                raise HTTPException(403, "a store manager makes codes for their own store only")
-        code = service.create_channel_code(session, body)
-    except (NotFound, InvalidInput, WeChatAPIError) as exc:
+    A store manager's code is for their own store and its staff, with tags that are WeCom corp tags already.
+    """
+    try:
+        code = service.create_channel_code(
+            session, body, within_store=who.store_id if who.role is Role.store_manager else None,
+            may_create_tags=who.allows(Role.marketer))
+    except (NotFound, InvalidInput, Forbidden, WeChatAPIError) as exc:
         raise _http(exc) from None
     return ChannelCodeOut(id=code.id, state=code.state, config_id=code.config_id, qr_code=code.qr_code)
 

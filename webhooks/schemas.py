@@ -53,7 +53,7 @@ class AutoReplyIn(BaseModel):
     channels: list[str] = []
     reply_text: str | None = None
     miniprogram: MiniProgramCard | None = None
-    priority: int = 0
+    priority: int = Field(0, ge=-(2**31), le=2**31 - 1)  # an INTEGER column
 
     @field_validator("match")
     @classmethod

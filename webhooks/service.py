@@ -6,7 +6,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from membership.exceptions import InvalidInput
+from membership.exceptions import Forbidden, InvalidInput
 from membership.models import Tag
 from membership.service import get_staff, get_store_by_code
 from membership.tags import ensure_tag
@@ -21,12 +21,16 @@ def new_state() -> str:
     return "sy" + secrets.token_hex(10)
 
 
+def _linked_tag(session: Session, name: str) -> Tag | None:
+    return session.scalars(select(Tag).where(Tag.name == name, Tag.wecom_tag_id.is_not(None))).first()
+
+
 def _wecom_tags(session: Session, names: list[str]) -> list[Tag]:
     from bot.clients import wecom_client
 
     tags = []
-    for name in dict.fromkeys(n.strip() for n in names if n.strip()):
-        tag = session.scalars(select(Tag).where(Tag.name == name, Tag.wecom_tag_id.is_not(None))).first()
+    for name in _tag_names(names):
+        tag = _linked_tag(session, name)
         if tag is None:
             answer = wecom_client().add_corp_tag([name], group_name=TAG_GROUP)
             created = (answer.get("tag_group") or {}).get("tag") or []
@@ -36,12 +40,29 @@ def _wecom_tags(session: Session, names: list[str]) -> list[Tag]:
     return tags
 
 
-def create_channel_code(session: Session, body: ChannelCodeIn) -> ChannelCode:
-    """Create the 联系我 code in WeCom with a fresh state, and remember what arrivals through it get."""
+def _tag_names(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(n.strip() for n in names if n.strip()))
+
+
+def create_channel_code(session: Session, body: ChannelCodeIn, *, within_store: int | None = None,
+                        may_create_tags: bool = True) -> ChannelCode:
+    """Create the 联系我 code in WeCom with a fresh state, and remember what arrivals through it get.
+
+    `within_store` (a store manager's store): the code's store and every staff member on it must be of that
+    store. Without `may_create_tags` every tag must already be a WeCom corp tag. Forbidden otherwise, before
+    anything is created in WeCom.
+    """
     from bot.clients import wecom_client
 
     store = get_store_by_code(session, body.store)
     staff = [get_staff(session, u) for u in dict.fromkeys(body.staff)]
+    if within_store is not None:
+        if store.id != within_store:
+            raise Forbidden("a store manager makes codes for their own store only")
+        if others := [s.userid for s in staff if s.store_id != within_store]:
+            raise Forbidden(f"staff: {', '.join(others)} work in another store (or none)")
+    if not may_create_tags and (new := [n for n in _tag_names(body.tags) if _linked_tag(session, n) is None]):
+        raise Forbidden(f"tags: {', '.join(new)} are not WeCom corp tags yet; admins and marketers create tags")
     tags = _wecom_tags(session, body.tags)
     state = new_state()
     answer = wecom_client().add_contact_way(

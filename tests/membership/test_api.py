@@ -4,7 +4,8 @@ from fastapi.testclient import TestClient
 
 from config.database import session_scope
 from membership.identity import IdentityIn, bind
-from membership.service import add_relation, get_staff
+from membership.service import add_relation, ensure_staff, get_staff
+from membership.tags import ensure_tag, get_tag
 from tests.conftest import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -115,7 +116,9 @@ def test_lookup_by_identity_and_tagging(client, world):
     assert [m["id"] for m in found["items"]] == [ids["wm-2"]]
     found = client.get("/api/v1/members", params={"phone": "+86 139 0013 9000"}, headers=ADMIN).json()
     assert [m["id"] for m in found["items"]] == [ids["wm-2"]]
-    # staff tag their own customer; the tag and its timeline event appear
+    # staff tag their own customer with a tag of the catalogue; the tag and its timeline event appear
+    with session_scope() as s:
+        ensure_tag(s, "近视")
     r = client.post(f"/api/v1/members/{ids['wm-1']}/tags", json={"name": "近视"}, headers=tokens["zhang"])
     assert r.status_code == 201 and r.json()["tags"] == ["近视"]
     assert client.get("/api/v1/members", params={"tag": "近视"}, headers=ADMIN).json()["items"][0]["id"] == ids["wm-1"]
@@ -133,3 +136,88 @@ def test_members_page_with_a_cursor(client, world):
     second = client.get("/api/v1/members", params={"limit": 1, "cursor": first["next_cursor"]}, headers=ADMIN).json()
     assert second["next_cursor"] is None
     assert {first["items"][0]["id"], second["items"][0]["id"]} == set(ids.values())
+
+
+# -- store managers and staff write only inside their own store (issue 8, item 6) ---------------------------
+def _staff(client, userid):
+    return next(s for s in client.get("/api/v1/staff", headers=ADMIN).json() if s["userid"] == userid)
+
+
+@pytest.mark.parametrize("body", [
+    {"userid": "li", "name": "李（被挪走）", "store": "S1"},  # S2's staff member, into S1
+    {"userid": "li", "name": "李（改名）", "store": "S1", "role": "store_manager"},
+])
+def test_a_store_manager_cannot_take_over_another_stores_staff(client, world, body):
+    _, tokens = world
+    # when S1's manager posts S2's staff member into S1
+    r = client.post("/api/v1/staff", json=body, headers=tokens["manager1"])
+    # then it is refused and li is untouched
+    assert r.status_code == 403, r.text
+    assert _staff(client, "li") == {"userid": "li", "name": "li", "store": "S2", "role": "staff", "active": True}
+
+
+def test_a_store_manager_cannot_claim_staff_of_no_store(client, world):
+    _, tokens = world
+    # given a staff member WeCom named before any sync gave them a store
+    with session_scope() as s:
+        ensure_staff(s, "wang")
+    # when S1's manager claims them, then only an admin may
+    assert client.post("/api/v1/staff", json={"userid": "wang", "name": "王", "store": "S1"},
+                       headers=tokens["manager1"]).status_code == 403
+    assert _staff(client, "wang")["store"] is None
+    assert client.post("/api/v1/staff", json={"userid": "wang", "name": "王", "store": "S1"},
+                       headers=ADMIN).status_code == 201
+
+
+def test_a_store_manager_updates_their_own_staff_and_a_role_not_given_is_kept(client, world):
+    _, tokens = world
+    # given zhang is made a store manager of S1 by an admin
+    client.post("/api/v1/staff", json={"userid": "zhang", "name": "zhang", "store": "S1", "role": "store_manager"},
+                headers=ADMIN)
+    # when S1's manager renames zhang without naming a role
+    r = client.post("/api/v1/staff", json={"userid": "zhang", "name": "张三", "store": "S1"},
+                    headers=tokens["manager1"])
+    # then the name changes and the role stays
+    assert r.status_code == 201, r.text
+    assert r.json() == {"userid": "zhang", "name": "张三", "store": "S1", "role": "store_manager", "active": True}
+
+
+def test_an_admin_moves_staff_across_stores(client, world):
+    r = client.post("/api/v1/staff", json={"userid": "li", "name": "li", "store": "S1"}, headers=ADMIN)
+    assert r.status_code == 201 and r.json()["store"] == "S1"
+
+
+@pytest.fixture
+def manager2(client, world):
+    r = client.post("/api/v1/tokens", json={"name": "mgr2", "role": "store_manager", "store": "S2"}, headers=ADMIN)
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def test_tags_on_another_stores_member_are_404_for_store_managers_and_staff(client, world, manager2):
+    ids, tokens = world
+    with session_scope() as s:
+        ensure_tag(s, "VIP")
+    client.post(f"/api/v1/members/{ids['wm-1']}/tags", json={"name": "VIP"}, headers=ADMIN)
+    # when a store manager or staff member touches tags of a member they cannot see
+    for who, member in ((manager2, ids["wm-1"]), (tokens["manager1"], ids["wm-2"]), (tokens["zhang"], ids["wm-2"])):
+        assert client.post(f"/api/v1/members/{member}/tags", json={"name": "VIP"}, headers=who).status_code == 404
+    assert client.delete(f"/api/v1/members/{ids['wm-1']}/tags/VIP", headers=manager2).status_code == 404
+    # then nothing changed
+    assert client.get(f"/api/v1/members/{ids['wm-1']}", headers=ADMIN).json()["tags"] == ["VIP"]
+    assert client.get(f"/api/v1/members/{ids['wm-2']}", headers=ADMIN).json()["tags"] == []
+
+
+@pytest.mark.parametrize(("who", "may_create"), [("manager1", False), ("zhang", False), ("marketer", True)])
+def test_only_admins_and_marketers_create_tags_others_apply_existing_ones(client, world, who, may_create):
+    ids, tokens = world
+    with session_scope() as s:
+        ensure_tag(s, "近视")
+    # when a tag that is not in the catalogue is put on a visible member
+    r = client.post(f"/api/v1/members/{ids['wm-1']}/tags", json={"name": "新标签"}, headers=tokens[who])
+    # then only admins and marketers create it
+    assert r.status_code == (201 if may_create else 403), r.text
+    with session_scope() as s:
+        assert (get_tag(s, "新标签") is not None) == may_create
+    # and everybody applies a tag that exists
+    r = client.post(f"/api/v1/members/{ids['wm-1']}/tags", json={"name": "近视"}, headers=tokens[who])
+    assert r.status_code == 201 and "近视" in r.json()["tags"]

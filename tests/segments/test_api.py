@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from config.database import session_scope
-from membership.access import issue_token
+from membership.tokens import issue_token
 from membership.models import Member, Role
 from membership.tags import ensure_tag, tag_member
 
@@ -58,7 +58,7 @@ def test_a_store_manager_may_not_touch_segments(client):
 
     with session_scope() as s:
         store = create_store(s, code="S001", name="一店")
-        token = issue_token(s, name="mgr", role=Role.store_manager, store_id=store.id)
+        _, token = issue_token(s, name="mgr", role=Role.store_manager, store_id=store.id)
     r = client.post("/api/v1/segments/preview", json={"definition": {"tag": "VIP"}},
                     headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 403

@@ -1,13 +1,13 @@
 """webhook_nonces: the replay memory of official-account and mini-program callbacks (without Redis)
 
-Revision ID: 0003_callbacks
+Revision ID: 0003
 Revises: 0002
 """
 from alembic import op
 import sqlalchemy as sa
 import config.types
 
-revision = "0003_callbacks"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
