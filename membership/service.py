@@ -10,7 +10,17 @@ from sqlalchemy.orm import Session
 from config.types import utcnow
 from membership.exceptions import Conflict, NotFound
 from membership.identity import IdentityIn
-from membership.models import Identity, Member, MemberTag, Relation, RelationStatus, Staff, Store, Tag
+from membership.models import (
+    Identity,
+    Member,
+    MemberTag,
+    Relation,
+    RelationStatus,
+    Staff,
+    StaffSource,
+    Store,
+    Tag,
+)
 from membership.timeline import record_event
 
 
@@ -43,10 +53,13 @@ def list_stores(session: Session, store_id: int | None = None) -> list[Store]:
 
 
 def upsert_staff(session: Session, *, userid: str, name: str, store_id: int | None, role: str | None = None) -> Staff:
-    """Create or update the staff member with this WeCom userid (their role is kept unless given)."""
+    """Create or update the staff member with this WeCom userid (their role is kept unless given).
+
+    Created here, they are `api` staff, whom a sync never deactivates until WeCom's directory lists them.
+    """
     staff = find_staff(session, userid)
     if staff is None:
-        staff = Staff(userid=userid, name=name, store_id=store_id, role=role or "staff")
+        staff = Staff(userid=userid, name=name, store_id=store_id, role=role or "staff", source=StaffSource.api.value)
         session.add(staff)
     else:
         staff.name, staff.store_id, staff.active = name, store_id, True
@@ -74,7 +87,8 @@ def ensure_staff(session: Session, userid: str) -> Staff:
     if staff is None:
         try:
             with session.begin_nested():
-                staff = Staff(userid=userid, name=userid)  # `siyu sync wecom` fills in name and store
+                # WeCom named them, so they are WeCom's; `siyu sync wecom` fills in name and store.
+                staff = Staff(userid=userid, name=userid, source=StaffSource.wecom.value)
                 session.add(staff)
         except IntegrityError:  # a concurrent handler created them first
             staff = find_staff(session, userid)

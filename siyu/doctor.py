@@ -11,7 +11,7 @@ from config.settings import get_settings
 
 
 def run_checks() -> Iterator[tuple[bool, str]]:
-    """(ok, line) for the database, its schema, Redis, and each Tencent channel (token fetch, callback keys, Pay keys)."""
+    """(ok, line) for the database, its schema, Redis, and each Tencent channel (a real round trip each)."""
     settings = get_settings()
     yield from _database()
     redis = get_redis()
