@@ -15,6 +15,10 @@ class WeChatAppClient:
         """The app's shared access token."""
         return self.sdk.access_token
 
+    def get_api_domain_ip(self) -> dict:
+        """cgi-bin/get_api_domain_ip: the API's addresses; the cheapest call that proves token and API answer now."""
+        return self.sdk.get("get_api_domain_ip")
+
 
 class OAClient(WeChatAppClient):
     """One official account."""

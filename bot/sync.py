@@ -3,6 +3,7 @@
 Idempotent (a second run changes nothing) and resumable: every few pages of customers are written
 in one transaction together with a checkpoint (the cursor, and which relations and tags the run has
 seen so far), so a run that is killed continues where it stopped and still reconciles removals.
+Removals are guarded (bot.sync_guard): an answer that would remove too much at once is refused.
 """
 from __future__ import annotations
 
@@ -14,11 +15,22 @@ from sqlalchemy import select
 from bot.clients import wecom_client
 from bot.errors import PermanentAPIError
 from bot.models import SyncCheckpoint
-from bot.sync_write import Contact, end_vanished_relations, reconcile_member_tags, upsert_members, upsert_relations
+from bot.sync_guard import Shrink, refusal
+from bot.sync_write import (
+    Contact,
+    add_member_tags,
+    drop_member_tags,
+    end_relations,
+    plan_member_tags,
+    upsert_members,
+    upsert_relations,
+    vanished_relations,
+)
 from bot.wecom import BATCH_USERIDS
 from config.database import session_scope
+from config.settings import get_settings
 from membership.groups import ChangeSummary, active_chat_ids, dismiss_chat, upsert_chat
-from membership.models import Staff, Store
+from membership.models import Relation, RelationStatus, Staff, StaffSource, Store
 from membership.tags import ensure_tag
 
 log = logging.getLogger(__name__)
@@ -61,12 +73,25 @@ class SyncReport:
 
 
 # -- stores and staff ---------------------------------------------------------------------------------
-def _sync_staff(client, report: SyncReport) -> dict[str, int]:
-    """Stores from the root's sub-departments, staff from user/list; returns userid -> staff id."""
+def _sync_staff(client, report: SyncReport, share: float, allow: bool) -> dict[str, int]:
+    """Stores from the root's sub-departments, staff from user/list; returns userid -> staff id.
+
+    Only staff WeCom's directory has listed (source `wecom`) are deactivated when it stops listing them,
+    and not at all when that would deactivate more than `share` of them (unless `allow`).
+    """
     departments = client.list_departments().get("department", [])
     users = client.list_users(ROOT_DEPARTMENT).get("userlist", [])
     parent = {d["id"]: d.get("parentid") for d in departments}
+    listed = {u["userid"]: u for u in users}
     with session_scope() as s:
+        existing = {st.userid: st for st in s.scalars(select(Staff))}
+        governed = [st for st in existing.values()
+                    if st.active and (st.source == StaffSource.wecom.value or st.userid in listed)]
+        leaving = [st for st in governed if st.userid not in listed or listed[st.userid].get("status", 1) != 1]
+        refused = refusal([Shrink("deactivate", "active staff", len(governed), len(leaving))], share, allow,
+                          "nothing was changed")
+        if refused:
+            raise refused
         stores = {}
         for d in departments:
             if d.get("parentid") != ROOT_DEPARTMENT:
@@ -80,20 +105,21 @@ def _sync_staff(client, report: SyncReport) -> dict[str, int]:
                 s.flush()
                 report.stores_created += 1
             stores[d["id"]] = store.id
-        existing = {st.userid: st for st in s.scalars(select(Staff))}
         for u in users:
             store_id = _store_of(u.get("main_department") or (u.get("department") or [None])[0], parent, stores)
             active = u.get("status", 1) == 1
             st = existing.get(u["userid"])
             if st is None:
-                s.add(Staff(userid=u["userid"], name=u.get("name") or u["userid"], store_id=store_id, active=active))
+                s.add(Staff(userid=u["userid"], name=u.get("name") or u["userid"], store_id=store_id, active=active,
+                            source=StaffSource.wecom.value))
                 report.staff_created += 1
-            elif (st.name, st.store_id, st.active) != (u.get("name") or st.name, store_id, active):
+            elif (st.name, st.store_id, st.active, st.source) != (u.get("name") or st.name, store_id, active,
+                                                                   StaffSource.wecom.value):
                 st.name, st.store_id, st.active = u.get("name") or st.name, store_id, active
+                st.source = StaffSource.wecom.value  # an API-created member WeCom now lists is WeCom's
                 report.staff_updated += 1
-        listed = {u["userid"] for u in users}
         for userid, st in existing.items():
-            if userid not in listed and st.active:
+            if userid not in listed and st.active and st.source == StaffSource.wecom.value:
                 st.active = False
                 report.staff_deactivated += 1
         s.flush()
@@ -154,8 +180,8 @@ def _write_page(corp_id: str, items: list[dict], staff_ids: dict[str, int], tag_
 
 
 # -- group chats -------------------------------------------------------------------------------------------
-def _sync_group_chats(client, corp_id: str, report: SyncReport) -> None:
-    """Every chat WeCom lists, applied through membership.groups; stored chats it no longer lists are dismissed."""
+def _sync_group_chats(client, corp_id: str, report: SyncReport) -> set[str]:
+    """Every chat WeCom lists, applied through membership.groups; returns the chat ids it listed."""
     listed: set[str] = set()
     for item in client.iter_group_chats():
         chat_id = item["chat_id"]
@@ -165,15 +191,16 @@ def _sync_group_chats(client, corp_id: str, report: SyncReport) -> None:
         except PermanentAPIError as exc:
             log.info("group chat %s: not readable (%s), left as stored", chat_id, exc)
             continue
+        if not detail.get("member_list"):
+            # A chat always holds its owner: an empty list is a broken answer, not everyone leaving.
+            log.warning("group chat %s: WeCom answered no members, left as stored", chat_id)
+            continue
         # One transaction per chat: a chat is consistent on its own, and the API read dominates anyway.
         with session_scope() as s:
             _count_groups(report, upsert_chat(s, {**detail, "chat_id": chat_id}, corp_id))
         report.group_chats_seen += 1
         report.group_members_seen += len(detail.get("member_list") or [])
-    # WeCom lists every chat that still exists, so a stored chat missing here was dismissed (its callback lost).
-    with session_scope() as s:
-        for chat_id in sorted(active_chat_ids(s) - listed):
-            _count_groups(report, dismiss_chat(s, chat_id, corp_id))
+    return listed
 
 
 def _count_groups(report: SyncReport, summary: ChangeSummary) -> None:
@@ -210,16 +237,22 @@ def _load_checkpoint() -> dict | None:
 
 
 def sync_wecom(progress: bool = True, client=None, stop_after_writes: int | None = None,
-               pages_per_commit: int = 10) -> SyncReport:
-    """Reconcile everything from WeCom; `stop_after_writes` simulates an interruption (tests)."""
+               pages_per_commit: int = 10, allow_shrink: bool = False) -> SyncReport:
+    """Reconcile everything from WeCom; `stop_after_writes` simulates an interruption (tests).
+
+    Raises ShrinkRefused, having removed nothing, when WeCom's answer would remove more than
+    SIYU_SYNC_MAX_SHRINK of the staff, relations, group chats or tags Siyu holds, unless `allow_shrink`.
+    """
     client = client or wecom_client()
     corp_id = client.creds.corp_id
+    share = get_settings().sync_max_shrink
     report = SyncReport()
     start = _load_checkpoint()
     report.resumed = start is not None
-    staff_ids = _sync_staff(client, report)
+    staff_ids = _sync_staff(client, report, share, allow_shrink)
     tag_ids = _sync_tags(client, report)
-    follow = sorted(u for u in client.list_follow_users() if u in staff_ids)
+    follow_users = set(client.list_follow_users())
+    follow = sorted(u for u in follow_users if u in staff_ids)
     chunks = [follow[i:i + BATCH_USERIDS] for i in range(0, len(follow), BATCH_USERIDS)]
     # What earlier pages saw travels in the checkpoint, so a resumed run still reconciles removals.
     seen: set[tuple[int, int]] = {tuple(p) for p in (start or {}).get("seen", [])}
@@ -251,13 +284,41 @@ def sync_wecom(progress: bool = True, client=None, stop_after_writes: int | None
                     break
         if bar:
             bar.update(task, description="group chats")
-        _sync_group_chats(client, corp_id, report)
-    with session_scope() as s:
-        end_vanished_relations(s, [staff_ids[u] for u in follow], seen, report)
-        reconcile_member_tags(s, wanted_tags, remove=True, counts=report)
-        _save_checkpoint(s, None)
+        chats = _sync_group_chats(client, corp_id, report)
+    _remove_vanished(corp_id, [staff_ids[u] for u in follow], follow_users, seen, wanted_tags, chats, report,
+                     share, allow_shrink)
     log.info("sync wecom: %s", asdict(report))
     return report
+
+
+def _remove_vanished(corp_id: str, follow_ids: list[int], follow_users: set[str], seen: set, wanted_tags: dict,
+                     chats: set[str], report: SyncReport, share: float, allow: bool) -> None:
+    """End what WeCom no longer lists (relations, `wecom` tags, group chats), unless it is too much at once."""
+    with session_scope() as s:
+        held, gone = vanished_relations(s, follow_ids, seen)
+        tags = plan_member_tags(s, wanted_tags, remove=True)
+        stored_chats = active_chat_ids(s)
+        dismissed = sorted(stored_chats - chats)
+        # Staff Siyu has customers of, whom WeCom no longer lists as allowed to have customers.
+        holders = set(s.scalars(select(Staff.userid).join(Relation, Relation.staff_id == Staff.id).where(
+            Staff.active.is_(True), Relation.status == RelationStatus.active.value).distinct()))
+        refused = refusal([
+            Shrink("drop", "staff with customers from the follow-user list", len(holders), len(holders - follow_users)),
+            Shrink("end", "relations", held, len(gone)),
+            Shrink("remove", "WeCom tags of customers", tags.held, len(tags.drops)),
+            Shrink("dismiss", "group chats", len(stored_chats), len(dismissed)),
+        ], share, allow, "what it added or changed is kept, nothing was ended or removed")
+        add_member_tags(s, tags, report)
+        if not refused:
+            end_relations(s, gone, report)
+            drop_member_tags(s, tags, report)
+            # WeCom lists every chat that still exists, so a stored chat missing here was dismissed (its callback lost).
+            for chat_id in dismissed:
+                _count_groups(report, dismiss_chat(s, chat_id, corp_id))
+        # Refused or not, the next run starts over: resuming would re-apply this answer's removals.
+        _save_checkpoint(s, None)
+    if refused:
+        raise refused
 
 
 class SyncInterrupted(Exception):

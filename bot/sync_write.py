@@ -153,41 +153,62 @@ def upsert_relations(session: Session, pairs: list[tuple[int, int, dict]], count
         counts.relations_added += len(inserts)
 
 
-def end_vanished_relations(session: Session, staff_ids: list[int], seen: set[tuple[int, int]], counts) -> None:
-    """Relations of synced staff that WeCom no longer lists end as `lost` (who deleted whom is unknown here)."""
+def vanished_relations(session: Session, staff_ids: list[int], seen: set[tuple[int, int]]) -> tuple[int, list[int]]:
+    """(how many active relations these staff have, ids of those WeCom no longer lists)."""
     if not staff_ids:
-        return
+        return 0, []
     rows = session.execute(select(Relation.id, Relation.staff_id, Relation.member_id).where(
         Relation.staff_id.in_(staff_ids), Relation.status == RelationStatus.active.value)).all()
-    gone = [r.id for r in rows if (r.staff_id, r.member_id) not in seen]
-    for start in range(0, len(gone), 500):
-        session.execute(update(Relation).where(Relation.id.in_(gone[start:start + 500])).values(
+    return len(rows), [r.id for r in rows if (r.staff_id, r.member_id) not in seen]
+
+
+def end_relations(session: Session, ids: list[int], counts) -> None:
+    """These relations end as `lost` (who deleted whom is unknown here)."""
+    for start in range(0, len(ids), 500):
+        session.execute(update(Relation).where(Relation.id.in_(ids[start:start + 500])).values(
             status=RelationStatus.lost.value, ended_at=datetime.now(timezone.utc)))
-    counts.relations_ended += len(gone)
+    counts.relations_ended += len(ids)
 
 
-def reconcile_member_tags(session: Session, wanted: dict[int, set[int]], remove: bool, counts) -> None:
-    """Member tags with source `wecom` become exactly `wanted` (only added to when `remove` is False)."""
+@dataclass
+class TagPlan:
+    """What reconciling member tags would do: rows to add, (member, tag) pairs to drop, `wecom` rows held."""
+
+    adds: list[dict]
+    drops: list[tuple[int, int]]
+    held: int
+
+
+def plan_member_tags(session: Session, wanted: dict[int, set[int]], remove: bool) -> TagPlan:
+    """Member tags with source `wecom` should become exactly `wanted` (only added to when `remove` is False)."""
     member_ids = list(wanted)
-    have: dict[int, set[int]] = {}
+    have: dict[int, dict[int, str]] = {}
     for start in range(0, len(member_ids), 500):
         rows = session.execute(select(MemberTag.member_id, MemberTag.tag_id, MemberTag.source).where(
             MemberTag.member_id.in_(member_ids[start:start + 500])))
         for r in rows:
-            have.setdefault(r.member_id, {})
-            have[r.member_id][r.tag_id] = r.source
+            have.setdefault(r.member_id, {})[r.tag_id] = r.source
     now = datetime.now(timezone.utc)
-    adds, drops = [], []
+    plan = TagPlan([], [], sum(src == "wecom" for tags in have.values() for src in tags.values()))
     for member_id, tag_ids in wanted.items():
         current = have.get(member_id, {})
-        adds += [{"member_id": member_id, "tag_id": t, "source": "wecom", "created_at": now}
-                 for t in tag_ids if t not in current]
+        plan.adds += [{"member_id": member_id, "tag_id": t, "source": "wecom", "created_at": now}
+                      for t in tag_ids if t not in current]
         if remove:
-            drops += [(member_id, t) for t, src in current.items() if src == "wecom" and t not in tag_ids]
-    if adds:
-        session.execute(MemberTag.__table__.insert(), adds)
-    for member_id, tag_id in drops:
+            plan.drops += [(member_id, t) for t, src in current.items() if src == "wecom" and t not in tag_ids]
+    return plan
+
+
+def add_member_tags(session: Session, plan: TagPlan, counts) -> None:
+    """Insert the tags `plan` adds."""
+    if plan.adds:
+        session.execute(MemberTag.__table__.insert(), plan.adds)
+    counts.member_tags_added += len(plan.adds)
+
+
+def drop_member_tags(session: Session, plan: TagPlan, counts) -> None:
+    """Delete the tags `plan` drops."""
+    for member_id, tag_id in plan.drops:
         session.execute(MemberTag.__table__.delete().where(MemberTag.member_id == member_id,
                                                           MemberTag.tag_id == tag_id))
-    counts.member_tags_added += len(adds)
-    counts.member_tags_removed += len(drops)
+    counts.member_tags_removed += len(plan.drops)

@@ -212,6 +212,11 @@ class WeComClient:
                     self.limiter.acquire(f"{self.creds.corp_id}:{userid}", PER_RECIPIENT)
         return sdk.post("message/send", data={"agentid": int(self.creds.agent_id), **body})
 
+    def get_agent(self) -> dict:
+        """agent/get on the agent's own token: the app's name and visible range (a round trip on that secret)."""
+        api = "agent/get"
+        return self._agent_sdk(api).get(api, params={"agentid": self.creds.agent_id})
+
     def update_template_card(self, body: dict) -> dict:
         """message/update_template_card: change a sent card (e.g. after a button click)."""
         api = "message/update_template_card"

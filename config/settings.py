@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     wechat_backoff_base: float = 1.0  # seconds; 45009/45033/-1 wait base·2^n plus jitter
 
     max_body_bytes: int = 1 << 20  # a request body above this answers 413 before it is read whole
+    # Operations: one active scheduler (a lease renewed every third of it), and syncs that never mass-remove.
+    scheduler_lease_seconds: float = 15.0
+    schedule_overrides: dict[str, dict] = {}  # schedule id -> APScheduler trigger kwargs, e.g. {"trigger": "cron", "hour": 4}
+    sync_max_shrink: float = 0.2  # share of what Siyu holds from WeCom one sync may remove without --allow-shrink
 
     @field_validator("database_url")
     @classmethod
@@ -121,6 +125,29 @@ class Settings(BaseSettings):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"SIYU_TIMEZONE: unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("scheduler_lease_seconds")
+    @classmethod
+    def _lease(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError(f"SIYU_SCHEDULER_LEASE_SECONDS: at least 1 second, got {v}")
+        return v
+
+    @field_validator("sync_max_shrink")
+    @classmethod
+    def _max_shrink(cls, v: float) -> float:
+        if not 0 <= v <= 1:
+            raise ValueError(f"SIYU_SYNC_MAX_SHRINK: a share between 0 and 1 (0.2 is 20 %), got {v}")
+        return v
+
+    @field_validator("schedule_overrides")
+    @classmethod
+    def _overrides(cls, v: dict) -> dict:
+        for job_id, trigger in v.items():
+            if not isinstance(trigger, dict) or trigger.get("trigger") not in ("cron", "interval", "date"):
+                raise ValueError(f"SIYU_SCHEDULE_OVERRIDES: {job_id!r} needs trigger kwargs with "
+                                 "\"trigger\": \"cron\" | \"interval\" | \"date\"")
         return v
 
     @field_validator("sandbox")

@@ -102,7 +102,7 @@ def list_staff(session: Session = Depends(get_session),
 
 def _staff_out(staff) -> StaffOut:
     return StaffOut(userid=staff.userid, name=staff.name, store=staff.store.code if staff.store else None,
-                    role=staff.role, active=staff.active)
+                    role=staff.role, active=staff.active, source=staff.source)
 
 
 # -- members ------------------------------------------------------------------------------------------

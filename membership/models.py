@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Float,
     ForeignKey,
     Index,
@@ -38,6 +39,13 @@ class RelationStatus(str, enum.Enum):
     transferred = "transferred"  # moved to another staff member
 
 
+class StaffSource(str, enum.Enum):
+    """Where Siyu learnt of a staff member: only those WeCom's directory has listed are deactivated by a sync."""
+
+    api = "api"  # created through POST /api/v1/staff and never seen in a WeCom directory answer
+    wecom = "wecom"  # listed by user/list, or named by a WeCom callback
+
+
 class Role(str, enum.Enum):
     admin = "admin"
     marketer = "marketer"
@@ -60,6 +68,7 @@ class Staff(Base):
     """A WeCom user (成员) working in a store."""
 
     __tablename__ = "staff"
+    __table_args__ = (CheckConstraint("source IN ('api', 'wecom')", name="source"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     userid: Mapped[str] = mapped_column(String(64), unique=True)
@@ -67,6 +76,8 @@ class Staff(Base):
     store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"), index=True)
     role: Mapped[str] = mapped_column(String(20), default=Role.staff.value)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str] = mapped_column(String(10), default=StaffSource.api.value,
+                                        server_default=StaffSource.api.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     store: Mapped[Store | None] = relationship(lazy="joined")

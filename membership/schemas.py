@@ -64,6 +64,7 @@ class StaffOut(BaseModel):
     store: str | None
     role: str
     active: bool
+    source: str  # api: created through the API, never listed by WeCom's directory; wecom: WeCom knows them
 
 
 class IdentityOut(BaseModel):

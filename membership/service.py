@@ -10,7 +10,17 @@ from sqlalchemy.orm import Session
 from config.types import utcnow
 from membership.exceptions import Conflict, Forbidden, NotFound
 from membership.identity import IdentityIn
-from membership.models import Identity, Member, MemberTag, Relation, RelationStatus, Staff, Store, Tag
+from membership.models import (
+    Identity,
+    Member,
+    MemberTag,
+    Relation,
+    RelationStatus,
+    Staff,
+    StaffSource,
+    Store,
+    Tag,
+)
 from membership.timeline import record_event
 
 
@@ -46,6 +56,8 @@ def upsert_staff(session: Session, *, userid: str, name: str, store_id: int | No
                  within_store: int | None = None) -> Staff:
     """Create or update the staff member with this WeCom userid (their role is kept unless given).
 
+    Created here, they are `api` staff, whom a sync never deactivates until WeCom's directory lists them.
+
     With `within_store` (a store manager's store) an existing staff member must already work there: Forbidden
     otherwise, so that nobody moves or renames another store's staff.
     """
@@ -55,7 +67,8 @@ def upsert_staff(session: Session, *, userid: str, name: str, store_id: int | No
     if staff is None:
         try:
             with session.begin_nested():
-                staff = Staff(userid=userid, name=name, store_id=store_id, role=role or "staff")
+                staff = Staff(userid=userid, name=name, store_id=store_id, role=role or "staff",
+                              source=StaffSource.api.value)
                 session.add(staff)
             return staff
         except IntegrityError:  # created concurrently: update that row instead
@@ -93,7 +106,8 @@ def ensure_staff(session: Session, userid: str) -> Staff:
     if staff is None:
         try:
             with session.begin_nested():
-                staff = Staff(userid=userid, name=userid)  # `siyu sync wecom` fills in name and store
+                # WeCom named them, so they are WeCom's; `siyu sync wecom` fills in name and store.
+                staff = Staff(userid=userid, name=userid, source=StaffSource.wecom.value)
                 session.add(staff)
         except IntegrityError:  # a concurrent handler created them first
             staff = find_staff(session, userid)

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
+import threading
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from config.files import secure_var_dir
 from config.inputs import MAX_DB_ID
@@ -77,18 +80,24 @@ def worker(
 
 @app.command()
 def scheduler() -> None:
-    """Run the schedules (one process per deployment; needs SIYU_REDIS_URL)."""
-    from apscheduler.schedulers.blocking import BlockingScheduler
-
-    from siyu.schedules import install
+    """Run the schedules: one process is active per deployment, others stand by (needs SIYU_REDIS_URL)."""
+    from siyu.leader import RedisLease
+    from siyu.schedules import check_overrides, elected_scheduler
 
     settings = _settings()
     if settings.embedded:
         console.print("SIYU_REDIS_URL: not set; embedded mode runs schedules inside `siyu serve`")
         raise typer.Exit(2)
-    sched = BlockingScheduler(timezone=settings.tz)
-    console.print(f"scheduler: {install(sched)} schedules in {settings.timezone}")
-    sched.start()
+    try:
+        check_overrides()
+    except SettingsError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    elector = elected_scheduler(RedisLease.from_url(settings.redis_url, settings.scheduler_lease_seconds))
+    elector.run(done)  # returns once a signal arrived, the lease released
 
 
 @db_app.command("upgrade")
@@ -102,18 +111,25 @@ def db_upgrade(revision: str = "head") -> None:
 
 
 @sync_app.command("wecom")
-def sync_wecom() -> None:
+def sync_wecom(
+    allow_shrink: bool = typer.Option(False, "--allow-shrink",
+                                      help="Apply removals even when WeCom's answer shrank by more than SIYU_SYNC_MAX_SHRINK."),
+) -> None:
     """Full reconcile of staff, tags, contacts and group chats from WeCom."""
     from dataclasses import asdict
 
     from bot.errors import WeChatAPIError
     from bot.sync import sync_wecom as run
+    from bot.sync_guard import ShrinkRefused
 
     _settings()
     try:
-        report = run(progress=True)
+        report = run(progress=True, allow_shrink=allow_shrink)
     except WeChatAPIError as exc:
         console.print(f"[red]sync wecom: {exc}[/red] (run again: it resumes where it stopped)")
+        raise typer.Exit(1) from None
+    except ShrinkRefused as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)  # one line, however wide
         raise typer.Exit(1) from None
     console.print(" ".join(f"{k}={v}" for k, v in asdict(report).items() if v))
 
@@ -226,7 +242,7 @@ def doctor() -> None:
     failed = 0
     for ok, line in run_checks():
         failed += not ok
-        console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + line)
+        console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + escape(line), soft_wrap=True)
     raise typer.Exit(1 if failed else 0)
 
 

@@ -12,7 +12,7 @@ from config.settings import get_settings
 
 
 def run_checks() -> Iterator[tuple[bool, str]]:
-    """(ok, line) for the database, its schema, Redis, and each Tencent channel (token fetch, callback keys, Pay keys)."""
+    """(ok, line) for the database, its schema, Redis, and each Tencent channel (a real round trip each)."""
     # A driver's or a library's error text may quote a URL or a key: no line leaves unredacted.
     for ok, line in _checks():
         yield ok, redact(line)

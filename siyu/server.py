@@ -3,38 +3,42 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 
 from fastapi import FastAPI
 
 from config.files import secure_var_dir
 from config.logging import install_log_redaction
+from config.queue import in_process_runner
 from config.settings import get_settings
 from siyu.app import create_app
+from siyu.leader import FileLease
+from siyu.schedules import check_overrides, elected_scheduler
 
 log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
 async def _embedded_lifespan(app: FastAPI):
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from config.queue import in_process_runner
-    from siyu.schedules import install
-
-    sched = BackgroundScheduler(timezone=get_settings().tz)
-    log.info("scheduler: %d schedules in-process (embedded mode)", install(sched))
-    sched.start()
+    # Two embedded servers on one var/ (another port, a second `make run`) would double every schedule:
+    # the one holding the lock fires them, the other stands by until it exits.
+    settings = get_settings()
+    check_overrides()
+    lease = FileLease(settings.var_dir / "scheduler.lock", ttl=settings.scheduler_lease_seconds)
+    elector = elected_scheduler(lease, say=log.info)
+    done = threading.Event()
+    thread = threading.Thread(target=elector.run, args=(done,), name="siyu-scheduler", daemon=True)
+    thread.start()
     try:
         yield
     finally:
-        sched.shutdown(wait=False)
+        done.set()
+        thread.join(10)
         in_process_runner().drain(timeout=10)
 
 
 def _warm_jieba() -> None:
     # The dictionary takes ~0.6 s to load: not inside the first passive reply's 5 seconds.
-    import threading
-
     import jieba
 
     threading.Thread(target=jieba.initialize, name="jieba-warm", daemon=True).start()

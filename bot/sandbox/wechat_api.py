@@ -87,15 +87,32 @@ CUSTOM_MSGTYPES = {
 }
 
 
-@api("POST", "cgi-bin/message/custom/send", auth=False)
-def custom_send(state, body, q):
+def _app_by_token(state, q) -> tuple[str | None, dict | None]:
+    """("oa" | "mp", None) for a live token of either app, else (None, Tencent's error answer)."""
     tok = state.tokens.get(q.get("access_token") or "")
     apps = {state.oa_app_id: "oa", state.mp_app_id: "mp"}
-    if tok is None or tok.app not in apps:
-        return err("missing_token") if not q.get("access_token") else err("invalid_token")
+    if tok is None or tok.app not in apps or state.reject_all_tokens:
+        return None, err("missing_token") if not q.get("access_token") else err("invalid_token")
     if tok.expires_at <= state.now():
-        return err("expired_token")
-    app = apps[tok.app]
+        return None, err("expired_token")
+    return apps[tok.app], None
+
+
+# Both apps may ask which addresses api.weixin.qq.com answers from: the token says which app asks.
+API_DOMAIN_IPS = ["101.89.47.18", "101.91.34.103", "109.244.129.223", "112.60.20.154"]
+
+
+@api("GET", "cgi-bin/get_api_domain_ip", auth=False)
+def get_api_domain_ip(state, body, q):
+    _, refused = _app_by_token(state, q)
+    return refused or {"ip_list": list(API_DOMAIN_IPS)}  # Tencent answers this one without errcode
+
+
+@api("POST", "cgi-bin/message/custom/send", auth=False)
+def custom_send(state, body, q):
+    app, refused = _app_by_token(state, q)
+    if refused:
+        return refused
     openid, msgtype = body.get("touser", ""), body.get("msgtype")
     known = state.oa_followers.get(openid, {}).get("subscribe") if app == "oa" else openid in state.mp_users
     if not known:

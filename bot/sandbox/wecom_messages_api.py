@@ -115,6 +115,18 @@ def _agent_refusal(state, body, q) -> dict | None:
     return None
 
 
+@api("GET", "agent/get")
+def agent_get(state, body, q):
+    # A corp may read only the app its token belongs to ("企业仅可获取当前凭证对应的应用").
+    if refused := _agent_refusal(state, {"agentid": q.get("agentid", "")}, q):
+        return refused
+    visible = [{"userid": u} for u in state.staff]
+    return ok(agentid=int(state.agent_id), name="Siyu 沙箱应用", description="门店助手",
+              square_logo_url="https://sandbox.invalid/wecom/agent.png", allow_userinfos={"user": visible},
+              allow_partys={"partyid": [1]}, allow_tags={"tagid": []}, close=0, redirect_domain="sandbox.invalid",
+              report_location_flag=0, isreportenter=0, home_url="")
+
+
 @api("POST", "message/send")
 def message_send(state, body, q):
     if refused := _agent_refusal(state, body, q):

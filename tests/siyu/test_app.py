@@ -37,6 +37,7 @@ def test_readyz_is_503_when_redis_is_configured_but_down(settings, monkeypatch):
 
 def test_doctor_says_the_schema_needs_upgrading_then_is_green(settings, tmp_path, monkeypatch, sandbox_server):
     from bot.clients import reset_clients
+    from bot.sandbox.state import reset_state
     from config.settings import get_settings
     from siyu.cli import app
 
@@ -45,6 +46,7 @@ def test_doctor_says_the_schema_needs_upgrading_then_is_green(settings, tmp_path
     monkeypatch.setenv("SIYU_PUBLIC_URL", sandbox_server)
     get_settings.cache_clear()
     reset_clients()
+    reset_state()  # whatever an earlier test left in the shared sandbox (cleared secrets, dead tokens)
     first = CliRunner().invoke(app, ["doctor"])
     assert first.exit_code == 1
     assert "run `siyu db upgrade`" in first.output
@@ -54,5 +56,7 @@ def test_doctor_says_the_schema_needs_upgrading_then_is_green(settings, tmp_path
     second = CliRunner().invoke(app, ["doctor"])
     assert second.exit_code == 0, second.output
     assert "schema: at" in second.output
-    assert "wecom contact secret: access token fetched from the sandbox" in second.output
+    assert "wecom contact secret: the sandbox answers get_follow_user_list" in second.output
+    assert "✓ pay (merchant 1900000001): the sandbox answers a signed order query (ORDER_NOT_EXIST, as it should)\n" \
+        in second.output
     reset_clients()
