@@ -153,7 +153,8 @@ def test_a_store_manager_cannot_take_over_another_stores_staff(client, world, bo
     r = client.post("/api/v1/staff", json=body, headers=tokens["manager1"])
     # then it is refused and li is untouched
     assert r.status_code == 403, r.text
-    assert _staff(client, "li") == {"userid": "li", "name": "li", "store": "S2", "role": "staff", "active": True}
+    assert _staff(client, "li") == {"userid": "li", "name": "li", "store": "S2", "role": "staff", "active": True,
+                                    "source": "api"}
 
 
 def test_a_store_manager_cannot_claim_staff_of_no_store(client, world):
@@ -179,7 +180,8 @@ def test_a_store_manager_updates_their_own_staff_and_a_role_not_given_is_kept(cl
                     headers=tokens["manager1"])
     # then the name changes and the role stays
     assert r.status_code == 201, r.text
-    assert r.json() == {"userid": "zhang", "name": "张三", "store": "S1", "role": "store_manager", "active": True}
+    assert r.json() == {"userid": "zhang", "name": "张三", "store": "S1", "role": "store_manager", "active": True,
+                        "source": "api"}
 
 
 def test_an_admin_moves_staff_across_stores(client, world):
