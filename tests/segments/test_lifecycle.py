@@ -11,7 +11,7 @@ from config.database import engine_for, session_scope
 from config.settings import get_settings
 from membership.models import Member
 from membership.tags import ensure_tag, tag_member
-from segments import service, usage
+from segments import jobs, service, usage
 from segments.exceptions import InvalidDefinition
 from segments.models import Segment, SegmentMembership
 from siyu import db
@@ -39,9 +39,10 @@ def _create(client, name: str, definition: dict) -> int:
     return r.json()["id"]
 
 
-def test_a_redefinition_refreshes_the_segment_and_every_segment_using_it(client, drain):
-    """Given X (VIPs) and Y (X, referenced), when X is renamed and then redefined as 金卡, then both hold the 金卡
-    members, Y depends on 金卡 now, and per-event re-checks evaluate the new definition (their cache was invalidated)."""
+def test_a_redefinition_refreshes_the_segment_and_every_segment_using_it(client, drain, monkeypatch):
+    """Given X (VIPs) and Y (X, referenced), when X is renamed and then redefined (twice), then both hold the members
+    of X's new definition, Y's depends_on follows it, and per-event re-checks of Y evaluate X's new definition
+    (the compiled predicates cached for Y were invalidated, also when Y's depends_on did not change)."""
     # given
     vip, gold, plain = _members(["VIP", "金卡", None])
     x = _create(client, "VIPs", {"tag": "VIP"})
@@ -67,6 +68,15 @@ def test_a_redefinition_refreshes_the_segment_and_every_segment_using_it(client,
         tag_member(s, plain, ensure_tag(s, "金卡"))
     drain()
     assert _inside(x) == _inside(y) == {gold, plain}
+    # when X is redefined once more, leaving what Y depends on as it was, and an event re-checks Y before the
+    # refreshes have run (a full refresh rewrites the segment row, which would invalidate the cache anyway)
+    monkeypatch.setattr(jobs, "refresh_segment_job", lambda segment_id: None)
+    assert client.patch(f"/api/v1/segments/{x}", json={"definition": {"not": {"tag": "金卡"}}}).status_code == 200
+    with session_scope() as s:
+        tag_member(s, vip, ensure_tag(s, "金卡"))
+    drain()
+    # then Y evaluated X's new definition (vip is 金卡: not in X), not the one its cached predicate was compiled with
+    assert vip not in _inside(y)
 
 
 def test_a_patch_that_would_break_this_or_a_referencing_segment_is_refused(client, drain):
