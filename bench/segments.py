@@ -10,7 +10,10 @@ and secondary indexes built after the load; the daily counter buckets are derive
 timeline (the baseline), the
 entered/left diff after 1% of members change (target ≤ 2 s), both incremental (only the changed members,
 as the listeners know them) and full (every member), and the per-event evaluation rate with 200 active
-segments (target ≥ 20,000 events/s per core). `--members 100000` makes a quick run.
+segments (target ≥ 20,000 events/s per core), and the preview of three levels of twenty segment references
+(8,821 nodes once inlined, two distinct leaves) next to a flat definition of the same two leaves and to the
+same tree evaluated inlined at every occurrence (what previews did before references were shared).
+`--members 100000` makes a quick run.
 """
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psycopg  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy.exc import DBAPIError  # noqa: E402
 
 TODAY = date(2026, 3, 1)
 TZ = "Asia/Shanghai"
@@ -219,7 +224,7 @@ def per_event(session, ctx) -> None:
     def run():
         checks = 0
         for state, type_ in events:
-            state._sums.clear()  # a real event changes the counts: nothing is remembered between events
+            state.forget()  # a real event changes the state: nothing is remembered between events
             seen = set()
             for key in event_change_keys(type_, {}):
                 for pred in index.get(key, ()):
@@ -234,6 +239,44 @@ def per_event(session, ctx) -> None:
     rows = rnd.sample(range(1, 50001), 500)
     _, t = timed("member state loads from PostgreSQL (500 members, batched)", lambda: load_states(session, rows))
     log(f"  {500 / t:,.0f} member states/s loaded (the DB-backed re-check job's other cost)")
+
+
+def references(session, ctx) -> None:
+    from segments import service
+    from segments.idsets import count_and_sample
+    from segments.language import AnyOf, parse
+    from segments.models import Segment
+
+    leaf_a, leaf_b = {"tag": "VIP"}, {"event": "booking.completed", "within_days": 180, "where": EYE}
+    a, b = Segment(name="a", definition=leaf_a, depends_on=[]), Segment(name="b", definition=leaf_b, depends_on=[])
+    session.add_all([a, b])
+    session.flush()
+    level1 = Segment(name="level 1", definition={"all": [{"segment": a.id}] * 19 + [{"segment": b.id}]}, depends_on=[])
+    session.add(level1)
+    session.flush()
+    level2 = Segment(name="level 2", definition={"any": [{"segment": level1.id}] * 20}, depends_on=[])
+    session.add(level2)
+    session.flush()
+    top = {"any": [{"segment": level2.id}] * 20}
+    flat = parse({"all": [leaf_a, leaf_b]})
+    (n_flat, _), t_flat = timed("flat definition of the two leaves (baseline)", lambda: count_and_sample(session, flat, ctx, {}))
+    (n_refs, _), t_refs = timed("3 levels × 20 references (8,821 nodes inlined), each referenced segment evaluated once",
+                                lambda: service.preview(session, top, ctx=ctx))
+    log(f"  members matched: {n_refs} (flat: {n_flat}); references cost {t_refs / t_flat:.1f}× the flat definition")
+    # What previews did before: the same tree with each reference replaced by its definition at every
+    # occurrence (built past the parser's limits), one leaf scan per occurrence.
+    inlined = parse({"all": [leaf_a] * 19 + [leaf_b]})
+    for levels in (2, 3):
+        inlined = AnyOf.model_validate({"any": (inlined,) * 20})
+        label = f"{levels} levels × 20 references inlined at every occurrence ({20 ** levels:,} leaf scans; before the fix)"
+        session.execute(text("SAVEPOINT inlined"))
+        try:
+            (n_old, _), t_old = timed(label, lambda: count_and_sample(session, inlined, ctx, {}))
+            log(f"  members matched: {n_old}; {t_old / t_flat:.0f}× the flat definition")
+        except (DBAPIError, psycopg.Error) as exc:
+            session.execute(text("ROLLBACK TO SAVEPOINT inlined"))
+            log(f"  {label}: fails: {str(getattr(exc, 'orig', exc)).splitlines()[0]}")
+    session.rollback()
 
 
 def main() -> None:
@@ -272,6 +315,9 @@ def main() -> None:
     log("per-event:")
     with session_scope(engine) as session:
         per_event(session, ctx)
+    log("segment references (preview):")
+    with session_scope(engine) as session:
+        references(session, ctx)
     log(f"whole bench: {time.perf_counter() - began:.0f} s")
 
 

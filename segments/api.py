@@ -1,7 +1,7 @@
-"""Admin API, segments slice: preview, create, read, members, refresh; auto-tagging rules (admin, marketer)."""
+"""Admin API, segments slice (admin, marketer): preview, create, read, change, delete, members, refresh; tag rules."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy.orm import Session
 
 from config.database import get_session
@@ -11,17 +11,20 @@ from membership.access import Principal, require
 from membership.exceptions import InvalidInput
 from membership.models import Role, Tag
 from segments import service
-from segments.exceptions import InvalidDefinition, NotFound
+from segments.exceptions import EvaluationFailed, InUse, InvalidDefinition, NotFound, Unevaluable
 from segments.materialise import refresh_segment
 from segments.models import Segment, TagRule
 from segments.schemas import (
-    PreviewIn, PreviewOut, SegmentIn, SegmentMemberOut, SegmentMembersPage, SegmentOut, TagRuleIn, TagRuleOut,
+    PreviewIn, PreviewOut, SegmentIn, SegmentMemberOut, SegmentMembersPage, SegmentOut, SegmentPatch, TagRuleIn,
+    TagRuleOut,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["segments"])
 marketer = require(Role.marketer)
 
-ERRORS = {NotFound: 404, InvalidDefinition: 422, InvalidInput: 422}
+ERRORS = {NotFound: 404, InvalidDefinition: 422, InvalidInput: 422, Unevaluable: 422, InUse: 409,
+          EvaluationFailed: 503}
+DOMAIN_ERRORS = tuple(ERRORS)
 
 
 def _http(exc: Exception) -> HTTPException:
@@ -32,7 +35,8 @@ def _out(segment: Segment, size: int) -> SegmentOut:
     return SegmentOut(id=segment.id, name=segment.name, definition=segment.definition, size=size,
                       refreshed_at=segment.refreshed_at, last_refresh_ms=segment.last_refresh_ms,
                       last_entered=segment.last_entered, last_left=segment.last_left,
-                      relative_dates=segment.relative_dates, depends_on=segment.depends_on or [])
+                      relative_dates=segment.relative_dates, depends_on=segment.depends_on or [],
+                      refresh_error=segment.refresh_error)
 
 
 @router.post("/segments/preview", response_model=PreviewOut)
@@ -40,7 +44,7 @@ def preview(body: PreviewIn, session: Session = Depends(get_session), _: Princip
     """Count and sample the members a definition matches, without saving it."""
     try:
         count, sample = service.preview(session, body.definition)
-    except InvalidDefinition as exc:
+    except DOMAIN_ERRORS as exc:
         raise _http(exc) from None
     return PreviewOut(count=count, sample=sample)
 
@@ -73,6 +77,33 @@ def get_segment(segment_id: DbId, session: Session = Depends(get_session), _: Pr
     return _out(segment, service.sizes(session, [segment.id])[segment.id])
 
 
+@router.patch("/segments/{segment_id}", response_model=SegmentOut)
+def update_segment(segment_id: DbId, body: SegmentPatch, session: Session = Depends(get_session),
+                   _: Principal = Depends(marketer)):
+    """Rename and/or redefine a segment; a redefinition refreshes it, and the segments using it, in the background."""
+    given = body.model_fields_set
+    if not given & {"name", "definition"}:
+        raise HTTPException(422, "give a name, a definition or both")
+    if "name" in given and body.name is None:
+        raise HTTPException(422, "name: a segment keeps a name")
+    changes = {"definition": body.definition} if "definition" in given else {}
+    try:
+        segment = service.update_segment(session, segment_id=segment_id, name=body.name, **changes)
+    except DOMAIN_ERRORS as exc:
+        raise _http(exc) from None
+    return _out(segment, service.sizes(session, [segment.id])[segment.id])
+
+
+@router.delete("/segments/{segment_id}", status_code=204)
+def delete_segment(segment_id: DbId, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+    """Delete a segment; 409 (naming them) while another segment, a tag rule or a campaign uses it."""
+    try:
+        service.delete_segment(session, segment_id=segment_id)
+    except DOMAIN_ERRORS as exc:
+        raise _http(exc) from None
+    return Response(status_code=204)
+
+
 @router.get("/segments/{segment_id}/members", response_model=SegmentMembersPage)
 def segment_members(segment_id: DbId, cursor: str | None = None, limit: int = Query(100, ge=1, le=1000),
                     session: Session = Depends(get_session), _: Principal = Depends(marketer)):
@@ -92,7 +123,7 @@ def refresh(segment_id: DbId, session: Session = Depends(get_session), _: Princi
     try:
         service.get_segment(session, segment_id)
         result = refresh_segment(session, segment_id)
-    except (NotFound, InvalidDefinition) as exc:
+    except DOMAIN_ERRORS as exc:
         raise _http(exc) from None
     return _out(service.get_segment(session, segment_id), result.size)
 

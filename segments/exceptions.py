@@ -16,3 +16,20 @@ class InvalidDefinition(SegmentError):
 
 class NotFound(SegmentError):
     """The segment or rule asked for does not exist."""
+
+
+class InUse(SegmentError):
+    """The segment cannot be deleted: another segment, a rule or a campaign uses it."""
+
+
+class Unevaluable(SegmentError):
+    """A segment that no retry can evaluate (its stored definition is invalid, or too large for the database)."""
+
+    def __init__(self, segment_id: int | None, reason: str):
+        super().__init__(f"segment {segment_id} cannot be evaluated: {reason}" if segment_id is not None else reason)
+        self.segment_id = segment_id
+        self.reason = reason
+
+
+class EvaluationFailed(SegmentError):
+    """A database error during an evaluation that a retry may get past; its message carries no SQL."""

@@ -6,7 +6,8 @@ Python int used as a bitmap (bit i set = member i in it), so composites are a fe
 packed bytea of ids, all in one streamed statement. Checking every member against ten
 hashed subqueries cost ~3 s at 1M members; this costs a fraction of that.
 A node's value is `(bitmap, negated)`: negated means "every live member except those", so `not` is free and
-the live-member universe is read only when the root itself is negated.
+the live-member universe is read only when the root itself is negated. A referenced segment's value is
+computed once per evaluation and shared by each occurrence (both passes meet them in the same order).
 """
 from __future__ import annotations
 
@@ -72,13 +73,16 @@ class _Evaluator:
         self.session, self.compiler, self.results = session, compiler, results
         self.queries: list = []
         self.counts = [] if counts is None else iter(counts)  # how many SELECTs each leaf queued, in order
+        self.segments: dict[int, Value] = {}  # segment id → its value, the first time it is referenced
 
     def value(self, node: Node) -> Value:
         if isinstance(node, Not):
             ids, negated = self.value(node.not_)
             return ids, not negated
         if isinstance(node, SegmentLeaf):
-            return self.value(self.compiler.refs[node.segment])
+            if node.segment not in self.segments:
+                self.segments[node.segment] = self.value(self.compiler.refs[node.segment])
+            return self.segments[node.segment]
         if isinstance(node, (All, AnyOf)):
             kids = [self.value(c) for c in (node.all if isinstance(node, All) else node.any)]
             plain = [ids for ids, negated in kids if not negated]

@@ -11,7 +11,8 @@ from config.database import session_scope
 from config.queue import enqueue
 from config.types import utcnow
 from membership.models import Identity, Relation, RelationStatus, Staff, Tag
-from segments import materialise, rules
+from segments import failures, materialise, rules
+from segments.exceptions import NotFound, Unevaluable
 from segments.listeners import DEPTH
 from segments.models import Segment, WecomTagChange
 
@@ -23,7 +24,7 @@ SYNC_BATCH = 500  # queued changes handled per sync run; a longer queue re-enque
 
 def recheck_members_job(changes: dict, depth: int = 1) -> int:
     """Re-check the segments each member's changes can affect; writes of this round are `depth` deep."""
-    with session_scope() as session:
+    with failures.translated(), session_scope() as session:
         session.info[DEPTH] = depth
         moves = materialise.recheck_members(session, {int(k): set(v) for k, v in changes.items()})
     return moves
@@ -31,23 +32,34 @@ def recheck_members_job(changes: dict, depth: int = 1) -> int:
 
 def keyword_rules_job(event_id: int) -> list[int]:
     """Apply the keyword tag rules a `message.received` event matches."""
-    with session_scope() as session:
+    with failures.translated(), session_scope() as session:
         session.info[DEPTH] = 1
         return rules.apply_keyword_rules(session, event_id)
 
 
 def refresh_segment_job(segment_id: int) -> None:
-    """Fully refresh one segment (a no-op when it was deleted meanwhile)."""
-    with session_scope() as session:
-        session.info[DEPTH] = 1
-        if session.get(Segment, segment_id) is not None:
-            materialise.refresh_segment(session, segment_id)
+    """Fully refresh one segment (a no-op once deleted); a failure no retry can fix is recorded, not raised."""
+    try:
+        with session_scope() as session:
+            session.info[DEPTH] = 1
+            if session.get(Segment, segment_id) is not None:
+                materialise.refresh_segment(session, segment_id)
+    except NotFound:  # deleted between the two reads
+        return
+    except Unevaluable as exc:  # the same statement would fail the same way on every retry and every night
+        with failures.translated(segment_id), session_scope() as session:
+            failures.record(session, segment_id, exc.reason)
+
+
+def _refreshable(query):
+    # A segment recorded as unevaluable waits for a redefinition instead of failing again every night.
+    return query.where(Segment.refresh_error.is_(None))
 
 
 def refresh_relative_segments() -> int:
     """At the start of a business day: refresh every segment whose conditions move with the date."""
-    with session_scope() as session:
-        ids = list(session.scalars(select(Segment.id).where(Segment.relative_dates)))
+    with failures.translated(), session_scope() as session:
+        ids = list(session.scalars(_refreshable(select(Segment.id).where(Segment.relative_dates))))
     for sid in ids:
         enqueue(refresh_segment_job, sid, queue="low")
     return len(ids)
@@ -55,8 +67,8 @@ def refresh_relative_segments() -> int:
 
 def refresh_all_segments() -> int:
     """Refresh every segment (catches changes that write no event, such as a home store edited in SQL)."""
-    with session_scope() as session:
-        ids = list(session.scalars(select(Segment.id)))
+    with failures.translated(), session_scope() as session:
+        ids = list(session.scalars(_refreshable(select(Segment.id))))
     for sid in ids:
         enqueue(refresh_segment_job, sid, queue="low")
     return len(ids)
@@ -66,7 +78,7 @@ def apply_rule_to_members_job(rule_id: int) -> int:
     """Tag everyone already in a new rule's segment."""
     from segments.models import SegmentMembership, TagRule
 
-    with session_scope() as session:
+    with failures.translated(), session_scope() as session:
         session.info[DEPTH] = 1
         rule = session.get(TagRule, rule_id)
         if rule is None or rule.segment_id is None:
@@ -84,7 +96,7 @@ def _client():
 def sync_wecom_tags(client=None) -> int:
     """Mirror queued rule tag changes on WeCom, one mark_tag per (staff, customer); the number of calls made."""
     client = client or _client()
-    with session_scope() as session:
+    with failures.translated(), session_scope() as session:
         q = select(WecomTagChange).where(WecomTagChange.status == "pending").order_by(WecomTagChange.id)
         if session.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)  # two sync runs split the queue instead of sending twice

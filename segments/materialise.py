@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from config.types import utcnow
 from membership.models import Member
 from membership.timeline import record_event
-from segments import counters, rules
+from segments import counters, failures, rules
 from segments.clock import EvalContext, context
+from segments.exceptions import NotFound, Unevaluable
 from segments.graph import ALL, Refs, event_leaves, resolve
 from segments.language import Node, parse
 from segments.models import Segment, SegmentMembership
@@ -74,9 +75,15 @@ def refresh_members(session: Session, segment_id: int, member_ids, ctx: EvalCont
 
 
 def _refresh(session: Session, segment_id: int, ctx: EvalContext | None, member_ids: list[int] | None) -> RefreshResult:
-    ctx = ctx or context()
+    with failures.translated(segment_id):  # no SQL in what a failure says; Unevaluable when no retry can help
+        return _evaluate(session, segment_id, ctx or context(), member_ids)
+
+
+def _evaluate(session: Session, segment_id: int, ctx: EvalContext, member_ids: list[int] | None) -> RefreshResult:
     started = time.perf_counter()
     segment = session.scalar(select(Segment).where(Segment.id == segment_id).with_for_update())
+    if segment is None:
+        raise NotFound(f"segment {segment_id} not found")
     node, refs = compile_segment(session, segment)
     counters.ensure_filters(session, event_leaves(node, refs))
     prepare(session)
@@ -97,6 +104,7 @@ def _refresh(session: Session, segment_id: int, ctx: EvalContext | None, member_
     if member_ids is None:  # only a full refresh vouches for every member
         segment.refreshed_at, segment.last_refresh_ms = utcnow(), total_ms
         segment.last_entered, segment.last_left = len(entered), len(left)
+        segment.refresh_error = None
     log.info("segment %s: %s refreshed in %d ms (diff %d ms): %d entered, %d left, size %d", segment.id,
              "fully" if member_ids is None else f"{len(member_ids)} members", total_ms, diff_ms,
              len(entered), len(left), size)
@@ -172,23 +180,37 @@ class Compiled:
     predicate: Predicate
 
 
-_cache: dict[tuple[int, object, date], Compiled] = {}
+_cache: dict[tuple[int, object, date], Compiled | None] = {}  # None: the definition does not compile
 
 
 def compiled_segments(session: Session, ctx: EvalContext) -> list[Compiled]:
-    """Every segment, compiled for `ctx` (cached per definition version and day)."""
-    out = []
+    """Every segment that compiles, compiled for `ctx` (cached per definition version and day).
+
+    A redefinition bumps `updated_at` of the segment and of every segment referencing it, so a cached
+    predicate never evaluates an old definition. A segment whose stored definition no longer compiles is
+    recorded once and left out, instead of failing (and retrying) every member's re-check.
+    """
+    global _cache
     segments = list(session.scalars(select(Segment).order_by(Segment.id)))
     stored = {s.id: s.definition for s in segments}
+    fresh: dict[tuple[int, object, date], Compiled | None] = {}
     for segment in segments:
         key = (segment.id, segment.updated_at, ctx.today)
-        if key not in _cache:
-            node = parse(segment.definition)
-            refs = resolve(node, stored.get, self_id=segment.id)
-            _cache[key] = Compiled(segment, frozenset(segment.depends_on or ()), compile_predicate(node, ctx, refs))
-        hit = _cache[key]
-        out.append(Compiled(segment, hit.depends_on, hit.predicate))
-    return out
+        if key in _cache:
+            fresh[key] = _cache[key]
+            continue
+        try:
+            with failures.translated(segment.id):
+                node = parse(segment.definition)
+                refs = resolve(node, stored.get, self_id=segment.id)
+                predicate = compile_predicate(node, ctx, refs)
+            fresh[key] = Compiled(segment, frozenset(segment.depends_on or ()), predicate)
+        except Unevaluable as exc:
+            fresh[key] = None
+            failures.record(session, segment.id, exc.reason)
+    _cache = fresh  # rebinding (not pruning in place) is safe while other job threads read the old one
+    return [Compiled(s, hit.depends_on, hit.predicate) for s in segments
+            if (hit := fresh[(s.id, s.updated_at, ctx.today)]) is not None]
 
 
 def recheck_members(session: Session, changes: dict[int, set[str]], ctx: EvalContext | None = None) -> int:

@@ -27,8 +27,21 @@ class Segment(Base):
     last_refresh_ms: Mapped[int | None] = mapped_column(Integer)
     last_entered: Mapped[int | None] = mapped_column(Integer)
     last_left: Mapped[int | None] = mapped_column(Integer)
+    # Why no retry can evaluate it (an invalid stored definition, a statement too large), recorded once;
+    # scheduled refreshes leave it out until it or a segment it references is redefined.
+    refresh_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SegmentReference(Base):
+    """Segment `segment_id`'s definition refers to `referenced_id`, which the database therefore keeps."""
+
+    __tablename__ = "segment_references"
+
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    referenced_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="RESTRICT"), primary_key=True,
+                                               index=True)
 
 
 class SegmentMembership(Base):
@@ -81,7 +94,8 @@ class TagRule(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"))
-    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), index=True)
+    # RESTRICT: a segment a rule uses is not deleted (the API answers 409 first; this holds under races).
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id", ondelete="RESTRICT"), index=True)
     keywords: Mapped[list | None] = mapped_column(JSONType)
     remove_on_leave: Mapped[bool] = mapped_column(Boolean, default=False)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -1,6 +1,8 @@
 """Compiler of a definition to a Python predicate over one member's current state (per-event evaluation).
 
 It must agree with `segments.sql` on every definition and every state; a hypothesis test holds it to that.
+Each referenced segment is compiled once per `compile_predicate` and evaluated once per member state (its
+answer is remembered on the state), however often the definition refers to it.
 """
 from __future__ import annotations
 
@@ -38,6 +40,12 @@ class MemberState:
     identity_types: set[str] = field(default_factory=set)
     counts: dict[tuple[str, str], dict[date, int]] = field(default_factory=dict)  # (type, where_key) → day → n
     _sums: dict = field(default_factory=dict, repr=False)  # many segments ask the same window of one state
+    _refs: dict = field(default_factory=dict, repr=False)  # compiled reference → its answer for this state
+
+    def forget(self) -> None:
+        """Drop what was computed from this state (after changing it in place)."""
+        self._sums.clear()
+        self._refs.clear()
 
     def count(self, type_: str, where_key: str, since: date | None) -> int:
         """Events of a type and filter from `since` on (all time when None)."""
@@ -55,13 +63,37 @@ class MemberState:
         return total
 
 
+class _References:
+    """The definitions a compilation may reference, each compiled once into a predicate remembered per state."""
+
+    def __init__(self, refs: Refs):
+        self.refs = refs
+        self.compiled: dict[int, Predicate] = {}
+
+    def predicate(self, segment_id: int, ctx: EvalContext) -> Predicate:
+        """The (shared) predicate of a reference to `segment_id`."""
+        if segment_id not in self.compiled:
+            inner = _compile(self.refs[segment_id], ctx, self)
+
+            def referenced(s: MemberState) -> bool:
+                # Keyed by this compilation's function: another compilation (another day, other
+                # definitions) never reads its answers.
+                answer = s._refs.get(inner)
+                if answer is None:
+                    answer = s._refs[inner] = inner(s)
+                return answer
+
+            self.compiled[segment_id] = referenced
+        return self.compiled[segment_id]
+
+
 def compile_predicate(node: Node, ctx: EvalContext, refs: Refs) -> Predicate:
     """A function telling whether a member's state satisfies `node` (merged members never do)."""
-    inner = _compile(node, ctx, refs)
+    inner = _compile(node, ctx, _References(refs))
     return lambda state: not state.merged and inner(state)
 
 
-def _compile(node: Node, ctx: EvalContext, refs: Refs) -> Predicate:
+def _compile(node: Node, ctx: EvalContext, refs: _References) -> Predicate:
     return COMPILERS[type(node)](node, ctx, refs)
 
 
@@ -163,7 +195,7 @@ COMPILERS: dict[type, Callable[..., Predicate]] = {
     StaffLeaf: lambda leaf, ctx, refs: (lambda s, userid=leaf.staff: userid in s.staff),
     ChannelLeaf: lambda leaf, ctx, refs: (
         lambda s, types=frozenset(CHANNELS[leaf.channel]): not types.isdisjoint(s.identity_types)),
-    SegmentLeaf: lambda leaf, ctx, refs: _compile(refs[leaf.segment], ctx, refs),
+    SegmentLeaf: lambda leaf, ctx, refs: refs.predicate(leaf.segment, ctx),
 }
 
 

@@ -23,6 +23,13 @@ class SegmentIn(BaseModel):
     definition: Any
 
 
+class SegmentPatch(BaseModel):
+    """PATCH /segments/{id}: a new name, a new definition, or both."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    definition: Any = None
+
+
 class SegmentOut(BaseModel):
     id: int
     name: str
@@ -34,6 +41,7 @@ class SegmentOut(BaseModel):
     last_left: int | None = None
     relative_dates: bool = False
     depends_on: list[str] = []
+    refresh_error: str | None = None  # why no refresh can evaluate it (until it or a segment it uses is redefined)
 
 
 class SegmentMemberOut(BaseModel):

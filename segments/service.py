@@ -1,19 +1,24 @@
 """Segments and tag rules: plain functions over a session (the caller owns the transaction)."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from config.types import utcnow
 from membership.tags import ensure_tag
-from segments import counters
+from segments import counters, failures, usage
 from config.queue import enqueue
 from segments.clock import EvalContext, context
-from segments.exceptions import InvalidDefinition, NotFound
-from segments.graph import Refs, depends_on, event_leaves, relative_dates, resolve
+from segments.exceptions import InUse, InvalidDefinition, NotFound
+from segments.graph import Refs, depends_on, direct_references, event_leaves, relative_dates, resolve
 from segments.language import Node, parse
 from segments.materialise import definitions_loader
-from segments.models import Segment, SegmentMembership, TagRule
+from segments.models import Segment, SegmentMembership, SegmentReference, TagRule
 from segments.idsets import count_and_sample
+
+UNCHANGED = object()  # update_segment: the definition is left as it is
+GRAPH_LOCK = 0x5359_5345_4753  # advisory lock serialising changes to the reference graph (PostgreSQL)
 
 
 def compile_definition(session: Session, definition: object, self_id: int | None = None) -> tuple[Node, Refs]:
@@ -25,22 +30,109 @@ def compile_definition(session: Session, definition: object, self_id: int | None
 def preview(session: Session, definition: object, *, sample: int = 20, ctx: EvalContext | None = None) -> tuple[int, list[int]]:
     """How many members a definition matches now, and a sample of their ids."""
     node, refs = compile_definition(session, definition)
-    counters.ensure_filters(session, event_leaves(node, refs))
-    return count_and_sample(session, node, ctx or context(), refs, sample)
+    with failures.translated():
+        counters.ensure_filters(session, event_leaves(node, refs))
+        return count_and_sample(session, node, ctx or context(), refs, sample)
+
+
+def _lock_graph(session: Session) -> None:
+    # Two redefinitions that each add a reference to the other would both pass a cycle check made
+    # against the other's old definition; SQLite writers are serial already (BEGIN IMMEDIATE).
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(GRAPH_LOCK)))
+
+
+def _set_references(session: Session, segment_id: int, node: Node) -> None:
+    session.execute(delete(SegmentReference).where(SegmentReference.segment_id == segment_id))
+    rows = [{"segment_id": segment_id, "referenced_id": sid} for sid in sorted(direct_references(node))]
+    if rows:
+        session.execute(insert(SegmentReference), rows)
+
+
+def _refresh_after_commit(session: Session, segment_ids: list[int]) -> None:
+    from segments.jobs import refresh_segment_job
+
+    for sid in segment_ids:
+        enqueue(refresh_segment_job, sid, session=session)
+
+
+def _define(segment: Segment, definition: object, node: Node, refs: Refs) -> None:
+    segment.definition = definition
+    segment.depends_on, segment.relative_dates = depends_on(node, refs), relative_dates(node, refs)
+    segment.refresh_error = None
+    segment.updated_at = utcnow()  # versions the definition: the per-event compile cache is keyed by it
 
 
 def create_segment(session: Session, *, name: str, definition: object) -> Segment:
     """Save a segment; its first full refresh runs in the background once this transaction commits."""
-    from segments.jobs import refresh_segment_job
-
+    _lock_graph(session)
     node, refs = compile_definition(session, definition)
     counters.ensure_filters(session, event_leaves(node, refs))
     segment = Segment(name=name, definition=definition, depends_on=depends_on(node, refs),
                       relative_dates=relative_dates(node, refs))
     session.add(segment)
     session.flush()
-    enqueue(refresh_segment_job, segment.id, session=session)
+    _set_references(session, segment.id, node)
+    _refresh_after_commit(session, [segment.id])
     return segment
+
+
+def update_segment(session: Session, *, segment_id: int, name: str | None = None,
+                   definition: object = UNCHANGED) -> Segment:
+    """Rename and/or redefine a segment; a redefinition re-validates and refreshes every segment referencing it."""
+    _lock_graph(session)
+    segment = get_segment(session, segment_id)
+    if name is not None:
+        segment.name = name
+    if definition is UNCHANGED:
+        session.flush()
+        return segment
+    node, refs = compile_definition(session, definition, self_id=segment.id)  # a cycle through itself is refused
+    counters.ensure_filters(session, event_leaves(node, refs))
+    load = definitions_loader(session)
+    redefined = {segment.id: definition}
+    referencing = usage.referencing(session, segment.id)
+    # Segments referencing this one evaluate its new definition too: each must stay valid (size, depth),
+    # and what they depend on changes with it.
+    for other in referencing:
+        try:
+            other_node = parse(other.definition)
+            other_refs = resolve(other_node, lambda sid: redefined[sid] if sid in redefined else load(sid),
+                                 self_id=other.id)
+        except InvalidDefinition as exc:
+            if _was_valid(other, load):
+                raise InvalidDefinition("$", f"segment {other.id} «{other.name}» references this one and would "
+                                             f"become invalid: {exc}") from None
+            continue  # invalid before this change already: its refresh records why
+        _define(other, other.definition, other_node, other_refs)
+    _define(segment, definition, node, refs)
+    _set_references(session, segment.id, node)
+    session.flush()
+    _refresh_after_commit(session, [segment.id, *(s.id for s in referencing)])
+    return segment
+
+
+def _was_valid(segment: Segment, load) -> bool:
+    try:
+        resolve(parse(segment.definition), load, self_id=segment.id)
+    except InvalidDefinition:
+        return False
+    return True
+
+
+def delete_segment(session: Session, *, segment_id: int) -> None:
+    """Delete a segment and its membership; InUse while a segment, a tag rule or a registered user uses it."""
+    _lock_graph(session)
+    segment = get_segment(session, segment_id)
+    users = usage.users_of(session, segment_id)
+    if users:
+        raise InUse(f"segment {segment_id} is in use by {', '.join(users)}")
+    try:
+        with session.begin_nested():
+            session.delete(segment)
+            session.flush()
+    except IntegrityError:  # a user that registered nothing in `usage` but holds a foreign key
+        raise InUse(f"segment {segment_id} is in use") from None
 
 
 def get_segment(session: Session, segment_id: int) -> Segment:
@@ -83,6 +175,7 @@ def create_tag_rule(session: Session, *, name: str, tag: str, group: str = "", s
     if (segment_id is None) == (not keywords):
         raise InvalidDefinition("$", "a tag rule needs either segment_id or keywords, not both")
     if segment_id is not None:
+        _lock_graph(session)  # a segment being deleted is either gone (404) or sees this rule (409)
         get_segment(session, segment_id)
     if keywords is not None:
         keywords = sorted({k.strip() for k in keywords if k.strip()})

@@ -2,6 +2,9 @@
 
 Every leaf becomes `members.id [NOT] IN (uncorrelated subquery)`: PostgreSQL hashes each subquery once
 and SQLite materialises it once, so a nested definition costs one pass per leaf plus one over members.
+A `{"segment": id}` reference becomes `members.id IN (SELECT id FROM segment_<id>)`, one CTE per referenced
+segment however often it occurs (inlining it at each occurrence grew the statement exponentially with the
+nesting of references, and past SQLite's expression depth); both databases materialise a CTE used twice.
 With a `scope` (member ids), every leaf subquery is restricted to those ids too, so an incremental refresh
 reads a few index entries per changed member instead of hashing each leaf's full set.
 `leaf_rows` gives each leaf's own SELECT of member ids, which `segments.idsets` combines as bitmaps for full
@@ -50,6 +53,7 @@ class SqlCompiler:
                  scope: Callable | None = None):
         self.ctx, self.refs, self.dialect, self.raw_timeline = ctx, refs, dialect, raw_timeline
         self.scope = scope or (lambda column: true())
+        self._ctes: dict[int, object] = {}  # segment id → its CTE, built once and shared by every occurrence
         self.handlers: dict[type, Callable[[Node], ColumnElement[bool]]] = {
             All: lambda n: and_(*[self.condition(c) for c in n.all]),
             AnyOf: lambda n: or_(*[self.condition(c) for c in n.any]),
@@ -61,12 +65,20 @@ class SqlCompiler:
             StoreLeaf: lambda n: and_(Member.store_id.is_not(None), Member.store_id.in_(self._store_ids(n))),
             StaffLeaf: self._leaf_condition,
             ChannelLeaf: self._leaf_condition,
-            SegmentLeaf: lambda n: self.condition(self.refs[n.segment]),
+            SegmentLeaf: self._reference,
         }
 
     def condition(self, node: Node) -> ColumnElement[bool]:
         """The SQL truth of `node` for the row of `members` in the enclosing query."""
         return self.handlers[type(node)](node)
+
+    def _reference(self, leaf: SegmentLeaf) -> ColumnElement[bool]:
+        sid = leaf.segment
+        cte = self._ctes.get(sid)
+        if cte is None:
+            members = select(Member.id.label("id")).where(self.scope(Member.id), self.condition(self.refs[sid]))
+            cte = self._ctes[sid] = members.cte(f"segment_{sid}")
+        return Member.id.in_(select(cte.c.id))
 
     def _leaf_condition(self, leaf: Node) -> ColumnElement[bool]:
         rows, negated = self.leaf_rows(leaf)

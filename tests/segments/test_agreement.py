@@ -1,4 +1,8 @@
-"""The SQL compiler and the Python predicate agree on random definitions over random member states."""
+"""The SQL compiler and the Python predicate agree on random definitions over random member states.
+
+Definitions refer to two stored segments, often several times over, and segment 2 refers to segment 1: each
+evaluator computes a referenced segment once and shares it between the occurrences, which must not change a thing.
+"""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
@@ -76,7 +80,7 @@ leaves = st.one_of(
     st.builds(lambda s: {"store": s}, st.sampled_from([*STORES, "S999"])),
     st.builds(lambda s: {"staff": s}, st.sampled_from([*STAFF, "nobody"])),
     st.builds(lambda c: {"channel": c}, st.sampled_from(["wecom", "official_account", "miniprogram", "phone"])),
-    st.just({"segment": 1}),
+    st.sampled_from([{"segment": 1}, {"segment": 2}]),
 )
 definitions = st.recursive(leaves, lambda kids: st.one_of(
     st.builds(lambda xs: {"all": xs}, st.lists(kids, min_size=1, max_size=3)),
@@ -85,6 +89,23 @@ definitions = st.recursive(leaves, lambda kids: st.one_of(
 referenced = st.recursive(leaves.filter(lambda d: "segment" not in d), lambda kids: st.one_of(
     st.builds(lambda xs: {"any": xs}, st.lists(kids, min_size=1, max_size=2)),
     st.builds(lambda x: {"not": x}, kids)), max_leaves=3)
+sharing = st.recursive(st.one_of(leaves.filter(lambda d: "segment" not in d), st.just({"segment": 1})),
+                       lambda kids: st.one_of(
+    st.builds(lambda xs: {"all": xs}, st.lists(kids, min_size=1, max_size=3)),
+    st.builds(lambda xs: {"any": xs}, st.lists(kids, min_size=1, max_size=3)),
+    st.builds(lambda x: {"not": x}, kids)), max_leaves=4)
+
+
+def _inline(raw: dict, stored: dict[int, dict]) -> dict:
+    """The definition with each reference replaced by the referenced definition (the evaluation to agree with)."""
+    if "segment" in raw:
+        return _inline(stored[raw["segment"]], stored)
+    if "not" in raw:
+        return {"not": _inline(raw["not"], stored)}
+    for key in ("all", "any"):
+        if key in raw:
+            return {key: [_inline(c, stored) for c in raw[key]]}
+    return raw
 
 
 def _reset(session) -> None:
@@ -92,12 +113,13 @@ def _reset(session) -> None:
         session.execute(delete(model))
 
 
-def _write_world(session, states: list[dict], ref_definition: dict) -> list[int]:
+def _write_world(session, states: list[dict], stored: dict[int, dict]) -> list[int]:
     _reset(session)
     session.execute(insert(Store), [{"id": i + 1, "code": c, "name": c} for i, c in enumerate(STORES)])
     session.execute(insert(Staff), [{"id": i + 1, "userid": u, "name": u} for i, u in enumerate(STAFF)])
     session.execute(insert(Tag), [{"id": i + 1, "group_name": g, "name": n} for i, (g, n) in enumerate(TAGS)])
-    session.add(Segment(id=1, name="ref", definition=ref_definition, depends_on=[]))
+    for sid, definition in stored.items():
+        session.add(Segment(id=sid, name=f"ref {sid}", definition=definition, depends_on=[]))
     ids = list(range(1, len(states) + 1))
     session.execute(insert(Member), [{"id": i, "name": f"m{i}"} for i in ids])
     for mid, st_ in zip(ids, states):
@@ -123,16 +145,16 @@ def _write_world(session, states: list[dict], ref_definition: dict) -> list[int]
 @hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                      HealthCheck.too_slow])
 @given(states=st.lists(member_states, min_size=1, max_size=8), defs=st.lists(definitions, min_size=1, max_size=4),
-       ref=referenced, zone=st.sampled_from(["Asia/Shanghai", "UTC", "America/New_York"]))
-def test_sql_and_python_evaluators_agree(session, states, defs, ref, zone):
+       ref=referenced, middle=sharing, zone=st.sampled_from(["Asia/Shanghai", "UTC", "America/New_York"]))
+def test_sql_and_python_evaluators_agree(session, states, defs, ref, middle, zone):
     """Given random members and definitions, when the SQL, set and Python evaluators run, then they pick the same members."""
     from zoneinfo import ZoneInfo
 
-    ids = _write_world(session, states, ref)
+    stored = {1: ref, 2: middle}
+    ids = _write_world(session, states, stored)
     ctx = EvalContext(today=TODAY, tz=ZoneInfo(zone))
     prepare(session)
     member_states = load_states(session, ids)
-    stored = {1: ref}
     for raw in defs:
         node = parse(raw)
         refs = resolve(node, stored.get)
@@ -140,12 +162,14 @@ def test_sql_and_python_evaluators_agree(session, states, defs, ref, zone):
         by_sql = set(session.scalars(members_query(node, ctx, refs, dialect)))
         predicate = compile_predicate(node, ctx, refs)
         by_python = {mid for mid, state in member_states.items() if predicate(state)}
-        assert by_sql == by_python, (raw, ref)
+        assert by_sql == by_python, (raw, stored)
+        inlined = compile_predicate(parse(_inline(raw, stored)), ctx, {})
+        assert by_python == {mid for mid, state in member_states.items() if inlined(state)}, (raw, stored)
         scope = ids[::2]  # an incremental refresh evaluates only some members: it must pick the same ones
         scoped = set(session.scalars(members_query(node, ctx, refs, dialect, scope=id_filter(scope, dialect))))
-        assert scoped == by_sql & set(scope), (raw, ref)
+        assert scoped == by_sql & set(scope), (raw, stored)
         # The set-algebra evaluator (full refreshes and previews) picks the same members, scoped or not.
-        assert matching_ids(session, node, ctx, refs) == by_python, (raw, ref)
-        assert matching_ids(session, node, ctx, refs, scope) == by_python & set(scope), (raw, ref)
-        assert count_and_sample(session, node, ctx, refs, 3) == (len(by_python), sorted(by_python)[:3]), (raw, ref)
+        assert matching_ids(session, node, ctx, refs) == by_python, (raw, stored)
+        assert matching_ids(session, node, ctx, refs, scope) == by_python & set(scope), (raw, stored)
+        assert count_and_sample(session, node, ctx, refs, 3) == (len(by_python), sorted(by_python)[:3]), (raw, stored)
     session.rollback()
