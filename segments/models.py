@@ -29,7 +29,7 @@ class Segment(Base):
     last_left: Mapped[int | None] = mapped_column(Integer)
     # Why no retry can evaluate it (an invalid stored definition, a statement too large), recorded once;
     # scheduled refreshes leave it out until it or a segment it references is redefined.
-    refresh_error: Mapped[str | None] = mapped_column(Text)
+    refresh_error: Mapped[str | None] = mapped_column(ErrorText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
