@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from fastapi import Depends
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -131,6 +132,11 @@ def get_session() -> Iterator[Session]:
     """FastAPI dependency: the request owns one transaction, committed after the handler returns."""
     with session_scope() as session:
         yield session
+
+
+# scope="function": the commit happens before the answer is sent, so a commit that fails is the client's error
+# answer, never a 2xx for a change that was not stored (the default scope commits after the response).
+request_session = Depends(get_session, scope="function")  # use as `session: Session = request_session`
 
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:

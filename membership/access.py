@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from config.database import get_session
+from config.database import request_session
 from config.secret_files import read_or_create
 from config.settings import get_settings
 from membership.models import Member, Relation, RelationStatus, Role
@@ -52,7 +52,7 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
     return Principal(role=Role(row.role), name=row.name, store_id=row.store_id, staff_id=row.staff_id)
 
 
-def current_principal(request: Request, session: Session = Depends(get_session)) -> Principal:
+def current_principal(request: Request, session: Session = request_session) -> Principal:
     """FastAPI dependency: the bearer token's principal, 401 without a valid one."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

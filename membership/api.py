@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from config.database import get_session
+from config.database import request_session
 from config.inputs import DbId, Timestamp
 from config.pagination import decode_cursor, page_of
 from membership import service, tokens
@@ -36,7 +36,7 @@ def _domain_errors(exc: Exception) -> HTTPException:
 
 # -- tokens, stores, staff -----------------------------------------------------------------------------
 @router.post("/tokens", response_model=TokenOut, status_code=201)
-def create_token(body: TokenIn, session: Session = Depends(get_session), _: Principal = Depends(require())):
+def create_token(body: TokenIn, session: Session = request_session, _: Principal = Depends(require())):
     """Issue a bearer token for a role, optionally expiring (admin only); the secret is shown this once."""
     try:
         row, secret = tokens.create_token(session, **body.model_dump())
@@ -46,13 +46,13 @@ def create_token(body: TokenIn, session: Session = Depends(get_session), _: Prin
 
 
 @router.get("/tokens", response_model=list[TokenInfo])
-def list_tokens(session: Session = Depends(get_session), _: Principal = Depends(require())):
+def list_tokens(session: Session = request_session, _: Principal = Depends(require())):
     """Every issued token with its scope and state, never its secret (admin only)."""
     return [tokens.token_info(t) for t in tokens.list_tokens(session)]
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: DbId, session: Session = Depends(get_session), _: Principal = Depends(require())):
+def revoke_token(token_id: DbId, session: Session = request_session, _: Principal = Depends(require())):
     """Revoke a token: its next request is 401 (admin only)."""
     try:
         tokens.revoke_token(session, token_id=token_id)
@@ -62,7 +62,7 @@ def revoke_token(token_id: DbId, session: Session = Depends(get_session), _: Pri
 
 
 @router.post("/stores", response_model=StoreOut, status_code=201)
-def create_store(body: StoreIn, session: Session = Depends(get_session), _: Principal = Depends(require())):
+def create_store(body: StoreIn, session: Session = request_session, _: Principal = Depends(require())):
     """Create a store (admin only)."""
     try:
         store = service.create_store(session, **body.model_dump())
@@ -72,14 +72,14 @@ def create_store(body: StoreIn, session: Session = Depends(get_session), _: Prin
 
 
 @router.get("/stores", response_model=list[StoreOut])
-def list_stores(session: Session = Depends(get_session), who: Principal = Depends(current_principal)):
+def list_stores(session: Session = request_session, who: Principal = Depends(current_principal)):
     """Every store for admins and marketers; one's own store for everybody else."""
     own = None if who.allows(Role.marketer) else (who.store_id or -1)
     return [StoreOut.model_validate(s, from_attributes=True) for s in service.list_stores(session, own)]
 
 
 @router.post("/staff", response_model=StaffOut, status_code=201)
-def create_staff(body: StaffIn, session: Session = Depends(get_session),
+def create_staff(body: StaffIn, session: Session = request_session,
                  who: Principal = Depends(require(Role.store_manager))):
     """Create or update a staff member (store managers: only in, and only staff already of, their own store)."""
     try:
@@ -93,7 +93,7 @@ def create_staff(body: StaffIn, session: Session = Depends(get_session),
 
 
 @router.get("/staff", response_model=list[StaffOut])
-def list_staff(session: Session = Depends(get_session),
+def list_staff(session: Session = request_session,
                who: Principal = Depends(require(Role.marketer, Role.store_manager))):
     """Staff of every store, or of the store manager's own."""
     own = who.store_id if who.role is Role.store_manager else None
@@ -111,7 +111,7 @@ def list_members(
     external_userid: str | None = None, openid: str | None = None, unionid: str | None = None,
     phone: str | None = None, store: str | None = None, tag: str | None = None,
     cursor: str | None = None, limit: int = Query(50, ge=1, le=200),
-    session: Session = Depends(get_session), who: Principal = Depends(current_principal),
+    session: Session = request_session, who: Principal = Depends(current_principal),
 ):
     """Look members up by any identity, store or tag; a page at a time."""
     idents = [IdentityIn(t, v) for t, v in (("wecom_external", external_userid), ("unionid", unionid),
@@ -134,14 +134,14 @@ def _visible_member(session: Session, who: Principal, member_id: int) -> Member:
 
 
 @router.get("/members/{member_id}", response_model=MemberOut)
-def get_member(member_id: DbId, session: Session = Depends(get_session), who: Principal = Depends(current_principal)):
+def get_member(member_id: DbId, session: Session = request_session, who: Principal = Depends(current_principal)):
     """One member's profile; a merged member answers with `merged_into`."""
     return member_out(session, _visible_member(session, who, member_id))
 
 
 @router.get("/members/{member_id}/timeline", response_model=TimelineOut)
 def get_timeline(member_id: DbId, limit: int = Query(50, ge=1, le=500), before: Timestamp | None = None,
-                 session: Session = Depends(get_session), who: Principal = Depends(current_principal)):
+                 session: Session = request_session, who: Principal = Depends(current_principal)):
     """A member's events, newest first; `before` (ISO 8601 with an offset) pages back in time."""
     member = _visible_member(session, who, member_id)
     events = timeline(session, member.id, limit=limit, before=before)
@@ -149,7 +149,7 @@ def get_timeline(member_id: DbId, limit: int = Query(50, ge=1, le=500), before: 
 
 
 @router.post("/members/{member_id}/tags", response_model=MemberOut, status_code=201)
-def add_tag(member_id: DbId, body: TagIn, session: Session = Depends(get_session),
+def add_tag(member_id: DbId, body: TagIn, session: Session = request_session,
             who: Principal = Depends(current_principal)):
     """Tag a member (locally now; WeCom's mark_tag follows through the registered tag listener).
 
@@ -168,7 +168,7 @@ def add_tag(member_id: DbId, body: TagIn, session: Session = Depends(get_session
 
 
 @router.delete("/members/{member_id}/tags/{name}", response_model=MemberOut)
-def remove_tag(member_id: DbId, name: str, group: str = "", session: Session = Depends(get_session),
+def remove_tag(member_id: DbId, name: str, group: str = "", session: Session = request_session,
                who: Principal = Depends(current_principal)):
     """Take a tag off a member."""
     member = _visible_member(session, who, member_id)
@@ -179,7 +179,7 @@ def remove_tag(member_id: DbId, name: str, group: str = "", session: Session = D
 
 
 @router.get("/merge-reviews", response_model=list[MergeReviewOut])
-def list_merge_reviews(status: str = "open", session: Session = Depends(get_session),
+def list_merge_reviews(status: str = "open", session: Session = request_session,
                        _: Principal = Depends(require())):
     """Pairs that look like one person but were not merged automatically (admin only)."""
     rows = session.scalars(select(MergeReview).where(MergeReview.status == status).order_by(MergeReview.id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy.orm import Session
 
-from config.database import get_session
+from config.database import request_session
 from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
@@ -40,7 +40,7 @@ def _out(segment: Segment, size: int) -> SegmentOut:
 
 
 @router.post("/segments/preview", response_model=PreviewOut)
-def preview(body: PreviewIn, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+def preview(body: PreviewIn, session: Session = request_session, _: Principal = Depends(marketer)):
     """Count and sample the members a definition matches, without saving it."""
     try:
         count, sample = service.preview(session, body.definition)
@@ -50,7 +50,7 @@ def preview(body: PreviewIn, session: Session = Depends(get_session), _: Princip
 
 
 @router.post("/segments", response_model=SegmentOut, status_code=201)
-def create_segment(body: SegmentIn, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+def create_segment(body: SegmentIn, session: Session = request_session, _: Principal = Depends(marketer)):
     """Save a segment; its membership is computed in the background (see `refreshed_at`)."""
     try:
         segment = service.create_segment(session, name=body.name, definition=body.definition)
@@ -60,7 +60,7 @@ def create_segment(body: SegmentIn, session: Session = Depends(get_session), _: 
 
 
 @router.get("/segments", response_model=list[SegmentOut])
-def list_segments(session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+def list_segments(session: Session = request_session, _: Principal = Depends(marketer)):
     """Every segment with its current size and last refresh."""
     segments = service.list_segments(session)
     sizes = service.sizes(session, [s.id for s in segments])
@@ -68,7 +68,7 @@ def list_segments(session: Session = Depends(get_session), _: Principal = Depend
 
 
 @router.get("/segments/{segment_id}", response_model=SegmentOut)
-def get_segment(segment_id: DbId, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+def get_segment(segment_id: DbId, session: Session = request_session, _: Principal = Depends(marketer)):
     """One segment: current size, when it was last fully refreshed and how long that took."""
     try:
         segment = service.get_segment(session, segment_id)
@@ -78,7 +78,7 @@ def get_segment(segment_id: DbId, session: Session = Depends(get_session), _: Pr
 
 
 @router.patch("/segments/{segment_id}", response_model=SegmentOut)
-def update_segment(segment_id: DbId, body: SegmentPatch, session: Session = Depends(get_session),
+def update_segment(segment_id: DbId, body: SegmentPatch, session: Session = request_session,
                    _: Principal = Depends(marketer)):
     """Rename and/or redefine a segment; a redefinition refreshes it, and the segments using it, in the background."""
     given = body.model_fields_set
@@ -95,7 +95,7 @@ def update_segment(segment_id: DbId, body: SegmentPatch, session: Session = Depe
 
 
 @router.delete("/segments/{segment_id}", status_code=204)
-def delete_segment(segment_id: DbId, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+def delete_segment(segment_id: DbId, session: Session = request_session, _: Principal = Depends(marketer)):
     """Delete a segment; 409 (naming them) while another segment, a tag rule or a campaign uses it."""
     try:
         service.delete_segment(session, segment_id=segment_id)
@@ -106,7 +106,7 @@ def delete_segment(segment_id: DbId, session: Session = Depends(get_session), _:
 
 @router.get("/segments/{segment_id}/members", response_model=SegmentMembersPage)
 def segment_members(segment_id: DbId, cursor: str | None = None, limit: int = Query(100, ge=1, le=1000),
-                    session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+                    session: Session = request_session, _: Principal = Depends(marketer)):
     """The segment's members by id, a page at a time."""
     try:
         rows = service.members_page(session, segment_id, after_id=decode_cursor(cursor), limit=limit + 1)
@@ -118,7 +118,7 @@ def segment_members(segment_id: DbId, cursor: str | None = None, limit: int = Qu
 
 
 @router.post("/segments/{segment_id}/refresh", response_model=SegmentOut)
-def refresh(segment_id: DbId, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+def refresh(segment_id: DbId, session: Session = request_session, _: Principal = Depends(marketer)):
     """Fully refresh a segment now; the answer carries the diff and the duration."""
     try:
         service.get_segment(session, segment_id)
@@ -135,7 +135,7 @@ def _rule_out(session: Session, rule: TagRule) -> TagRuleOut:
 
 
 @router.post("/tag-rules", response_model=TagRuleOut, status_code=201)
-def create_tag_rule(body: TagRuleIn, session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+def create_tag_rule(body: TagRuleIn, session: Session = request_session, _: Principal = Depends(marketer)):
     """An auto-tagging rule: on entering a segment, or on a message with one of the keywords."""
     try:
         rule = service.create_tag_rule(session, **body.model_dump())
@@ -145,6 +145,6 @@ def create_tag_rule(body: TagRuleIn, session: Session = Depends(get_session), _:
 
 
 @router.get("/tag-rules", response_model=list[TagRuleOut])
-def list_tag_rules(session: Session = Depends(get_session), _: Principal = Depends(marketer)):
+def list_tag_rules(session: Session = request_session, _: Principal = Depends(marketer)):
     """Every auto-tagging rule."""
     return [_rule_out(session, r) for r in service.list_tag_rules(session)]

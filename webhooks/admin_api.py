@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import WeChatAPIError
-from config.database import get_session
+from config.database import request_session
 from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
@@ -36,7 +36,7 @@ def _http(exc: Exception) -> HTTPException:
 
 @router.get("/inbox", response_model=InboxPage)
 def list_inbox(status: InboxStatus | None = None, source: str | None = None, cursor: str | None = None,
-               limit: int = Query(50, ge=1, le=500), session: Session = Depends(get_session),
+               limit: int = Query(50, ge=1, le=500), session: Session = request_session,
                _: Principal = Depends(require())):
     """Stored callbacks, oldest first, filtered by status (failed, unhandled…) and source (admin only)."""
     q = select(InboxEvent).order_by(InboxEvent.id).limit(limit + 1)
@@ -51,7 +51,7 @@ def list_inbox(status: InboxStatus | None = None, source: str | None = None, cur
 
 
 @router.post("/inbox/{inbox_id}/replay", response_model=InboxOut)
-def replay_inbox(inbox_id: DbId, session: Session = Depends(get_session), _: Principal = Depends(require())):
+def replay_inbox(inbox_id: DbId, session: Session = request_session, _: Principal = Depends(require())):
     """Handle a failed or unhandled event again, from its first attempt (admin only)."""
     row = session.get(InboxEvent, inbox_id)
     if row is None:
@@ -66,7 +66,7 @@ def replay_inbox(inbox_id: DbId, session: Session = Depends(get_session), _: Pri
 
 
 @router.post("/channel-codes", response_model=ChannelCodeOut, status_code=201)
-def create_channel_code(body: ChannelCodeIn, _warm: None = Depends(warm_wecom), session: Session = Depends(get_session),
+def create_channel_code(body: ChannelCodeIn, _warm: None = Depends(warm_wecom), session: Session = request_session,
                         who: Principal = Depends(require(Role.marketer, Role.store_manager))):
     """Create a 联系我 code in WeCom; arrivals through it get its store, staff, tags and welcome text.
 
@@ -82,7 +82,7 @@ def create_channel_code(body: ChannelCodeIn, _warm: None = Depends(warm_wecom), 
 
 
 @router.post("/oa-qrcodes", response_model=OAQrCodeOut, status_code=201)
-def create_oa_qrcode(body: OAQrCodeIn, _warm: None = Depends(warm_oa), session: Session = Depends(get_session),
+def create_oa_qrcode(body: OAQrCodeIn, _warm: None = Depends(warm_oa), session: Session = request_session,
                      _: Principal = Depends(require(Role.marketer))):
     """Create an official-account QR code whose followers are attributed to a store and staff member."""
     try:
@@ -93,7 +93,7 @@ def create_oa_qrcode(body: OAQrCodeIn, _warm: None = Depends(warm_oa), session: 
 
 
 @router.post("/auto-replies", response_model=AutoReplyOut, status_code=201)
-def create_auto_reply(body: AutoReplyIn, session: Session = Depends(get_session),
+def create_auto_reply(body: AutoReplyIn, session: Session = request_session,
                       _: Principal = Depends(require(Role.marketer))):
     """Add a keyword auto-reply rule for official-account and mini-program text messages."""
     try:
