@@ -35,13 +35,16 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+READ_ONLY = "siyu_read_only"  # execution option of `read_scope` sessions
+
+
+def _sqlite_pragmas(busy_timeout: float, dbapi_conn, _record) -> None:
     # WAL lets the server read while a job writes; the busy timeout waits instead of failing.
     dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 
@@ -49,19 +52,23 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 def _sqlite_begin(conn) -> None:
     # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that later writes
     # can fail with SQLITE_BUSY without waiting, which would lose a webhook or a job.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A read-only session begins deferred: under WAL it reads a snapshot and never waits for a writer.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`, with SQLite tuned for one server process plus in-process jobs."""
+def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engine:
+    """An engine for `url`, with SQLite tuned for one server process plus in-process jobs.
+
+    `busy_timeout` (seconds, SQLite only) bounds how long a transaction waits for another's write lock.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": busy_timeout})
         kwargs.setdefault("poolclass", NullPool)
         engine = create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout))
         event.listen(engine, "begin", _sqlite_begin)
     else:
         kwargs.setdefault("pool_pre_ping", True)
@@ -83,9 +90,9 @@ os.register_at_fork(after_in_child=_dispose_pools_in_child)
 
 
 @functools.lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
-    """The process-wide engine of `url`."""
-    return make_engine(url)
+def engine_for(url: str, busy_timeout: float = 30.0) -> Engine:
+    """The process-wide engine of `url` (SQLite: waiting at most `busy_timeout` seconds for the write lock)."""
+    return make_engine(url, busy_timeout=busy_timeout)
 
 
 def get_engine() -> Engine:
@@ -110,6 +117,24 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@functools.lru_cache(maxsize=8)
+def _read_only(engine: Engine) -> Engine:
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+@contextlib.contextmanager
+def read_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session for reading only: on SQLite it never takes (or waits for) the write lock; rolled back at the end.
+
+    The objects it loaded stay readable afterwards (detached, not expired).
+    """
+    session = _factory(_read_only(engine or get_engine()))()
+    try:
+        yield session
+    finally:
+        session.close()  # ends the transaction without expiring what was read
 
 
 def get_session() -> Iterator[Session]:

@@ -1,21 +1,90 @@
-"""The inbox: every decrypted callback stored once under its content key, then its id enqueued."""
+"""The inbox: every decrypted callback stored once under its content key, then its id enqueued.
+
+In embedded mode (SQLite) the inbox has a file of its own, `<var_dir>/inbox.db`: SQLite locks a whole
+database for one writer, and an acknowledgement must not wait behind a job holding the main database's
+write lock. Only short transactions touch that file, and they wait at most `INBOX_BUSY_TIMEOUT` for
+each other. On PostgreSQL the inbox is in the main database. Every reader and writer of the intake's
+tables goes through `inbox_engine()` / `inbox_scope()`.
+"""
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from config.database import upsert
+from config.database import engine_for, session_scope, upsert
 from config.queue import enqueue
+from config.settings import get_settings
 from config.types import utcnow
 from webhooks.metrics import RECEIVED
-from webhooks.models import InboxEvent, InboxStatus
+from webhooks.models import INBOX_TABLES, InboxEvent, InboxStatus
 
 log = logging.getLogger(__name__)
+
+INBOX_BUSY_TIMEOUT = 1.0  # seconds an inbox transaction waits for another's lock (the ack path's bound)
+
+
+def inbox_engine() -> Engine:
+    """The engine of the intake's tables: `<var_dir>/inbox.db` when the main database is SQLite, else the main one."""
+    settings = get_settings()
+    return _inbox_engine(settings.database_url, str(settings.var_dir.resolve()))
+
+
+@functools.lru_cache(maxsize=8)
+def _inbox_engine(database_url: str, var_dir: str) -> Engine:
+    if make_url(database_url).get_backend_name() != "sqlite":
+        return engine_for(database_url)
+    engine = engine_for(f"sqlite:///{var_dir}/inbox.db", busy_timeout=INBOX_BUSY_TIMEOUT)
+    for table in INBOX_TABLES:
+        table.create(engine, checkfirst=True)
+    main = make_url(database_url).database
+    if main and main != ":memory:" and Path(main).exists():
+        _adopt(engine, str(Path(main).resolve()))
+    return engine
+
+
+def _adopt(engine: Engine, main_path: str) -> None:
+    # An install from before the split kept the intake's tables in the main database: copy their rows over
+    # once, ids and all (timeline keys and outbound sends name inbox ids), so no waiting event is lost.
+    # One statement each, in autocommit: it writes the inbox file and only reads the main one (no lock there).
+    raw = engine.raw_connection()  # NullPool: closing it really closes it, and the ATTACH goes with it
+    try:
+        cur = raw.cursor()
+        cur.execute("ATTACH DATABASE ? AS main_db", (main_path,))
+        for table in INBOX_TABLES:
+            if not cur.execute("SELECT 1 FROM main_db.sqlite_master WHERE type = 'table' AND name = ?",
+                               (table.name,)).fetchone():
+                continue
+            cols = ", ".join(f'"{c.name}"' for c in table.columns)
+            cur.execute(f'INSERT INTO main."{table.name}" ({cols}) SELECT {cols} FROM main_db."{table.name}" '
+                        f'WHERE NOT EXISTS (SELECT 1 FROM main."{table.name}")')
+            if cur.rowcount > 0:
+                log.warning("inbox: copied %d rows of %s from the main database into %s", cur.rowcount,
+                            table.name, engine.url.database)
+    finally:
+        raw.close()
+
+
+@contextlib.contextmanager
+def inbox_scope() -> Iterator[Session]:
+    """A session on the inbox in one short transaction: committed when the block ends, rolled back when it raises."""
+    with session_scope(inbox_engine()) as session:
+        yield session
+
+
+def get_inbox_session() -> Iterator[Session]:
+    """FastAPI dependency: a session on the inbox, committed after the handler returns."""
+    with inbox_scope() as session:
+        yield session
 
 
 def _text(value) -> str:
@@ -49,7 +118,7 @@ class Stored:
 
 
 def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
-    """Insert the callback (or find its earlier copy) and, when new, enqueue it after the commit."""
+    """Insert the callback (or find its earlier copy) and, when new, enqueue it once `session` (on the inbox) commits."""
     from webhooks.jobs import process_inbox
 
     key = content_key(source, plaintext, data)

@@ -5,12 +5,12 @@ import logging
 import threading
 
 from fastapi import HTTPException, Request
+from sqlalchemy.exc import OperationalError
 
-from config.database import session_scope
 from config.settings import get_settings
 from webhooks.crypto import BadPayload, BadSignature, WrongReceiver
-from webhooks.inbox import Stored, store
-from webhooks.metrics import REJECTED
+from webhooks.inbox import INBOX_BUSY_TIMEOUT, Stored, inbox_scope, store
+from webhooks.metrics import RECEIVED, REJECTED
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,14 @@ def reject(source: str, exc: Exception) -> HTTPException:
 
 
 def accept(source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
-    """Store a verified callback under its content key and enqueue it once committed."""
-    with session_scope() as session:
-        return store(session, source, plaintext, data, extra_jobs)
+    """Store a verified callback under its content key and enqueue it once committed; 503 when the inbox is stuck."""
+    try:
+        with inbox_scope() as session:
+            return store(session, source, plaintext, data, extra_jobs)
+    except OperationalError as exc:
+        # The inbox stayed locked (or unwritable) past its short timeout. Answering 503 at once lets Tencent
+        # deliver again; waiting longer would pass its 5-second limit and be a retry anyway.
+        RECEIVED.labels(source, "busy").inc()
+        log.error("callback %s: not stored, inbox unavailable after %.0fs: %s", source, INBOX_BUSY_TIMEOUT,
+                  str(exc.orig)[:200])
+        raise HTTPException(503, "inbox busy, deliver again", headers={"Retry-After": "1"}) from None
