@@ -5,14 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Query
 from sqlalchemy.orm import Session
 
-from config.database import get_session
+from config.database import get_session, session_scope
 from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
 from membership.exceptions import InvalidInput
 from membership.models import Role, Tag
 from segments import service
 from segments.exceptions import InvalidDefinition, NotFound
-from segments.materialise import refresh_segment
+from segments.materialise import refresh_in_chunks, refresh_segment
 from segments.models import Segment, TagRule
 from segments.schemas import (
     PreviewIn, PreviewOut, SegmentIn, SegmentMemberOut, SegmentMembersPage, SegmentOut, TagRuleIn, TagRuleOut,
@@ -91,7 +91,16 @@ def refresh(segment_id: int, session: Session = Depends(get_session), _: Princip
     """Fully refresh a segment now; the answer carries the diff and the duration."""
     try:
         service.get_segment(session, segment_id)
-        result = refresh_segment(session, segment_id)
+        if session.get_bind().dialect.name == "sqlite":
+            # The request's transaction would hold SQLite's one write lock for the whole refresh: end it here
+            # and let the refresh take the lock one chunk of members at a time.
+            session.commit()
+            result = refresh_in_chunks(session_scope, segment_id)
+            if result is None:
+                raise NotFound(f"segment {segment_id} not found")
+            session.expire_all()
+        else:
+            result = refresh_segment(session, segment_id)
     except (NotFound, InvalidDefinition) as exc:
         raise _http(exc) from None
     return _out(service.get_segment(session, segment_id), result.size)

@@ -12,6 +12,8 @@ import contextlib
 import functools
 import hashlib
 import logging
+import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +33,19 @@ from webhooks.models import INBOX_TABLES, InboxEvent, InboxStatus
 log = logging.getLogger(__name__)
 
 INBOX_BUSY_TIMEOUT = 1.0  # seconds an inbox transaction waits for another's lock (the ack path's bound)
+_WRITERS = threading.RLock()  # this process's writers of the SQLite inbox, one at a time
+
+
+def _new_writers_lock() -> None:
+    global _WRITERS
+    _WRITERS = threading.RLock()  # a forked child must not inherit a lock some parent thread held
+
+
+os.register_at_fork(after_in_child=_new_writers_lock)
+
+
+class InboxBusy(Exception):
+    """The inbox stayed locked by other writers for longer than `INBOX_BUSY_TIMEOUT`."""
 
 
 def inbox_engine() -> Engine:
@@ -77,8 +92,21 @@ def _adopt(engine: Engine, main_path: str) -> None:
 @contextlib.contextmanager
 def inbox_scope() -> Iterator[Session]:
     """A session on the inbox in one short transaction: committed when the block ends, rolled back when it raises."""
-    with session_scope(inbox_engine()) as session:
-        yield session
+    engine = inbox_engine()
+    if engine.dialect.name != "sqlite":
+        with session_scope(engine) as session:
+            yield session
+        return
+    # SQLite's busy handler polls with growing sleeps, so in a burst the oldest waiter keeps losing to newer
+    # ones until its timeout runs out; this process's writers queue on a lock instead, and SQLite's own wait
+    # is left to writers in other processes.
+    if not _WRITERS.acquire(timeout=INBOX_BUSY_TIMEOUT):
+        raise InboxBusy(f"inbox writers ahead of this one for more than {INBOX_BUSY_TIMEOUT:.0f}s")
+    try:
+        with session_scope(engine) as session:
+            yield session
+    finally:
+        _WRITERS.release()
 
 
 def get_inbox_session() -> Iterator[Session]:

@@ -9,7 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from config.settings import get_settings
 from webhooks.crypto import BadPayload, BadSignature, WrongReceiver
-from webhooks.inbox import INBOX_BUSY_TIMEOUT, Stored, inbox_scope, store
+from webhooks.inbox import INBOX_BUSY_TIMEOUT, InboxBusy, Stored, inbox_scope, store
 from webhooks.metrics import RECEIVED, REJECTED
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,10 @@ def accept(source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
     try:
         with inbox_scope() as session:
             return store(session, source, plaintext, data, extra_jobs)
-    except OperationalError as exc:
+    except (OperationalError, InboxBusy) as exc:
         # The inbox stayed locked (or unwritable) past its short timeout. Answering 503 at once lets Tencent
         # deliver again; waiting longer would pass its 5-second limit and be a retry anyway.
         RECEIVED.labels(source, "busy").inc()
         log.error("callback %s: not stored, inbox unavailable after %.0fs: %s", source, INBOX_BUSY_TIMEOUT,
-                  str(exc.orig)[:200])
+                  str(getattr(exc, "orig", exc))[:200])
         raise HTTPException(503, "inbox busy, deliver again", headers={"Retry-After": "1"}) from None

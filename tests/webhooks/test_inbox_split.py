@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
@@ -41,11 +40,14 @@ def main_write_lock(settings):
     holder = threading.Thread(target=hold, daemon=True)
     holder.start()
     assert held.wait(BOUND) and not failed, failed
+    requests = Requests()
     try:
-        yield
+        yield requests
     finally:
         release.set()
         holder.join(BOUND)
+        for thread in requests.threads:  # a request that waited for the lock finishes now
+            thread.join(60)
 
 
 def _main_is_locked(settings) -> bool:
@@ -60,12 +62,20 @@ def _main_is_locked(settings) -> bool:
         conn.close()
 
 
-def _in_thread(fn):
-    """Run `fn` in a thread; (thread, results) — the caller joins with a bound so a regression fails, not hangs."""
-    out: list = []
-    thread = threading.Thread(target=lambda: out.append(fn()), daemon=True)
-    thread.start()
-    return thread, out
+class Requests:
+    """Requests sent from threads while the lock is held; the caller joins each with a bound, so a regression
+    fails instead of hanging, and `main_write_lock` waits for them once it let go, before the client closes."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+
+    def send(self, fn):
+        """Run `fn` in a thread; (thread, results list)."""
+        out: list = []
+        thread = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+        thread.start()
+        self.threads.append(thread)
+        return thread, out
 
 
 @SQLITE_ONLY
@@ -73,9 +83,9 @@ def test_a_signed_callback_is_stored_and_answered_while_a_job_holds_the_main_wri
         client, drain, fake_wecom, settings):
     fake_wecom.add_contact("wmEXT0001", "zhangsan")
     # given a job holding the main database's write lock
-    with main_write_lock(settings):
+    with main_write_lock(settings) as requests:
         # when WeCom delivers a signed callback
-        thread, out = _in_thread(lambda: wecom_post(client, wecom_creds(), ADD))
+        thread, out = requests.send(lambda: wecom_post(client, wecom_creds(), ADD))
         thread.join(BOUND)
         # then it is answered 200 and stored while the lock is still held
         assert not thread.is_alive(), "the callback waited behind the main database's write lock"
@@ -94,16 +104,14 @@ def test_32_concurrent_callbacks_are_all_answered_200_while_a_job_holds_the_main
     for i in range(32):
         fake_wecom.add_contact(f"wmEXT1{i:03d}", "zhangsan")
     # given a job holding the main database's write lock
-    with main_write_lock(settings):
+    with main_write_lock(settings) as requests:
         # when 32 signed callbacks arrive at once
-        pool = ThreadPoolExecutor(32)
-        futures = [pool.submit(wecom_post, client, wecom_creds(), e) for e in events]
-        thread, codes = _in_thread(lambda: [f.result().status_code for f in futures])
-        thread.join(BOUND * 3)
-        pool.shutdown(wait=False)
+        sent = [requests.send(lambda event=event: wecom_post(client, wecom_creds(), event)) for event in events]
+        for thread, _ in sent:
+            thread.join(BOUND)
         # then every one is answered 200 and stored before the lock is released
-        assert not thread.is_alive(), "callbacks waited behind the main database's write lock"
-        assert codes[0] == [200] * 32
+        assert not any(thread.is_alive() for thread, _ in sent), "callbacks waited behind the main write lock"
+        assert [out[0].status_code if out else "raised" for _, out in sent] == [200] * 32
         assert len(inbox_rows()) == 32
         assert _main_is_locked(settings)
     drain()
@@ -118,9 +126,9 @@ def test_an_oa_keyword_reply_is_answered_while_a_job_holds_the_main_write_lock(c
     assert client.post("/api/v1/auto-replies", json=rule, headers=ADMIN).status_code == 201
     text_message = fixture_text("official_account", "text.xml")
     # given a job holding the main database's write lock
-    with main_write_lock(settings):
+    with main_write_lock(settings) as requests:
         # when a follower's text matching the rule arrives
-        thread, out = _in_thread(lambda: client.post("/webhooks/official-account",
+        thread, out = requests.send(lambda: client.post("/webhooks/official-account",
                                                      params=_plain_query(_app_creds("official_account")),
                                                      content=text_message))
         thread.join(BOUND)
@@ -173,10 +181,11 @@ def test_two_concurrent_copies_of_a_job_apply_an_event_once_on_postgresql(settin
     with inbox_scope() as s:
         inbox_id = store(s, "wecom", ADD, data).inbox_id
     # given one copy of the job inside its handler
-    first, first_out = _in_thread(lambda: process_inbox(inbox_id))
+    copies = Requests()
+    first, first_out = copies.send(lambda: process_inbox(inbox_id))
     assert fetched.wait(BOUND)
     # when a second copy starts meanwhile, and waits on the first's uncommitted mark
-    second, second_out = _in_thread(lambda: process_inbox(inbox_id))
+    second, second_out = copies.send(lambda: process_inbox(inbox_id))
     engine = engine_for(settings.database_url)
 
     def waiting() -> int:
