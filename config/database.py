@@ -168,11 +168,28 @@ def _run_after_commit(session: Session) -> None:
         return
     _end(session)
     callbacks = session.info.pop("after_commit", [])
+    if session.info.get("defer_after_commit"):
+        session.info.setdefault("deferred", []).extend(callbacks)
+        return
+    _run(callbacks)
+
+
+def _run(callbacks: list[Callable[[], None]]) -> None:
     for cb in callbacks:
         try:
             cb()
         except Exception:  # a failed enqueue is recovered by the sweepers, never by losing the commit
             log.exception("after-commit callback %r failed", cb)
+
+
+def defer_after_commit(session: Session) -> None:
+    """Keep the session's after-commit callbacks until `run_deferred(session)` (to run them outside a lock)."""
+    session.info["defer_after_commit"] = True
+
+
+def run_deferred(session: Session) -> None:
+    """Run the after-commit callbacks that `defer_after_commit` kept (those of committed transactions only)."""
+    _run(session.info.pop("deferred", []))
 
 
 @event.listens_for(Session, "after_rollback")

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from config.database import engine_for, session_scope, upsert
+from config.database import defer_after_commit, engine_for, run_deferred, session_scope, upsert
 from config.queue import enqueue
 from config.settings import get_settings
 from config.types import utcnow
@@ -99,14 +99,17 @@ def inbox_scope() -> Iterator[Session]:
         return
     # SQLite's busy handler polls with growing sleeps, so in a burst the oldest waiter keeps losing to newer
     # ones until its timeout runs out; this process's writers queue on a lock instead, and SQLite's own wait
-    # is left to writers in other processes.
+    # is left to writers in other processes. What runs after the commit (an enqueue, maybe to a Redis that
+    # hangs) runs once the lock is released, so it never holds up the next acknowledgement.
     if not _WRITERS.acquire(timeout=INBOX_BUSY_TIMEOUT):
         raise InboxBusy(f"inbox writers ahead of this one for more than {INBOX_BUSY_TIMEOUT:.0f}s")
     try:
         with session_scope(engine) as session:
+            defer_after_commit(session)
             yield session
     finally:
         _WRITERS.release()
+    run_deferred(session)
 
 
 def get_inbox_session() -> Iterator[Session]:

@@ -240,3 +240,36 @@ def test_the_embedded_inbox_lives_in_its_own_file(settings):
     with engine.connect() as conn:
         names = set(conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'")).scalars())
     assert {t.name for t in INBOX_TABLES} <= names
+
+
+@SQLITE_ONLY
+def test_an_enqueue_that_hangs_does_not_hold_up_the_next_acknowledgement(settings, monkeypatch):
+    import config.queue
+    from webhooks.crypto import parse_body
+    from webhooks.intake import accept
+
+    hung, release, dispatched = threading.Event(), threading.Event(), []
+
+    def dispatch(func, args, queue, retries):
+        dispatched.append(args)
+        if len(dispatched) == 1:  # the first enqueue hangs, as with a Redis that does not answer
+            hung.set()
+            release.wait(BOUND * 3)
+
+    monkeypatch.setattr(config.queue, "_dispatch", dispatch)
+    other = ADD.replace("wmEXT0001", "wmEXT0002")
+    requests = Requests()
+    try:
+        # given a callback stored and committed whose enqueue hangs
+        requests.send(lambda: accept("wecom", ADD, parse_body(ADD)[0]))
+        assert hung.wait(BOUND)
+        # when the next callback arrives
+        second, out = requests.send(lambda: accept("wecom", other, parse_body(other)[0]))
+        second.join(BOUND)
+        # then it is stored and enqueued without waiting for the first one's enqueue
+        assert not second.is_alive() and out and out[0].created
+        assert len(inbox_rows()) == 2 and len(dispatched) == 2
+    finally:
+        release.set()
+        for thread in requests.threads:
+            thread.join(60)
