@@ -5,7 +5,12 @@ events/s with `siyu worker` processes on Redis and PostgreSQL.
 Runs twice: embedded (SQLite, in-process jobs) and PostgreSQL + Redis (acknowledgement measured with the
 workers stopped, so the figure is the intake's own; then the workers drain the inbox).
 
-    python bench/webhooks.py [--events 2000] [--concurrency 16] [--workers 2]
+Embedded mode then measures acknowledgements (p50/p95/p99/max) of a burst of `--lock-events` callbacks
+from `--lock-concurrency` senders twice: with the server's own jobs running (the baseline), and while a long
+job holds the main database's write lock for the whole burst (WeCom gives up after 5 s).
+
+    python bench/webhooks.py [--events 2000] [--concurrency 16] [--workers 2] [--lock-events 128]
+                             [--lock-concurrency 32]
                              [--pg postgresql+psycopg://postgres@127.0.0.1:5432/siyu_bench] [--redis redis://127.0.0.1:6379/14]
 """
 from __future__ import annotations
@@ -14,11 +19,14 @@ import argparse
 import multiprocessing as mp
 import os
 import secrets
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +58,7 @@ def bare():
 """
 
 
-def _payloads(n: int) -> list[tuple[dict, bytes]]:
+def _payloads(n: int, start: int = 0) -> list[tuple[dict, bytes]]:
     from bot.credentials import wecom_credentials
     from bot.sandbox import events as tencent
     from bot.sandbox.callbacks import wecom_envelope
@@ -60,19 +68,22 @@ def _payloads(n: int) -> list[tuple[dict, bytes]]:
     creds = wecom_credentials(get_settings())
     return [wecom_envelope(creds, tencent.add_external_contact(creds.corp_id, STAFF, f"wmBENCH{i:06d}",
                                                                create_time=1700000000 + i))
-            for i in range(n)]
+            for i in range(start, start + n)]
 
 
 def _drive(base: str, path: str, payloads, concurrency: int, out) -> None:
     import httpx
 
     latencies = []
-    client = httpx.Client(base_url=base, timeout=30, limits=httpx.Limits(max_connections=concurrency))
+    client = httpx.Client(base_url=base, timeout=60, limits=httpx.Limits(max_connections=concurrency))
 
     def send(item):
         params, body = item
         t = time.perf_counter()
-        code = client.post(path, params=params, content=body, headers={"Content-Type": "text/xml"}).status_code
+        try:
+            code = client.post(path, params=params, content=body, headers={"Content-Type": "text/xml"}).status_code
+        except httpx.HTTPError:
+            code = None
         latencies.append(time.perf_counter() - t)
         return code
 
@@ -82,15 +93,67 @@ def _drive(base: str, path: str, payloads, concurrency: int, out) -> None:
     out.put((time.perf_counter() - t0, sorted(latencies), sum(c == 200 for c in codes)))
 
 
-def _measure(base, path, payloads, concurrency):
-    """(ack/s, p50 ms, p99 ms, 200s) of `payloads` POSTed from a separate process."""
+def _measure(base, path, payloads, concurrency, full: bool = False):
+    """(ack/s, p50 ms, p99 ms, 200s) of `payloads` POSTed from a separate process; with `full`, (p50, p95, p99, max, 200s)."""
     q = mp.Queue()
     p = mp.Process(target=_drive, args=(base, path, payloads, concurrency, q))
     p.start()
     elapsed, lat, ok = q.get()
     p.join()
     pct = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] * 1000  # noqa: E731
+    if full:
+        return pct(0.5), pct(0.95), pct(0.99), lat[-1] * 1000, ok
     return len(payloads) / elapsed, pct(0.5), pct(0.99), ok
+
+
+@contextmanager
+def _write_lock_held(path: str):
+    """A long job: the SQLite database at `path` write-locked from another connection until the block ends."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        release.wait()
+        conn.execute("ROLLBACK")
+        conn.close()
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    held.wait(60)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(60)
+
+
+def _inbox_url(db_url: str, tmp: str) -> str:
+    # Embedded mode keeps the inbox in var/inbox.db (older versions: in the main database).
+    inbox = Path(tmp) / "var" / "inbox.db"
+    return f"sqlite:///{inbox}" if db_url.startswith("sqlite") and inbox.exists() else db_url
+
+
+def _wait_drained(url: str, timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while _pending(url) and time.perf_counter() < deadline:
+        time.sleep(0.2)
+
+
+def _under_lock(label: str, base: str, db_url: str, tmp: str, args) -> None:
+    """Acknowledgements with the server's jobs running, then while a long job holds the main write lock."""
+    n, c = args.lock_events, args.lock_concurrency
+    print(f"[{label}] acknowledgement of {n} callbacks from {c} concurrent senders, a long job holding the main "
+          f"database's write lock or not")
+    baseline = _measure(base, "/webhooks/wecom", _payloads(n, args.events), c, full=True)
+    _wait_drained(_inbox_url(db_url, tmp), args.drain_timeout)
+    with _write_lock_held(db_url.removeprefix("sqlite:///")):
+        locked = _measure(base, "/webhooks/wecom", _payloads(n, args.events + n), c, full=True)
+    for name, (p50, p95, p99, top, ok) in (("jobs running", baseline), ("write lock held", locked)):
+        print(f"[{label}]   {name:16s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   p99 {p99:7.1f} ms   "
+              f"max {top:7.1f} ms   200s {ok}/{n}")
+    _wait_drained(_inbox_url(db_url, tmp), args.drain_timeout)
 
 
 def _pending(url: str) -> int:
@@ -122,7 +185,8 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
     port = free_port()
     env = {"SIYU_VAR_DIR": f"{tmp}/var", "SIYU_ADMIN_TOKEN": secrets.token_urlsafe(24), "SIYU_LOG_LEVEL": "WARNING",
            "SIYU_DATABASE_URL": db_url, "SIYU_PUBLIC_URL": f"http://127.0.0.1:{port}/",
-           "SIYU_WECHAT_RATE_LIMITS": "100000000/1", "BENCH_EVENTS": str(args.events)}
+           "SIYU_WECHAT_RATE_LIMITS": "100000000/1",
+           "BENCH_EVENTS": str(args.events + (0 if redis_url else 2 * args.lock_events))}
     if redis_url:
         env["SIYU_REDIS_URL"] = redis_url
     os.environ.update(env)
@@ -143,13 +207,14 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
         for name, (rate, p50, p99, ok) in (("bare FastAPI", bare), ("/webhooks/wecom", hook)):
             print(f"[{label}]   {name:16s} {rate:7.0f} ack/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   200s {ok}")
         print(f"[{label}]   webhook/bare: {hook[0] / bare[0]:.2f}x the throughput, p50 {hook[1] / bare[1]:.1f}x")
-        t0, queued = time.perf_counter(), _pending(db_url)
+        inbox_url = _inbox_url(db_url, tmp)
+        t0, queued = time.perf_counter(), _pending(inbox_url)
         if redis_url:
             siyu = str(Path(sys.executable).with_name("siyu"))
             workers = [subprocess.Popen([siyu, "worker"], cwd=tmp, env=full_env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL) for _ in range(args.workers)]
         # embedded: the server's own job threads have been working since the first event arrived
-        while (left := _pending(db_url)) and time.perf_counter() - t0 < args.drain_timeout:
+        while (left := _pending(inbox_url)) and time.perf_counter() - t0 < args.drain_timeout:
             time.sleep(0.2)
         elapsed = time.perf_counter() - t0
         done = queued - left
@@ -157,6 +222,8 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
         print(f"[{label}]   end to end, {who}: {done / elapsed:.0f} events/s processed ({done} still queued "
               f"after the burst, drained in {elapsed:.1f}s{', worker start-up included' if redis_url else ''}; "
               f"{left} left)")
+        if not redis_url and args.lock_events:
+            _under_lock(label, base, db_url, tmp, args)
     finally:
         for proc in [server, *workers]:
             proc.terminate()
@@ -186,6 +253,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--drain-timeout", type=float, default=300)
+    ap.add_argument("--lock-events", type=int, default=128, help="embedded: callbacks per burst of the lock test (0: skip)")
+    ap.add_argument("--lock-concurrency", type=int, default=32)
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/siyu_bench")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     args = ap.parse_args()

@@ -37,13 +37,16 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+READ_ONLY = "siyu_read_only"  # execution option of `read_scope` sessions
+
+
+def _sqlite_pragmas(busy_timeout: float, dbapi_conn, _record) -> None:
     # WAL lets the server read while a job writes; the busy timeout waits instead of failing.
     dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 
@@ -51,7 +54,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 def _sqlite_begin(conn) -> None:
     # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that later writes
     # can fail with SQLITE_BUSY without waiting, which would lose a webhook or a job.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # A read-only session begins deferred: under WAL it reads a snapshot and never waits for a writer.
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def _sqlite_private(path: Path) -> Callable:
@@ -63,21 +67,24 @@ def _sqlite_private(path: Path) -> Callable:
     return connect
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`, with SQLite tuned for one server process plus in-process jobs."""
+def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engine:
+    """An engine for `url`, with SQLite tuned for one server process plus in-process jobs.
+
+    `busy_timeout` (seconds, SQLite only) bounds how long a transaction waits for another's write lock.
+    """
     parsed = make_url(url)
     # Error messages would otherwise carry the statement's parameters (phones, payloads, tokens) into
     # logs and stored errors.
     kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
-        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": busy_timeout})
         kwargs.setdefault("poolclass", NullPool)
         engine = create_engine(url, **kwargs)
         if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
             path = Path(parsed.database)
             make_private_dir(path.parent)
             event.listen(engine, "connect", _sqlite_private(path))
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout))
         event.listen(engine, "begin", _sqlite_begin)
     else:
         kwargs.setdefault("pool_pre_ping", True)
@@ -99,9 +106,9 @@ os.register_at_fork(after_in_child=_dispose_pools_in_child)
 
 
 @functools.lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
-    """The process-wide engine of `url`."""
-    return make_engine(url)
+def engine_for(url: str, busy_timeout: float = 30.0) -> Engine:
+    """The process-wide engine of `url` (SQLite: waiting at most `busy_timeout` seconds for the write lock)."""
+    return make_engine(url, busy_timeout=busy_timeout)
 
 
 def get_engine() -> Engine:
@@ -126,6 +133,24 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@functools.lru_cache(maxsize=8)
+def _read_only(engine: Engine) -> Engine:
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+@contextlib.contextmanager
+def read_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """A session for reading only: on SQLite it never takes (or waits for) the write lock; rolled back at the end.
+
+    The objects it loaded stay readable afterwards (detached, not expired).
+    """
+    session = _factory(_read_only(engine or get_engine()))()
+    try:
+        yield session
+    finally:
+        session.close()  # ends the transaction without expiring what was read
 
 
 def get_session() -> Iterator[Session]:
@@ -164,11 +189,28 @@ def _run_after_commit(session: Session) -> None:
         return
     _end(session)
     callbacks = session.info.pop("after_commit", [])
+    if session.info.get("defer_after_commit"):
+        session.info.setdefault("deferred", []).extend(callbacks)
+        return
+    _run(callbacks)
+
+
+def _run(callbacks: list[Callable[[], None]]) -> None:
     for cb in callbacks:
         try:
             cb()
         except Exception:  # a failed enqueue is recovered by the sweepers, never by losing the commit
             log.exception("after-commit callback %r failed", cb)
+
+
+def defer_after_commit(session: Session) -> None:
+    """Keep the session's after-commit callbacks until `run_deferred(session)` (to run them outside a lock)."""
+    session.info["defer_after_commit"] = True
+
+
+def run_deferred(session: Session) -> None:
+    """Run the after-commit callbacks that `defer_after_commit` kept (those of committed transactions only)."""
+    _run(session.info.pop("deferred", []))
 
 
 @event.listens_for(Session, "after_rollback")

@@ -47,3 +47,17 @@ class ErrorText(TypeDecorator):
 def utcnow() -> datetime:
     """Now, aware, in UTC."""
     return datetime.now(timezone.utc)
+
+
+# Tencent's timestamps are Unix seconds; anything outside these years is corrupt, not a time.
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+
+
+def from_unix(value) -> datetime | None:
+    """Unix seconds (int or digit string) as an aware UTC datetime; None when absent or not a plausible time."""
+    try:
+        at = datetime.fromtimestamp(int(value), timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return at if EARLIEST <= at < LATEST else None

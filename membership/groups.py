@@ -131,7 +131,7 @@ def _type(item: dict) -> int:
 def _when(timestamp) -> datetime | None:
     try:
         return datetime.fromtimestamp(int(timestamp), timezone.utc)
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, OSError):  # OSError: too large for the platform's time_t
         return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy.orm import Session
 
-from config.database import request_session
+from config.database import request_session, session_scope
 from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
@@ -12,7 +12,7 @@ from membership.exceptions import InvalidInput
 from membership.models import Role, Tag
 from segments import service
 from segments.exceptions import EvaluationFailed, InUse, InvalidDefinition, NotFound, Unevaluable
-from segments.materialise import refresh_segment
+from segments.materialise import refresh_in_chunks, refresh_segment
 from segments.models import Segment, TagRule
 from segments.schemas import (
     PreviewIn, PreviewOut, SegmentIn, SegmentMemberOut, SegmentMembersPage, SegmentOut, SegmentPatch, TagRuleIn,
@@ -122,7 +122,16 @@ def refresh(segment_id: DbId, session: Session = request_session, _: Principal =
     """Fully refresh a segment now; the answer carries the diff and the duration."""
     try:
         service.get_segment(session, segment_id)
-        result = refresh_segment(session, segment_id)
+        if session.get_bind().dialect.name == "sqlite":
+            # The request's transaction would hold SQLite's one write lock for the whole refresh: end it here
+            # and let the refresh take the lock one chunk of members at a time.
+            session.commit()
+            result = refresh_in_chunks(session_scope, segment_id)
+            if result is None:
+                raise NotFound(f"segment {segment_id} not found")
+            session.expire_all()
+        else:
+            result = refresh_segment(session, segment_id)
     except DOMAIN_ERRORS as exc:
         raise _http(exc) from None
     return _out(service.get_segment(session, segment_id), result.size)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from config.database import session_scope
+from config.database import get_engine, session_scope
 from config.queue import enqueue
 from config.types import utcnow
 from membership.models import Identity, Relation, RelationStatus, Staff, Tag
@@ -37,11 +39,21 @@ def keyword_rules_job(event_id: int) -> list[int]:
         return rules.apply_keyword_rules(session, event_id)
 
 
+@contextmanager
+def _job_transaction() -> Iterator[Session]:
+    with session_scope() as session:
+        session.info[DEPTH] = 1
+        yield session
+
+
 def refresh_segment_job(segment_id: int) -> None:
     """Fully refresh one segment (a no-op once deleted); a failure no retry can fix is recorded, not raised."""
     try:
-        with session_scope() as session:
-            session.info[DEPTH] = 1
+        if get_engine().dialect.name == "sqlite":
+            # SQLite has one write lock for the whole database: hold it one chunk of members at a time.
+            materialise.refresh_in_chunks(_job_transaction, segment_id)
+            return
+        with _job_transaction() as session:
             if session.get(Segment, segment_id) is not None:
                 materialise.refresh_segment(session, segment_id)
     except NotFound:  # deleted between the two reads

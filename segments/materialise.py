@@ -2,16 +2,20 @@
 
 Either path changes a `segment_membership` row only through an insert-if-absent or a delete whose
 result says whether it changed anything, and writes `segment.entered` / `segment.left` only then, so a
-refresh racing a re-check never writes an event twice.
+refresh racing a re-check never writes an event twice. On SQLite, whose write lock covers the whole
+database, the jobs and the API run a full refresh in chunks of member ids, each its own short transaction
+(`refresh_in_chunks`), so callbacks, jobs and requests get the lock between chunks.
 """
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import BigInteger, bindparam, delete, exists, func, literal, select, union_all
+from sqlalchemy import BigInteger, and_, bindparam, delete, exists, func, literal, select, true, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -29,6 +33,13 @@ from segments.predicate import Predicate, compile_predicate, load_states
 from segments.sql import SqlCompiler, id_filter, prepare
 
 log = logging.getLogger(__name__)
+
+# A chunked refresh's transactions aim at CHUNK_TARGET seconds of write lock each: the first takes CHUNK
+# members, each next one as many as the last one's pace allows (writing an entered/left event costs far more
+# than evaluating a member, so a first refresh moves slowly and a quiet one in large strides).
+CHUNK = 250
+MIN_CHUNK, MAX_CHUNK = 50, 20000
+CHUNK_TARGET = 0.1
 
 
 @dataclass
@@ -97,18 +108,85 @@ def _evaluate(session: Session, segment_id: int, ctx: EvalContext, member_ids: l
         entered, left = apply_diff(session, segment.id, SqlCompiler(ctx, refs, dialect, scope=scope).condition(node), scope)
     diff_ms = int((time.perf_counter() - started) * 1000)
     _write_changes(session, segment, sorted(entered), sorted(left))
+    return _finish(session, segment, entered, left, started, diff_ms, full=member_ids is None,
+                   how="fully" if member_ids is None else f"{len(member_ids)} members")
+
+
+def _finish(session: Session, segment: Segment, entered: list[int], left: list[int], started: float,
+            diff_ms: int, *, full: bool, how: str) -> RefreshResult:
     sm = SegmentMembership
     size = session.scalar(select(func.count()).select_from(sm).where(sm.segment_id == segment.id)) or 0
     total_ms = int((time.perf_counter() - started) * 1000)
     segment.size = size
-    if member_ids is None:  # only a full refresh vouches for every member
+    if full:  # only a full refresh vouches for every member
         segment.refreshed_at, segment.last_refresh_ms = utcnow(), total_ms
         segment.last_entered, segment.last_left = len(entered), len(left)
         segment.refresh_error = None
     log.info("segment %s: %s refreshed in %d ms (diff %d ms): %d entered, %d left, size %d", segment.id,
-             "fully" if member_ids is None else f"{len(member_ids)} members", total_ms, diff_ms,
-             len(entered), len(left), size)
+             how, total_ms, diff_ms, len(entered), len(left), size)
     return RefreshResult(segment.id, entered, left, size, diff_ms, total_ms)
+
+
+Transaction = Callable[[], AbstractContextManager[Session]]
+
+
+def refresh_in_chunks(transaction: Transaction, segment_id: int, ctx: EvalContext | None = None) -> RefreshResult | None:
+    """Fully refresh a segment in short transactions of a chunk of members each, opened with `transaction()`.
+
+    Each chunk applies its own entered/left diff and writes its events; the segment's size and refresh time
+    are written at the end. A member that changes meanwhile is re-checked by the listeners as usual, and the
+    diff's insert-if-absent / delete-returning writes keep a racing re-check from doubling an event.
+    None when the segment is gone.
+    """
+    with failures.translated(segment_id):  # as _refresh: no SQL in a failure, Unevaluable when no retry helps
+        return _refresh_in_chunks(transaction, segment_id, ctx)
+
+
+def _refresh_in_chunks(transaction: Transaction, segment_id: int, ctx: EvalContext | None) -> RefreshResult | None:
+    ctx, chunk = ctx or context(), min(CHUNK, MAX_CHUNK)
+    started = time.perf_counter()
+    with transaction() as session:
+        segment = session.get(Segment, segment_id)
+        if segment is None:
+            return None
+        node, refs = compile_segment(session, segment)
+        counters.ensure_filters(session, event_leaves(node, refs))
+    entered, left, lo, chunks, longest = [], [], None, 0, 0.0
+    while True:
+        begun = time.perf_counter()
+        with transaction() as session:
+            dialect = session.get_bind().dialect.name
+            hi = _chunk_end(session, lo, chunk)
+            scope = _id_range(lo, hi)
+            cond = SqlCompiler(ctx, refs, dialect, scope=scope).condition(node)
+            chunk_entered, chunk_left = apply_diff(session, segment_id, cond, scope)
+            _write_changes(session, segment, sorted(chunk_entered), sorted(chunk_left))
+        took = time.perf_counter() - begun
+        entered += chunk_entered
+        left += chunk_left
+        chunks, longest = chunks + 1, max(longest, took)
+        if hi is None:
+            break
+        lo = hi
+        chunk = min(MAX_CHUNK, max(MIN_CHUNK, int(chunk * min(4.0, CHUNK_TARGET / max(took, 1e-4)))))
+    diff_ms = int((time.perf_counter() - started) * 1000)
+    with transaction() as session:
+        segment = session.get(Segment, segment_id)
+        if segment is None:  # deleted meanwhile: its memberships went with it
+            return None
+        return _finish(session, segment, entered, left, started, diff_ms, full=True,
+                       how=f"fully in {chunks} transactions (longest {longest * 1000:.0f} ms)")
+
+
+def _chunk_end(session: Session, lo: int | None, chunk: int) -> int | None:
+    """The last member id of the chunk after `lo`, or None when the rest fits in this chunk (the open end)."""
+    q = select(Member.id).order_by(Member.id).offset(chunk - 1).limit(1)
+    return session.scalar(q.where(Member.id > lo) if lo is not None else q)
+
+
+def _id_range(lo: int | None, hi: int | None) -> Callable:
+    # (lo, hi], open where None: the chunks tile every id, memberships of ids past the last member included.
+    return lambda column: and_(column > lo if lo is not None else true(), column <= hi if hi is not None else true())
 
 
 def apply_diff(session: Session, segment_id: int, cond, scope=None) -> tuple[list[int], list[int]]:

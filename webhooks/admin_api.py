@@ -6,14 +6,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import WeChatAPIError
-from config.database import request_session
+from config.database import read_scope, request_session
 from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
 from membership.exceptions import Forbidden, InvalidInput, NotFound
 from membership.models import Role
 from webhooks import service
-from webhooks.inbox import requeue
+from webhooks.inbox import inbox_engine, inbox_request_session, requeue
 from webhooks.models import InboxEvent, InboxStatus
 from webhooks.retention import PURGED
 from webhooks.warm import warm_oa, warm_wecom
@@ -36,8 +36,7 @@ def _http(exc: Exception) -> HTTPException:
 
 @router.get("/inbox", response_model=InboxPage)
 def list_inbox(status: InboxStatus | None = None, source: str | None = None, cursor: str | None = None,
-               limit: int = Query(50, ge=1, le=500), session: Session = request_session,
-               _: Principal = Depends(require())):
+               limit: int = Query(50, ge=1, le=500), _: Principal = Depends(require())):
     """Stored callbacks, oldest first, filtered by status (failed, unhandled…) and source (admin only)."""
     q = select(InboxEvent).order_by(InboxEvent.id).limit(limit + 1)
     if status is not None:
@@ -46,12 +45,14 @@ def list_inbox(status: InboxStatus | None = None, source: str | None = None, cur
         q = q.where(InboxEvent.source == source)
     if (after := decode_cursor(cursor)) is not None:
         q = q.where(InboxEvent.id > after)
-    page, next_cursor = page_of(list(session.scalars(q)), limit, lambda r: r.id)
+    with read_scope(inbox_engine()) as session:  # a reader never holds the lock acknowledgements need
+        rows = list(session.scalars(q))
+    page, next_cursor = page_of(rows, limit, lambda r: r.id)
     return InboxPage(items=[InboxOut.model_validate(r, from_attributes=True) for r in page], next_cursor=next_cursor)
 
 
 @router.post("/inbox/{inbox_id}/replay", response_model=InboxOut)
-def replay_inbox(inbox_id: DbId, session: Session = request_session, _: Principal = Depends(require())):
+def replay_inbox(inbox_id: DbId, session: Session = inbox_request_session, _: Principal = Depends(require())):
     """Handle a failed or unhandled event again, from its first attempt (admin only)."""
     row = session.get(InboxEvent, inbox_id)
     if row is None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from config.types import utcnow
+from config.types import from_unix, utcnow
+from webhooks.exceptions import PermanentEventError
 
 Key = tuple[str, str, str, str]
 HANDLERS: dict[Key, Callable[[Session, "Event"], None]] = {}
@@ -40,13 +41,23 @@ class Event:
         value = self.data.get(name)
         return value.strip() if isinstance(value, str) else default
 
+    def require(self, name: str) -> str:
+        """A top-level text field the handler cannot do without; PermanentEventError when absent or blank."""
+        value = self.get(name)
+        if not value:
+            raise PermanentEventError(f"event has no {name}")
+        return value
+
     @property
     def at(self) -> datetime:
-        """When Tencent says it happened (CreateTime), else now."""
-        try:
-            return datetime.fromtimestamp(int(self.data.get("CreateTime")), timezone.utc)
-        except (TypeError, ValueError):
+        """When Tencent says it happened (CreateTime), else now; PermanentEventError when CreateTime is corrupt."""
+        raw = self.data.get("CreateTime")
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
             return utcnow()
+        at = from_unix(raw.strip() if isinstance(raw, str) else raw)
+        if at is None:
+            raise PermanentEventError(f"CreateTime {str(raw)[:40]!r} is not a time between 2000 and 2100")
+        return at
 
     def key(self, what: str) -> str:
         """A timeline dedupe key for one effect of this event: the same event writes it once."""

@@ -1,21 +1,130 @@
-"""The inbox: every decrypted callback stored once under its content key, then its id enqueued."""
+"""The inbox: every decrypted callback stored once under its content key, then its id enqueued.
+
+In embedded mode (SQLite) the inbox has a file of its own, `<var_dir>/inbox.db`: SQLite locks a whole
+database for one writer, and an acknowledgement must not wait behind a job holding the main database's
+write lock. Only short transactions touch that file, and they wait at most `INBOX_BUSY_TIMEOUT` for
+each other. On PostgreSQL the inbox is in the main database. Every reader and writer of the intake's
+tables goes through `inbox_engine()` / `inbox_scope()`.
+"""
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import logging
+import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
-from sqlalchemy import select, update
+from fastapi import Depends
+from sqlalchemy import Engine, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
-from config.database import upsert
+from config.database import defer_after_commit, engine_for, make_engine, run_deferred, session_scope, upsert
 from config.queue import enqueue
+from config.settings import get_settings
 from config.types import utcnow
 from webhooks.metrics import RECEIVED
-from webhooks.models import InboxEvent, InboxStatus
+from webhooks.models import INBOX_TABLES, InboxEvent, InboxStatus
 
 log = logging.getLogger(__name__)
+
+INBOX_BUSY_TIMEOUT = 1.0  # seconds an inbox transaction waits for another's lock (the ack path's bound)
+_WRITERS = threading.RLock()  # this process's writers of the SQLite inbox, one at a time
+
+
+def _new_writers_lock() -> None:
+    global _WRITERS
+    _WRITERS = threading.RLock()  # a forked child must not inherit a lock some parent thread held
+
+
+os.register_at_fork(after_in_child=_new_writers_lock)
+
+
+class InboxBusy(Exception):
+    """The inbox stayed locked by other writers for longer than `INBOX_BUSY_TIMEOUT`."""
+
+
+def inbox_engine() -> Engine:
+    """The engine of the intake's tables: `<var_dir>/inbox.db` when the main database is SQLite, else the main one."""
+    settings = get_settings()
+    return _inbox_engine(settings.database_url, str(settings.var_dir.resolve()))
+
+
+@functools.lru_cache(maxsize=8)
+def _inbox_engine(database_url: str, var_dir: str) -> Engine:
+    if make_url(database_url).get_backend_name() != "sqlite":
+        return engine_for(database_url)
+    # Pooled connections: opening one (and setting its pragmas) costs ~7 ms, ten times the insert itself,
+    # and every acknowledgement would pay it inside the writers' lock. Overflow is unbounded: never wait for one.
+    engine = make_engine(f"sqlite:///{var_dir}/inbox.db", busy_timeout=INBOX_BUSY_TIMEOUT, poolclass=QueuePool,
+                         pool_size=4, max_overflow=-1)
+    for table in INBOX_TABLES:
+        table.create(engine, checkfirst=True)
+    main = make_url(database_url).database
+    if main and main != ":memory:" and Path(main).exists():
+        _adopt(engine, str(Path(main).resolve()))
+    return engine
+
+
+def _adopt(engine: Engine, main_path: str) -> None:
+    # An install from before the split kept the intake's tables in the main database: copy their rows over
+    # once, ids and all (timeline keys and outbound sends name inbox ids), so no waiting event is lost.
+    # One statement each, in autocommit: it writes the inbox file and only reads the main one (no lock there).
+    raw = engine.raw_connection()
+    raw.detach()  # out of the pool: closing it really closes it, and the ATTACH goes with it
+    try:
+        cur = raw.cursor()
+        cur.execute("ATTACH DATABASE ? AS main_db", (main_path,))
+        for table in INBOX_TABLES:
+            if not cur.execute("SELECT 1 FROM main_db.sqlite_master WHERE type = 'table' AND name = ?",
+                               (table.name,)).fetchone():
+                continue
+            cols = ", ".join(f'"{c.name}"' for c in table.columns)
+            cur.execute(f'INSERT INTO main."{table.name}" ({cols}) SELECT {cols} FROM main_db."{table.name}" '
+                        f'WHERE NOT EXISTS (SELECT 1 FROM main."{table.name}")')
+            if cur.rowcount > 0:
+                log.warning("inbox: copied %d rows of %s from the main database into %s", cur.rowcount,
+                            table.name, engine.url.database)
+    finally:
+        raw.close()
+
+
+@contextlib.contextmanager
+def inbox_scope() -> Iterator[Session]:
+    """A session on the inbox in one short transaction: committed when the block ends, rolled back when it raises."""
+    engine = inbox_engine()
+    if engine.dialect.name != "sqlite":
+        with session_scope(engine) as session:
+            yield session
+        return
+    # SQLite's busy handler polls with growing sleeps, so in a burst the oldest waiter keeps losing to newer
+    # ones until its timeout runs out; this process's writers queue on a lock instead, and SQLite's own wait
+    # is left to writers in other processes. What runs after the commit (an enqueue, maybe to a Redis that
+    # hangs) runs once the lock is released, so it never holds up the next acknowledgement.
+    if not _WRITERS.acquire(timeout=INBOX_BUSY_TIMEOUT):
+        raise InboxBusy(f"inbox writers ahead of this one for more than {INBOX_BUSY_TIMEOUT:.0f}s")
+    try:
+        with session_scope(engine) as session:
+            defer_after_commit(session)
+            yield session
+    finally:
+        _WRITERS.release()
+    run_deferred(session)
+
+
+def get_inbox_session() -> Iterator[Session]:
+    """FastAPI dependency: a session on the inbox, committed after the handler returns."""
+    with inbox_scope() as session:
+        yield session
+
+
+inbox_request_session = Depends(get_inbox_session, scope="function")  # committed before the answer is sent
 
 
 def _text(value) -> str:
@@ -83,7 +192,7 @@ class Stored:
 
 
 def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
-    """Insert the callback (or find its earlier copy) and, when new, enqueue it after the commit.
+    """Insert the callback (or find its earlier copy) and, when new, enqueue it once `session` (on the inbox) commits.
 
     What is stored always fits the columns, so no callback's content can make the insert fail.
     """

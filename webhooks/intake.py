@@ -6,12 +6,12 @@ import threading
 import time
 
 from fastapi import HTTPException, Request
+from sqlalchemy.exc import OperationalError
 
-from config.database import session_scope
 from config.settings import get_settings
 from webhooks.crypto import BadPayload, BadSignature, WrongReceiver
-from webhooks.inbox import Stored, store
-from webhooks.metrics import REJECTED
+from webhooks.inbox import INBOX_BUSY_TIMEOUT, InboxBusy, Stored, inbox_scope, store
+from webhooks.metrics import RECEIVED, REJECTED
 from webhooks.replay import Delivery, remember
 
 log = logging.getLogger(__name__)
@@ -61,15 +61,22 @@ def reject(source: str, exc: Exception) -> HTTPException:
 
 def accept(source: str, plaintext: str, data: dict, extra_jobs=(), *, seen: Delivery | None = None,
            now: float | None = None) -> Stored:
-    """Store a verified callback under its content key and enqueue it once committed.
+    """Store a verified callback under its content key and enqueue it once committed; 503 when the inbox is stuck.
 
     With `seen`, its nonce is remembered in the same transaction; a nonce reused for other content is refused
     (403) and nothing is stored.
     """
     try:
-        with session_scope() as session:
+        with inbox_scope() as session:
             if seen is not None:
                 remember(session, seen, time.time() if now is None else now)
             return store(session, source, plaintext, data, extra_jobs)
     except BadSignature as exc:
         raise reject(source, exc) from None
+    except (OperationalError, InboxBusy) as exc:
+        # The inbox stayed locked (or unwritable) past its short timeout. Answering 503 at once lets Tencent
+        # deliver again; waiting longer would pass its 5-second limit and be a retry anyway.
+        RECEIVED.labels(source, "busy").inc()
+        log.error("callback %s: not stored, inbox unavailable after %.0fs: %s", source, INBOX_BUSY_TIMEOUT,
+                  str(getattr(exc, "orig", exc))[:200])
+        raise HTTPException(503, "inbox busy, deliver again", headers={"Retry-After": "1"}) from None

@@ -56,6 +56,26 @@ class WebhookNonce(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # the sweeper purges what has passed
 
 
+class InboxApplied(Base):
+    """The mark that an inbox event's handler committed its effects: written in the handler's own transaction.
+
+    It lives in the main database, beside the effects, while the inbox row may live in a file of its own
+    (embedded mode): a second copy of the job finds the mark and applies nothing, and a job that died
+    between this commit and marking the row done is finished by the next attempt.
+    """
+
+    __tablename__ = "webhook_inbox_applied"
+
+    content_key: Mapped[str] = mapped_column(String(100), primary_key=True)  # the inbox row's content key
+    inbox_id: Mapped[int] = mapped_column(Integer)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# The intake's own tables: on SQLite they live in `<var_dir>/inbox.db`, so an acknowledgement never waits
+# for a job holding the main database's write lock (webhooks.inbox.inbox_engine).
+INBOX_TABLES = (InboxEvent.__table__, WebhookNonce.__table__)
+
+
 class ChannelCode(Base):
     """A WeCom 联系我 code Siyu created: customers arriving with its `state` get its store, staff, tags, welcome."""
 

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from config.database import session_scope
 from config.settings import get_settings
 from config.types import utcnow
+from webhooks.inbox import inbox_scope
 from webhooks.models import InboxEvent, InboxStatus
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def purge_inbox_payloads(now: datetime | None = None, batch: int = BATCH) -> int
     cutoff = (now or utcnow()) - timedelta(days=get_settings().inbox_retention_days)
     purged, after = 0, 0
     while True:
-        with session_scope() as session:
+        with inbox_scope() as session:
             ids = list(session.scalars(
                 select(InboxEvent.id)
                 .where(InboxEvent.id > after, InboxEvent.received_at < cutoff,

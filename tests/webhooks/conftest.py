@@ -51,15 +51,15 @@ def enqueued(monkeypatch):
 def handle(source: str, plaintext: str):
     """Store a payload as the intake would and run its job once (use with `enqueued`); the inbox row after."""
     from webhooks.crypto import parse_body
-    from webhooks.inbox import store
+    from webhooks.inbox import inbox_scope, store
     from webhooks.jobs import process_inbox
     from webhooks.models import InboxEvent
 
     data, _ = parse_body(plaintext)
-    with session_scope() as s:
+    with inbox_scope() as s:
         inbox_id = store(s, source, plaintext, data).inbox_id
     process_inbox(inbox_id)
-    with session_scope() as s:
+    with inbox_scope() as s:
         return s.get(InboxEvent, inbox_id)
 
 
@@ -115,9 +115,10 @@ def inbox_rows():
     """Every inbox row, oldest first."""
     from sqlalchemy import select
 
+    from webhooks.inbox import inbox_scope
     from webhooks.models import InboxEvent
 
-    with session_scope() as s:
+    with inbox_scope() as s:
         return list(s.scalars(select(InboxEvent).order_by(InboxEvent.id)))
 
 

@@ -67,14 +67,14 @@ def test_add_through_a_channel_code_creates_member_relation_store_tags(shop, enq
 
 
 def test_the_same_add_handled_again_changes_nothing(shop, enqueued, fake_wecom):
-    from webhooks.inbox import requeue
+    from webhooks.inbox import inbox_scope, requeue
     from webhooks.jobs import process_inbox
 
     fake_wecom.add_contact("wmEXT0001", "zhangsan", state="STATE")
     row = handle("wecom", ADD)
     # when the job runs twice more (a retried job, a replay)
     process_inbox(row.id)
-    with session_scope() as s:
+    with inbox_scope() as s:
         requeue(s, row.id)
     process_inbox(row.id)
     # then still one member, one relation, one tag, one contact.added, one mark_tag
@@ -236,9 +236,10 @@ def _age_inbox_row(inbox_id: int, seconds: int) -> None:
     from sqlalchemy import update
 
     from config.types import utcnow
+    from webhooks.inbox import inbox_scope
     from webhooks.models import InboxEvent
 
-    with session_scope() as s:
+    with inbox_scope() as s:
         s.execute(update(InboxEvent).where(InboxEvent.id == inbox_id)
                   .values(received_at=utcnow() - timedelta(seconds=seconds)))
 

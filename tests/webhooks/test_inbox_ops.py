@@ -8,6 +8,7 @@ from sqlalchemy import update
 
 from config.database import session_scope
 from config.types import utcnow
+from webhooks.inbox import inbox_scope
 from tests.webhooks.conftest import ADMIN, fixture_text, inbox_rows, wecom_creds, wecom_post
 
 ADD = fixture_text("wecom", "event__change_external_contact__add_external_contact.xml")
@@ -68,7 +69,7 @@ def test_the_sweeper_requeues_only_events_whose_job_was_lost(client, enqueued):
     wecom_post(client, wecom_creds(), ADD)
     wecom_post(client, wecom_creds(), ADD.replace("wmEXT0001", "wmEXT0003"))
     old, new = inbox_rows()
-    with session_scope() as s:
+    with inbox_scope() as s:
         s.execute(update(InboxEvent).where(InboxEvent.id == old.id).values(due_at=utcnow() - timedelta(minutes=5)))
     enqueued.clear()
     # when the sweeper runs twice in a row
@@ -77,7 +78,7 @@ def test_the_sweeper_requeues_only_events_whose_job_was_lost(client, enqueued):
     # then only the stuck one was enqueued, once
     assert enqueued == [("process_inbox", (old.id,), "default")]
     # and it is swept again only after a backoff, so a long queue is not multiplied every minute
-    with session_scope() as s:
+    with inbox_scope() as s:
         due = s.get(InboxEvent, old.id).due_at
     assert due - utcnow() > timedelta(minutes=8)
 

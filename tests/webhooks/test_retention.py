@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from config.database import session_scope
 from config.settings import get_settings
 from config.types import utcnow
 from tests.webhooks.conftest import ADMIN, fixture_text, inbox_rows, wecom_creds, wecom_post
+from webhooks.inbox import inbox_scope
 from webhooks.models import InboxEvent
 from webhooks.retention import purge_inbox_payloads
 
@@ -24,7 +24,7 @@ def _age(inbox_id: int, days: float, status: str | None = None) -> None:
     values = {"received_at": utcnow() - timedelta(days=days)}
     if status:
         values["status"] = status
-    with session_scope() as s:
+    with inbox_scope() as s:
         s.execute(update(InboxEvent).where(InboxEvent.id == inbox_id).values(**values))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import PlainTextResponse
 
-from config.database import session_scope
+from config.database import read_scope
 from webhooks.app_envelope import echo_or_reject, open_or_reject, seal_reply
 from webhooks.intake import accept, raw_body, request_time
 from webhooks.replies import find_rule, passive_text
@@ -38,7 +38,8 @@ def _passive_reply(data: dict) -> str | None:
     # A repeated delivery gets the reply again: WeChat retries only when the first answer was lost.
     if str(data.get("MsgType", "")).lower() != "text":
         return None
-    with session_scope() as session:
+    # A read-only session: on SQLite it never waits for a job holding the write lock, inside the 5 s.
+    with read_scope() as session:
         rule = find_rule(session, SOURCE, str(data.get("Content") or ""))
         text = rule.reply_text if rule is not None and not rule.miniprogram else None
     if not text:

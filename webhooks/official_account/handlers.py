@@ -27,7 +27,7 @@ def _openid_identity(source: str, openid: str) -> IdentityIn:
 
 def follower(session: Session, ev: Event, *, fetch: bool) -> Member:
     """The member behind the sender, bound with the unionid the API reports when `fetch`."""
-    openid = ev.get("FromUserName")
+    openid = ev.require("FromUserName")
     identities = [_openid_identity(ev.source, openid)]
     name = None
     if fetch:

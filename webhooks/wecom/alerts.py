@@ -5,9 +5,10 @@ import logging
 
 from sqlalchemy import select
 
-from config.database import session_scope
+from config.database import read_scope, session_scope
 from membership.models import Role, Staff
 from membership.service import find_staff
+from webhooks.inbox import inbox_engine
 from webhooks.models import InboxEvent
 from webhooks.people import member_by_external
 from webhooks.sends import send_once
@@ -19,9 +20,10 @@ def loss_alert(inbox_id: int) -> None:
     """Send the alert of one del_follow_user event as an app text message."""
     from bot.clients import wecom_client
 
+    with read_scope(inbox_engine()) as inbox:
+        row = inbox.get(InboxEvent, inbox_id)
+    data = (row.data if row else None) or {}
     with session_scope() as session:
-        row = session.get(InboxEvent, inbox_id)
-        data = row.data if row else {}
         staff = find_staff(session, data.get("UserID", ""))
         if staff is None:
             return

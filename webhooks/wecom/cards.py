@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 @handles("wecom", "event", "template_card_event")
 def template_card_clicked(session: Session, ev: Event) -> None:
     """Route the click to every registered handler (the inbox row is its record)."""
+    ev.require("FromUserName")  # the staff member who clicked: every card handler needs them
     card = dict(ev.data, inbox_id=ev.inbox_id)
     if not TEMPLATE_CARD_HANDLERS:
         log.info("template card %s: no handler registered, kept in the inbox", ev.get("TaskId"))

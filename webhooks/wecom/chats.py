@@ -33,7 +33,7 @@ def chat_changed(session: Session, ev: Event) -> None:
     """A group chat was created, or its members, owner, name or notice changed."""
     from bot.clients import wecom_client
 
-    chat_id = ev.get("ChatId")
+    chat_id = ev.require("ChatId")
     try:
         info = wecom_client().get_group_chat(chat_id).get("group_chat") or {}
     except PermanentAPIError as exc:
@@ -47,4 +47,4 @@ def chat_changed(session: Session, ev: Event) -> None:
 @handles(*CHAT, "dismiss")
 def chat_dismissed(session: Session, ev: Event) -> None:
     """A group chat was dismissed: everyone has left it."""
-    dismiss_chat(session, ev.get("ChatId"), corp_id(), at=ev.at)
+    dismiss_chat(session, ev.require("ChatId"), corp_id(), at=ev.at)

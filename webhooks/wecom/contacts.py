@@ -6,13 +6,14 @@ the API and make Siyu match it; every timeline write carries a key derived from 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from bot.errors import PermanentAPIError
 from config.queue import enqueue
+from config.types import from_unix
 from membership.identity import IdentityIn, bind
 from membership.models import MemberTag, RelationStatus, Tag
 from membership.service import add_relation, end_relation, ensure_staff, find_staff
@@ -46,10 +47,8 @@ def _fetch(external_userid: str) -> dict | None:
 
 
 def _when(ts, default: datetime) -> datetime:
-    try:
-        return datetime.fromtimestamp(int(ts), timezone.utc)
-    except (TypeError, ValueError):
-        return default
+    # The API's own createtime: when it is corrupt, the event's time is the next best thing.
+    return from_unix(ts) or default
 
 
 def _corp_tags(follow: dict) -> list[dict]:
@@ -66,7 +65,7 @@ def lock_contact(session: Session, external_userid: str) -> None:
 
 def sync_contact(session: Session, ev: Event, *, adding: bool):
     """Make the member, relation and tags of (UserID, ExternalUserID) match what the API says now."""
-    userid, external_userid = ev.get("UserID"), ev.get("ExternalUserID")
+    userid, external_userid = ev.require("UserID"), ev.require("ExternalUserID")
     lock_contact(session, external_userid)
     info = _fetch(external_userid)
     if info is None:
@@ -152,8 +151,9 @@ def contact_edited(session: Session, ev: Event) -> None:
 @handles(*CONTACT, "del_external_contact")
 def contact_deleted_by_staff(session: Session, ev: Event) -> None:
     """A staff member deleted a customer, or a transfer moved the customer away from them."""
-    lock_contact(session, ev.get("ExternalUserID"))
-    member, staff = member_by_external(session, ev.get("ExternalUserID")), find_staff(session, ev.get("UserID"))
+    external_userid, userid = ev.require("ExternalUserID"), ev.require("UserID")
+    lock_contact(session, external_userid)
+    member, staff = member_by_external(session, external_userid), find_staff(session, userid)
     if member is None or staff is None:
         return
     status = (RelationStatus.transferred if ev.get("Source") == "DELETE_BY_TRANSFER"
@@ -164,8 +164,9 @@ def contact_deleted_by_staff(session: Session, ev: Event) -> None:
 @handles(*CONTACT, "del_follow_user")
 def contact_lost(session: Session, ev: Event) -> None:
     """The customer deleted the staff member: relation lost, and the staff member and their manager are told."""
-    lock_contact(session, ev.get("ExternalUserID"))
-    member, staff = member_by_external(session, ev.get("ExternalUserID")), find_staff(session, ev.get("UserID"))
+    external_userid, userid = ev.require("ExternalUserID"), ev.require("UserID")
+    lock_contact(session, external_userid)
+    member, staff = member_by_external(session, external_userid), find_staff(session, userid)
     if member is None or staff is None:
         return
     if end_relation(session, staff=staff, member_id=member.id, status=RelationStatus.lost, at=ev.at,
@@ -176,7 +177,7 @@ def contact_lost(session: Session, ev: Event) -> None:
 @handles(*CONTACT, "transfer_fail")
 def transfer_failed(session: Session, ev: Event) -> None:
     """A 继承 did not happen (the customer refused, or the takeover reached its limit): the customer stays."""
-    member = member_by_external(session, ev.get("ExternalUserID"))
+    member = member_by_external(session, ev.require("ExternalUserID"))
     if member is not None:
         record_event(session, member.id, "contact.transfer_failed",
                      {"staff": ev.get("UserID"), "reason": ev.get("FailReason")}, at=ev.at,

@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from config.database import session_scope
+from config.database import read_scope, session_scope
 from config.types import utcnow
+from webhooks.inbox import inbox_engine
 from webhooks.models import InboxEvent
 from webhooks.people import channel_code_by_state
 from webhooks.sends import claim, send_once
@@ -21,10 +22,11 @@ def send_welcome_for(inbox_id: int) -> str:
     """Send the channel code's welcome text with the event's welcome_code, at most once per code."""
     from bot.clients import wecom_client
 
+    with read_scope(inbox_engine()) as inbox:
+        row = inbox.get(InboxEvent, inbox_id)
+    data = (row.data if row else None) or {}
+    code = (data.get("WelcomeCode") or "").strip()
     with session_scope() as session:
-        row = session.get(InboxEvent, inbox_id)
-        data = (row.data if row else None) or {}
-        code = (data.get("WelcomeCode") or "").strip()
         channel = channel_code_by_state(session, (data.get("State") or "").strip())
         text = channel.welcome_text if channel else None
         if not code or not text:

@@ -1,0 +1,8 @@
+"""Errors of the intake."""
+
+
+class PermanentEventError(Exception):
+    """This event can never be handled as it stands (a required field missing, a corrupt CreateTime).
+
+    The inbox records it as failed after one attempt instead of retrying; a replay can still try it again.
+    """
