@@ -119,7 +119,7 @@ def test_32_concurrent_callbacks_are_all_answered_200_while_a_job_holds_the_main
 
 
 @SQLITE_ONLY
-def test_an_oa_keyword_reply_is_answered_while_a_job_holds_the_main_write_lock(client, enqueued, settings):
+def test_an_oa_keyword_reply_is_answered_while_a_job_holds_the_main_write_lock(plain_apps, client, enqueued, settings):
     from tests.webhooks.test_intake import _app_creds, _plain_query
 
     rule = {"keywords": ["营业"], "match": "contains", "reply_text": "每天 10:00–22:00 营业"}

@@ -13,6 +13,7 @@ from config.database import session_scope
 from config.settings import get_settings
 from tests.webhooks.conftest import fixture_text, inbox_rows
 from webhooks.crypto import signature
+from webhooks.inbox import inbox_scope
 from webhooks.intake import request_time
 from webhooks.models import WebhookNonce
 from webhooks.replay import WINDOW
@@ -51,7 +52,7 @@ def at_t0(client):
 
 
 def _nonce_rows() -> list[WebhookNonce]:
-    with session_scope() as s:
+    with inbox_scope() as s:
         return list(s.scalars(select(WebhookNonce)))
 
 
@@ -118,10 +119,10 @@ def test_the_nonce_table_is_written_with_the_inbox_row_and_forgotten_after_the_w
     assert (nonce.source, nonce.nonce, nonce.timestamp) == ("miniprogram", "4242", T0)
     assert nonce.expires_at == datetime.fromtimestamp(T0 + WINDOW + 1, timezone.utc)
     # and when the purge runs while a request with that timestamp could still be taken, the nonce is kept
-    with session_scope() as s:
+    with inbox_scope() as s:
         assert purge_nonces(s, datetime.fromtimestamp(T0 + WINDOW, timezone.utc)) == 0
     # and once no such request can be, it is forgotten
-    with session_scope() as s:
+    with inbox_scope() as s:
         assert purge_nonces(s, datetime.fromtimestamp(T0 + WINDOW + 1, timezone.utc)) == 1
     assert _nonce_rows() == []
 
@@ -131,7 +132,7 @@ def test_the_inbox_sweeper_purges_expired_nonces(settings):
 
     # given a nonce whose window ended an hour ago and one still fresh
     now = time.time()
-    with session_scope() as s:
+    with inbox_scope() as s:
         for nonce, expires in (("old", now - 3600), ("new", now + 200)):
             s.add(WebhookNonce(source="miniprogram", nonce=nonce, timestamp=int(expires) - WINDOW - 1,
                                body_sha256="0" * 64, expires_at=datetime.fromtimestamp(expires, timezone.utc)))
