@@ -12,6 +12,7 @@ from pydantic import ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from config.quiet_hours import QuietHours
 from config.secret_files import read_or_create
 
 
@@ -79,6 +80,7 @@ class Settings(BaseSettings):
     sandbox: str = "auto"
     public_url: str = "http://127.0.0.1:8000/"  # where Siyu (and the in-process sandbox) is reachable
     inbox_retention_days: int = 30  # decrypted callback payloads are emptied after this; rows and keys stay
+    quiet_hours: str = "21:00-09:00"  # business time in which nothing is sent to customers ('' for none)
 
     # Tencent API calls: every call has a timeout; limits are "calls/seconds" bands per corp and API.
     wechat_http_timeout: float = 10.0
@@ -200,6 +202,15 @@ class Settings(BaseSettings):
             raise ValueError(f"SIYU_{info.field_name.upper()}: no file at {v}")
         return v or None
 
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, v: str) -> str:
+        try:
+            QuietHours.parse(v)
+        except ValueError as exc:
+            raise ValueError(f"SIYU_QUIET_HOURS: {exc}") from None
+        return v.strip()
+
     @field_validator("inbox_retention_days")
     @classmethod
     def _retention(cls, v: int) -> int:
@@ -232,6 +243,11 @@ class Settings(BaseSettings):
     def tz(self) -> ZoneInfo:
         """The business time zone."""
         return ZoneInfo(self.timezone)
+
+    @property
+    def quiet(self) -> QuietHours | None:
+        """The default quiet hours of every send to a customer (a campaign may tighten them)."""
+        return QuietHours.parse(self.quiet_hours)
 
     @property
     def embedded(self) -> bool:
