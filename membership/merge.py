@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 from config.database import upsert
 from membership import hooks
 from membership.models import (
-    GroupChatMember, Identity, Member, MemberTag, MergeReview, Relation, RelationStatus, TimelineEvent, Trait,
+    GroupChatMember, Identity, Member, MemberTag, MergeReview, Relation, RelationStatus, SubscribeGrant, TimelineEvent,
+    Trait,
 )
 from membership.timeline import record_event, recompute_derived_traits
 from membership.traits import is_derived
@@ -37,6 +38,7 @@ def merge_members(session: Session, survivor: Member, other: Member, reason: str
     _move_tags(session, survivor.id, other.id)
     _move_relations(session, survivor.id, other.id)
     _move_traits(session, survivor.id, other.id)
+    _move_grants(session, survivor.id, other.id)
     session.execute(update(TimelineEvent).where(TimelineEvent.member_id == other.id).values(member_id=survivor.id))
     session.execute(update(GroupChatMember).where(GroupChatMember.member_id == other.id).values(member_id=survivor.id))
     session.execute(update(Member).where(Member.merged_into_id == other.id).values(merged_into_id=survivor.id))
@@ -89,4 +91,18 @@ def _move_traits(session: Session, survivor_id: int, other_id: int) -> None:
             session.add(Trait(member_id=survivor_id, key=trait.key, value=trait.value, text_value=trait.text_value,
                               number_value=trait.number_value, time_value=trait.time_value))
         session.delete(trait)
+    session.flush()
+
+
+def _move_grants(session: Session, survivor_id: int, other_id: int) -> None:
+    # One person's popups: what either record was granted and has not used stays usable.
+    mine = {g.template_id: g for g in session.scalars(select(SubscribeGrant).where(SubscribeGrant.member_id == survivor_id))}
+    for g in session.scalars(select(SubscribeGrant).where(SubscribeGrant.member_id == other_id)).all():
+        kept = mine.get(g.template_id)
+        if kept is None:
+            session.add(SubscribeGrant(member_id=survivor_id, template_id=g.template_id, remaining=g.remaining,
+                                       granted_at=g.granted_at, used_at=g.used_at))
+        else:
+            kept.remaining += g.remaining
+        session.delete(g)
     session.flush()

@@ -261,3 +261,20 @@ class GroupChatMember(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     left_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SubscribeGrant(Base):
+    """Mini-program subscribe messages a member allowed (一次性订阅): each accepted popup allows one message.
+
+    `remaining` is what the member granted and Siyu has not used; sending takes one with a conditional
+    UPDATE, so two senders never use one grant twice and the CHECK keeps it from going below zero.
+    """
+
+    __tablename__ = "subscribe_grants"
+    __table_args__ = (CheckConstraint("remaining >= 0", name="remaining_not_negative"),)
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    remaining: Mapped[int] = mapped_column(Integer, default=0)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
