@@ -189,6 +189,24 @@ class WeComClient:
                 "external_userid": list(external_userids)}
         return self.contact.post("externalcontact/resigned/transfer_customer", data=body)
 
+    def transfer_result(self, handover_userid: str, takeover_userid: str, cursor: str | None = None,
+                        resigned: bool = False) -> dict:
+        """externalcontact/transfer_result (or resigned/…): one page of takeover states between two staff."""
+        api = "externalcontact/resigned/transfer_result" if resigned else "externalcontact/transfer_result"
+        body = {"handover_userid": handover_userid, "takeover_userid": takeover_userid, "cursor": cursor or ""}
+        return self.contact.post(api, data=body)
+
+    def iter_transfer_results(self, handover_userid: str, takeover_userid: str,
+                              resigned: bool = False) -> Iterator[dict]:
+        """Every `{external_userid, status, takeover_time}` between two staff, following cursors."""
+        cursor = ""
+        while True:
+            page = self.transfer_result(handover_userid, takeover_userid, cursor=cursor, resigned=resigned)
+            yield from page.get("customer") or []
+            cursor = page.get("next_cursor") or ""
+            if not cursor:
+                return
+
     # -- staff --------------------------------------------------------------------------------------------
     def list_departments(self, department_id: int | None = None) -> dict:
         """department/list: departments (Siyu reads stores from them)."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, exists, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -123,6 +123,15 @@ def list_staff(session: Session, store_id: int | None = None) -> list[Staff]:
 
 
 # -- relations ----------------------------------------------------------------------------------------
+def lock_contact(session: Session, external_userid: str) -> None:
+    """Serialise writers of one WeCom customer's relations (callback handlers, transfer settlement) until commit."""
+    # Without it an edit that read the contact before a concurrent add marked its tags would undo them, and
+    # a transfer settled by the poll would race the add callback for the takeover's relation row.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"wecom-contact:{external_userid}"})
+    # SQLite: the transaction's BEGIN IMMEDIATE already serialises every writer.
+
+
 def add_relation(
     session: Session,
     *,
@@ -163,14 +172,15 @@ END_EVENTS = {
 
 def end_relation(
     session: Session, *, staff: Staff, member_id: int, status: RelationStatus,
-    at: datetime | None = None, dedupe_key: str | None = None,
+    at: datetime | None = None, dedupe_key: str | None = None, data: dict | None = None,
 ) -> Relation | None:
-    """End an active tie with `status`, writing the matching timeline event; None when there was none."""
+    """End an active tie with `status`, writing the matching timeline event (with `data`); None when there was none."""
     rel = session.scalar(select(Relation).where(Relation.staff_id == staff.id, Relation.member_id == member_id))
     if rel is None or rel.status != RelationStatus.active.value:
         return None
     rel.status, rel.ended_at = status.value, at or utcnow()
-    record_event(session, member_id, END_EVENTS[status], {"staff": staff.userid}, at=at, dedupe_key=dedupe_key)
+    record_event(session, member_id, END_EVENTS[status], {"staff": staff.userid, **(data or {})}, at=at,
+                 dedupe_key=dedupe_key)
     return rel
 
 

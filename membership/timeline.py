@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPES: set[str] = set(
     """
-    contact.added contact.edited contact.removed_by_staff contact.lost contact.transferred
+    contact.added contact.edited contact.removed_by_staff contact.lost contact.transferred contact.transfer_failed
     group.joined group.left oa.subscribed oa.unsubscribed oa.scanned
     message.received mp.session member.phone_bound member.merged
     tag.added tag.removed segment.entered segment.left campaign.sent campaign.skipped

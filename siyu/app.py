@@ -14,12 +14,13 @@ log = logging.getLogger(__name__)
 
 def routers() -> list:
     """Every router Siyu serves, in mount order."""
+    from bot.transfers.api import router as transfers_router
     from membership.api import router as membership_router
     from segments.api import router as segments_router
     from siyu.ops import router as ops_router
     from webhooks.api import ROUTERS as webhook_routers
 
-    return [ops_router, membership_router, segments_router, *webhook_routers]
+    return [ops_router, membership_router, transfers_router, segments_router, *webhook_routers]
 
 
 def create_app() -> FastAPI:

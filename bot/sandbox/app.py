@@ -7,7 +7,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bot.sandbox import wecom_messages_api  # noqa: F401  (registers its routes in WECOM)
+from bot.sandbox import transfer_api, wecom_messages_api  # noqa: F401  (register their routes in WECOM)
 from bot.sandbox.routing import json_body
 from bot.sandbox.wecom_api import WECOM
 

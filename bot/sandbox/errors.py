@@ -27,6 +27,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "invalid_agentid": (40056, "invalid agentid"),
     "invalid_msgtype": (40008, "invalid message type"),
     "agent_mismatch": (301002, "not allow operate another agent with this accesstoken"),
+    "not_resigned": (40097, "handover user is not resigned"),
+    "same_handover_takeover": (40130, "handover and takeover user are the same"),
 }
 
 

@@ -16,6 +16,7 @@ from bot import credentials as C
 from bot.limiter import LocalLimiter, parse_bands
 from bot.sandbox.errors import err, err_code
 from bot.sandbox.pay_state import PayState
+from bot.sandbox.transfer_state import TransferState
 from bot.sandbox.wechat_state import WeChatState
 from bot.sandbox.wecom_state import WeComState
 
@@ -30,7 +31,7 @@ class IssuedToken:
 
 
 @dataclass
-class SandboxState(WeComState, WeChatState, PayState):
+class SandboxState(WeComState, TransferState, WeChatState, PayState):
     """Everything the sandbox knows; every public method is safe to call from tests while it serves."""
 
     corp_id: str = C.SANDBOX_CORP_ID
@@ -53,6 +54,7 @@ class SandboxState(WeComState, WeChatState, PayState):
 
     def __post_init__(self) -> None:
         self._init_wecom()
+        self._init_transfers()
         self._init_wechat()
         self._init_pay()
 

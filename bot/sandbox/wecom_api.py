@@ -1,4 +1,5 @@
-"""Sandbox WeCom APIs: token, staff, external contacts, tags, 联系我, welcome messages, group chats, succession."""
+"""Sandbox WeCom APIs: token, staff, external contacts, tags, 联系我, welcome messages, group chats
+(succession: transfer_api.py)."""
 from __future__ import annotations
 
 from bot.sandbox.errors import err, ok
@@ -239,32 +240,3 @@ def groupchat_get(state, body, q):
     if chat is None:
         return err("invalid_chat_id")
     return ok(group_chat={k: v for k, v in chat.items() if k != "status"})
-
-
-# -- succession ---------------------------------------------------------------------------------------------
-def _transfer(state, body, resigned: bool) -> dict:
-    handover, takeover = body.get("handover_userid"), body.get("takeover_userid")
-    exts = body.get("external_userid") or []
-    if not exts or len(exts) > 100 or takeover not in state.staff or handover not in state.staff:
-        return err("invalid_parameter", "handover/takeover userid or 1 to 100 external_userid")
-    results = []
-    for ext in exts:
-        info = state.follows[handover].pop(ext, None)
-        if info is None:
-            results.append({"external_userid": ext, "errcode": 84061})
-            continue
-        state.follows[takeover][ext] = {**info, "userid": takeover, "oper_userid": takeover}
-        state.transfers.append({"handover": handover, "takeover": takeover, "external_userid": ext,
-                                "resigned": resigned})
-        results.append({"external_userid": ext, "errcode": 0})
-    return ok(customer=results)
-
-
-@api("POST", "externalcontact/transfer_customer")
-def transfer_customer(state, body, q):
-    return _transfer(state, body, resigned=False)
-
-
-@api("POST", "externalcontact/resigned/transfer_customer")
-def resigned_transfer_customer(state, body, q):
-    return _transfer(state, body, resigned=True)

@@ -27,7 +27,6 @@ class WeComState:
         self.group_chats: dict[str, dict] = {}
         self.app_messages: list[dict] = []
         self.cards: dict[str, dict] = {}  # response_code -> the template_card message
-        self.transfers: list[dict] = []
 
     # -- seeding ----------------------------------------------------------------------------------
     def add_department(self, name: str, parentid: int = 1, id: int | None = None) -> int:

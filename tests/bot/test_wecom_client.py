@@ -140,7 +140,9 @@ def test_group_chats_transfers_staff_and_app_messages(sandbox):
     members = client.get_group_chat(chat_id)["group_chat"]["member_list"]
     assert {m["userid"] for m in members} == {"a", ext}
     assert client.transfer_customer("a", "b", [ext])["customer"] == [{"external_userid": ext, "errcode": 0}]
-    assert client.resigned_transfer_customer("a", "b", [ext])["customer"][0]["errcode"] == 84061
+    with pytest.raises(PermanentAPIError) as exc:  # 离职继承 needs a handover staff member who left
+        client.resigned_transfer_customer("a", "b", [ext])
+    assert exc.value.errcode == 40097
     assert {u["userid"] for u in client.list_users()["userlist"]} == {"a", "b", "zhangsan"} - {"zhangsan"}
     sent = client.send_message({"touser": "a", "msgtype": "template_card",
                                 "template_card": {"card_type": "button_interaction", "main_title": {"title": "任务"}}})

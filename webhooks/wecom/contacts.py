@@ -8,23 +8,22 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import PermanentAPIError
+from bot.transfers import settle as transfer_settle
 from config.queue import enqueue
 from config.types import from_unix
 from membership.identity import IdentityIn, bind
 from membership.models import MemberTag, RelationStatus, Tag
-from membership.service import add_relation, end_relation, ensure_staff, find_staff
+from membership.service import add_relation, end_relation, ensure_staff, find_staff, lock_contact
 from membership.tags import ensure_tag, tag_member, untag_member
-from membership.timeline import record_event, register_event_type
+from membership.timeline import record_event
 from webhooks.dispatch import Event, handles
 from webhooks.people import channel_code_by_state, member_by_external, wecom_identity
 
 log = logging.getLogger(__name__)
-
-register_event_type("contact.transfer_failed")  # CHANGELOG: a 继承 the customer refused or hit a limit
 
 SOURCE_WECOM = "wecom"  # member_tags.source of tags that mirror WeCom (the tag listener must not push them back)
 SOURCE_CHANNEL = "wecom:channel_code"  # channel-code tags, already marked on WeCom by the handler
@@ -53,14 +52,6 @@ def _when(ts, default: datetime) -> datetime:
 
 def _corp_tags(follow: dict) -> list[dict]:
     return [t for t in follow.get("tags") or [] if t.get("tag_id") and int(t.get("type", 1)) == 1]
-
-
-def lock_contact(session: Session, external_userid: str) -> None:
-    """Serialise handlers of one customer, so each reads the API after the previous one committed."""
-    # Without it an edit that read the contact before a concurrent add marked its tags would undo them.
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"wecom-contact:{external_userid}"})
-    # SQLite: the job's BEGIN IMMEDIATE already serialises every writer.
 
 
 def sync_contact(session: Session, ev: Event, *, adding: bool):
@@ -153,11 +144,14 @@ def contact_deleted_by_staff(session: Session, ev: Event) -> None:
     """A staff member deleted a customer, or a transfer moved the customer away from them."""
     external_userid, userid = ev.require("ExternalUserID"), ev.require("UserID")
     lock_contact(session, external_userid)
+    by_transfer = ev.get("Source") == "DELETE_BY_TRANSFER"
+    if by_transfer and transfer_settle.transferred_by_callback(
+            session, handover_userid=userid, external_userid=external_userid, at=ev.at):
+        return  # Siyu's own handover: settled with its takeover relation, as the poll would have
     member, staff = member_by_external(session, external_userid), find_staff(session, userid)
     if member is None or staff is None:
         return
-    status = (RelationStatus.transferred if ev.get("Source") == "DELETE_BY_TRANSFER"
-              else RelationStatus.removed_by_staff)
+    status = RelationStatus.transferred if by_transfer else RelationStatus.removed_by_staff
     end_relation(session, staff=staff, member_id=member.id, status=status, at=ev.at, dedupe_key=ev.key("ended"))
 
 
@@ -176,8 +170,18 @@ def contact_lost(session: Session, ev: Event) -> None:
 
 @handles(*CONTACT, "transfer_fail")
 def transfer_failed(session: Session, ev: Event) -> None:
-    """A 继承 did not happen (the customer refused, or the takeover reached its limit): the customer stays."""
-    member = member_by_external(session, ev.require("ExternalUserID"))
+    """A 继承 did not happen (the customer refused, or the takeover reached its limit): the customer stays.
+
+    UserID is the takeover staff member. A handover Siyu made is settled (once, whether the poll saw it first
+    or not); one made elsewhere (the admin console) is only written to the customer's timeline.
+    """
+    external_userid = ev.require("ExternalUserID")
+    lock_contact(session, external_userid)
+    if transfer_settle.failed_by_callback(session, takeover_userid=ev.get("UserID"),
+                                          external_userid=external_userid, reason=ev.get("FailReason"),
+                                          at=ev.at):
+        return
+    member = member_by_external(session, external_userid)
     if member is not None:
         record_event(session, member.id, "contact.transfer_failed",
                      {"staff": ev.get("UserID"), "reason": ev.get("FailReason")}, at=ev.at,

@@ -1,0 +1,11 @@
+"""Background jobs of transfers (module level, safe to run twice)."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from bot.transfers.results import poll_transfers
+
+
+def poll_transfers_job() -> dict:
+    """Settle open handovers from transfer_result (the scheduled sweep; WeCom's callbacks settle them sooner)."""
+    return asdict(poll_transfers())
