@@ -31,6 +31,8 @@ def _check_aes_key(name: str, value: str | None) -> str | None:
     return value
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 MIN_ADMIN_TOKEN = 24  # a bearer token that grants everything must not be guessable
 
 
@@ -127,6 +129,20 @@ class Settings(BaseSettings):
             raise ValueError(f"SIYU_TIMEZONE: unknown time zone {v!r}") from None
         return v
 
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        if v.strip().upper() not in LOG_LEVELS:
+            raise ValueError(f"SIYU_LOG_LEVEL: one of {', '.join(LOG_LEVELS)}, got {v!r}")
+        return v.strip().upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, v: str) -> str:
+        if v.strip().lower() not in LOG_FORMATS:
+            raise ValueError(f"SIYU_LOG_FORMAT: 'text' or 'json', got {v!r}")
+        return v.strip().lower()
+
     @field_validator("scheduler_lease_seconds")
     @classmethod
     def _lease(cls, v: float) -> float:
@@ -208,7 +224,7 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _channels_complete(self) -> "Settings":
+    def _channels_complete(self) -> Settings:
         # A channel is configured completely or not at all: half a channel would otherwise start, fall back to
         # the sandbox or fail every callback at run time. SIYU_SANDBOX=off wants every channel configured.
         for channel, rule in CHANNELS.items():

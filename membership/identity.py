@@ -33,7 +33,7 @@ class IdentityIn:
     scope: str = ""
     verified: bool = False
 
-    def normalized(self) -> "IdentityIn":
+    def normalized(self) -> IdentityIn:
         """The identity with its type checked and a phone in E.164."""
         try:
             IdentityType(self.type)

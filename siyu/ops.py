@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from config.database import get_engine
+from config.metrics import exposition
 from config.redis import get_redis
 
 router = APIRouter(tags=["operations"])
@@ -41,5 +42,5 @@ def readyz():
 
 @router.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text exposition of every counter Siyu keeps."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text exposition of every counter Siyu keeps, summed over the deployment's processes."""
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from config.types import utcnow
 
 Key = tuple[str, str, str, str]
-HANDLERS: dict[Key, Callable[[Session, "Event"], None]] = {}
+HANDLERS: dict[Key, Callable[[Session, Event], None]] = {}
 
 HANDLER_MODULES = (
     "webhooks.wecom.contacts",
