@@ -23,7 +23,7 @@ token_app = typer.Typer(help="Bearer tokens of the admin API.", no_args_is_help=
 app.add_typer(db_app, name="db")
 app.add_typer(sync_app, name="sync")
 app.add_typer(token_app, name="token")
-console = Console(stderr=True)  # logs, progress and reasons; results are printed on stdout
+console = Console(stderr=True, soft_wrap=True)  # logs and reasons, one line each; results go to stdout
 out = Console(soft_wrap=True)  # results: one line each, however wide the terminal
 
 

@@ -51,6 +51,15 @@ def _prepare_postgres() -> str:
     return PG_URL
 
 
+@pytest.fixture(autouse=True)
+def _one_process_metrics(monkeypatch):
+    """Commands invoked in-process turn on multiprocess metrics for the process (config.metrics.enable): undone after."""
+    from prometheus_client import values
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+
+
 @pytest.fixture(params=DB_PARAMS)
 def db_url(request, tmp_path) -> str:
     """A database URL with Siyu's schema and no rows: SQLite in tmp_path, or the test PostgreSQL."""
