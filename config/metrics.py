@@ -57,7 +57,7 @@ def default_dir(var_dir: Path) -> Path:
 
 
 def enable(var_dir: Path) -> Path:
-    """Turn multiprocess mode on for this process and those it starts; the directory (PROMETHEUS_MULTIPROC_DIR or a default)."""
+    """Turn multiprocess mode on for this process and those it starts; the directory in use (given, or the default)."""
     given = os.environ.get(ENV)
     path = Path(given) if given else default_dir(var_dir)
     try:

@@ -91,7 +91,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1 << 20  # a request body above this answers 413 before it is read whole
     # Operations: one active scheduler (a lease renewed every third of it), and syncs that never mass-remove.
     scheduler_lease_seconds: float = 15.0
-    schedule_overrides: dict[str, dict] = {}  # schedule id -> APScheduler trigger kwargs, e.g. {"trigger": "cron", "hour": 4}
+    # schedule id -> APScheduler trigger kwargs, e.g. {"trigger": "cron", "hour": 4}
+    schedule_overrides: dict[str, dict] = {}
     sync_max_shrink: float = 0.2  # share of what Siyu holds from WeCom one sync may remove without --allow-shrink
 
     @field_validator("database_url")
@@ -227,7 +228,7 @@ class Settings(BaseSettings):
     def _channels_complete(self) -> Settings:
         # A channel is configured completely or not at all: half a channel would otherwise start, fall back to
         # the sandbox or fail every callback at run time. SIYU_SANDBOX=off wants every channel configured.
-        for channel, rule in CHANNELS.items():
+        for rule in CHANNELS.values():
             given = [n for n in rule.variables if getattr(self, n)]
             if not given and self.sandbox != "off":
                 continue
@@ -255,7 +256,7 @@ class Settings(BaseSettings):
         return self.redis_url is None
 
     def uses_sandbox(self, channel: str) -> bool:
-        """True when `channel` (wecom, official_account, miniprogram, pay) is not configured and the sandbox stands in."""
+        """True when `channel` (wecom, official_account, miniprogram, pay) is unconfigured and the sandbox stands in."""
         if self.sandbox == "off":
             return False
         return not any(getattr(self, n) for n in CHANNELS[channel].variables)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel, ConfigDict, Field, GetJsonSchemaHandler, TypeAdapter, ValidationError, field_validator, model_validator,
@@ -29,7 +29,7 @@ COMPARE_OPS = ("eq", "ne", "gt", "gte", "lt", "lte")
 DATE_OPS = ("within_last_days", "more_than_days_ago", "anniversary_within_days")
 TRAIT_OPS = (*COMPARE_OPS, "in", "contains", "exists", "not_exists", *DATE_OPS)
 COUNT_OPS = ("eq", "gt", "gte", "lt", "lte")
-Scalar = Union[bool, int, float, str]
+Scalar = bool | int | float | str
 
 
 class _Node(BaseModel):
@@ -242,8 +242,8 @@ class Not(_Node):
     not_: Node = Field(alias="not")
 
 
-Leaf = Union[TagLeaf, TraitLeaf, EventLeaf, StoreLeaf, StaffLeaf, ChannelLeaf, SegmentLeaf]
-Node = Union[All, AnyOf, Not, Leaf]
+Leaf = TagLeaf | TraitLeaf | EventLeaf | StoreLeaf | StaffLeaf | ChannelLeaf | SegmentLeaf
+Node = All | AnyOf | Not | Leaf
 
 _NODE = TypeAdapter(Node)
 

@@ -118,8 +118,9 @@ def db_upgrade(revision: str = "head") -> None:
 
 @sync_app.command("wecom")
 def sync_wecom(
-    allow_shrink: bool = typer.Option(False, "--allow-shrink",
-                                      help="Apply removals even when WeCom's answer shrank by more than SIYU_SYNC_MAX_SHRINK."),
+    allow_shrink: bool = typer.Option(
+        False, "--allow-shrink", help="Apply removals even when WeCom's answer shrank by more than "
+                                      "SIYU_SYNC_MAX_SHRINK."),
 ) -> None:
     """Full reconcile of staff, tags, contacts and group chats from WeCom."""
     from dataclasses import asdict

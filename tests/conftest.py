@@ -53,7 +53,7 @@ def _prepare_postgres() -> str:
 
 @pytest.fixture(autouse=True)
 def _one_process_metrics(monkeypatch):
-    """Commands invoked in-process turn on multiprocess metrics for the process (config.metrics.enable): undone after."""
+    """Commands invoked in-process turn multiprocess metrics on (config.metrics.enable): undone after each test."""
     from prometheus_client import values
 
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)

@@ -1,4 +1,4 @@
-"""CLI results go to stdout, logs, progress and reasons to stderr (CONTRACT §1): `sync wecom`, `db upgrade`, `doctor`."""
+"""CLI results go to stdout; logs, progress and reasons to stderr (CONTRACT §1): sync wecom, db upgrade, doctor."""
 from __future__ import annotations
 
 from typer.testing import CliRunner
