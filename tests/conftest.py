@@ -52,10 +52,20 @@ def _prepare_postgres() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _one_process_metrics(monkeypatch):
-    """Commands invoked in-process turn multiprocess metrics on (config.metrics.enable): undone after each test."""
+def _one_process_metrics(monkeypatch, tmp_path_factory):
+    """Commands invoked in-process turn multiprocess metrics on (config.metrics.enable): undone after each test.
+
+    The directories Siyu picks for them (in the temporary directory) go under pytest's, here and in the
+    processes tests start, instead of piling up in /tmp.
+    """
+    import tempfile
+
     from prometheus_client import values
 
+    temp = tmp_path_factory.getbasetemp() / "tmp"
+    temp.mkdir(exist_ok=True)
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     monkeypatch.setattr(values, "ValueClass", values.ValueClass)
 
