@@ -36,17 +36,20 @@ def populate(engine, members: int) -> None:
     with engine.begin() as conn:
         for start in range(1, members + 1, batch):
             ids = range(start, min(start + batch, members + 1))
-            conn.execute(insert(Member), [{"id": i, "name": f"m{i}", "created_at": now, "updated_at": now} for i in ids])
+            conn.execute(insert(Member), [{"id": i, "name": f"m{i}", "created_at": now, "updated_at": now}
+                                          for i in ids])
             rows = []
             for i in ids:
-                rows.append({"member_id": i, "type": "wecom_external", "scope": CORP, "value": f"wm{i}", "verified": False, "created_at": now})
-                rows.append({"member_id": i, "type": "unionid", "scope": "", "value": f"u{i}", "verified": False, "created_at": now})
+                row = {"member_id": i, "verified": False, "created_at": now}
+                rows.append({**row, "type": "wecom_external", "scope": CORP, "value": f"wm{i}"})
+                rows.append({**row, "type": "unionid", "scope": "", "value": f"u{i}"})
                 if i % 3 == 0:
-                    rows.append({"member_id": i, "type": "oa_openid", "scope": OA, "value": f"o{i}", "verified": False, "created_at": now})
+                    rows.append({**row, "type": "oa_openid", "scope": OA, "value": f"o{i}"})
             conn.execute(insert(Identity), rows)
         if engine.dialect.name == "postgresql":
             conn.execute(text("SELECT setval(pg_get_serial_sequence('members','id'), :n)"), {"n": members})
-            conn.execute(text("SELECT setval(pg_get_serial_sequence('identities','id'), (SELECT max(id) FROM identities))"))
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('identities','id'), "
+                              "(SELECT max(id) FROM identities))"))
             conn.execute(text("ANALYZE"))
 
 
@@ -94,7 +97,8 @@ def run(label: str, url: str, members: int, ops: int) -> None:
         # half new people, half existing members met on a new channel (joined by unionid)
         with session_scope(engine) as s:
             if i % 2:
-                bind(s, [IdentityIn("oa_openid", f"new-o{i}", OA), IdentityIn("unionid", f"u{rnd.randint(1, members)}")])
+                bind(s, [IdentityIn("oa_openid", f"new-o{i}", OA),
+                         IdentityIn("unionid", f"u{rnd.randint(1, members)}")])
             else:
                 bind(s, [IdentityIn("wecom_external", f"new-wm{i}", CORP), IdentityIn("unionid", f"new-u{i}")])
 
@@ -106,8 +110,9 @@ def run(label: str, url: str, members: int, ops: int) -> None:
     for name, xs in results.items():
         print(f"[{label}] {name:<24} p50 {pct(xs, .5):7.3f} ms   p99 {pct(xs, .99):7.3f} ms   "
               f"{len(xs) / (sum(xs) / 1000):8.0f} ops/s")
-    print(f"[{label}] resolve/baseline p50 ratio {pct(results['resolve'], .5) / pct(results['baseline raw SELECT'], .5):.2f}x; "
-          f"bind/baseline p50 ratio {pct(results['bind'], .5) / pct(results['baseline raw INSERT txn'], .5):.2f}x")
+    resolve_ratio = pct(results["resolve"], .5) / pct(results["baseline raw SELECT"], .5)
+    bind_ratio = pct(results["bind"], .5) / pct(results["baseline raw INSERT txn"], .5)
+    print(f"[{label}] resolve/baseline p50 ratio {resolve_ratio:.2f}x; bind/baseline p50 ratio {bind_ratio:.2f}x")
     engine.dispose()
 
 

@@ -69,25 +69,42 @@ def build(engine, n: int) -> None:
         conn.execute(text("CREATE SCHEMA public"))
     metadata.create_all(engine)
     steps = [
-        ("stores", "INSERT INTO stores (id, code, name, created_at) SELECT g, 'S' || lpad(g::text, 3, '0'), 'store ' || g, now() FROM generate_series(1, 20) g"),
-        ("staff", "INSERT INTO staff (id, userid, name, store_id, role, active, created_at) SELECT g, 'staff' || g, 'staff ' || g, 1 + g % 20, 'staff', true, now() FROM generate_series(1, 200) g"),
-        ("tags", "INSERT INTO tags (id, name, group_name, visible_to_member, created_at) SELECT g, CASE g WHEN 1 THEN 'VIP' WHEN 2 THEN '金卡' ELSE 'tag' || g END, '', false, now() FROM generate_series(1, 50) g"),
-        ("members", f"INSERT INTO members (id, name, store_id, created_at, updated_at) SELECT g, 'm' || g, 1 + (g * 7) % 20, now(), now() FROM generate_series(1, {n}) g"),
-        ("member_tags", f"INSERT INTO member_tags (member_id, tag_id, source, created_at) SELECT DISTINCT g, 1 + (hashint4(g * k) & 2147483647) % 50, 'bench', now() FROM generate_series(1, {n}) g, generate_series(1, 2) k ON CONFLICT DO NOTHING"),
+        ("stores", """INSERT INTO stores (id, code, name, created_at)
+            SELECT g, 'S' || lpad(g::text, 3, '0'), 'store ' || g, now() FROM generate_series(1, 20) g"""),
+        ("staff", """INSERT INTO staff (id, userid, name, store_id, role, active, created_at)
+            SELECT g, 'staff' || g, 'staff ' || g, 1 + g % 20, 'staff', true, now() FROM generate_series(1, 200) g"""),
+        ("tags", """INSERT INTO tags (id, name, group_name, visible_to_member, created_at)
+            SELECT g, CASE g WHEN 1 THEN 'VIP' WHEN 2 THEN '金卡' ELSE 'tag' || g END, '', false, now()
+            FROM generate_series(1, 50) g"""),
+        ("members", f"""INSERT INTO members (id, name, store_id, created_at, updated_at)
+            SELECT g, 'm' || g, 1 + (g * 7) % 20, now(), now() FROM generate_series(1, {n}) g"""),
+        ("member_tags", f"""INSERT INTO member_tags (member_id, tag_id, source, created_at)
+            SELECT DISTINCT g, 1 + (hashint4(g * k) & 2147483647) % 50, 'bench', now()
+            FROM generate_series(1, {n}) g, generate_series(1, 2) k ON CONFLICT DO NOTHING"""),
         ("traits", f"""INSERT INTO traits (member_id, key, value, text_value, number_value, time_value, updated_at)
-            SELECT g, 'city', NULL::jsonb, (ARRAY['上海','北京','深圳','广州','杭州'])[1 + g % 5], NULL::float8, NULL::timestamptz, now() FROM generate_series(1, {n}) g
+            SELECT g, 'city', NULL::jsonb, (ARRAY['上海','北京','深圳','广州','杭州'])[1 + g % 5], NULL::float8,
+                   NULL::timestamptz, now() FROM generate_series(1, {n}) g
             UNION ALL SELECT g, 'age', NULL, NULL, 18 + g % 60, NULL, now() FROM generate_series(1, {n}) g
-            UNION ALL SELECT g, 'birthday', NULL, NULL, NULL, timestamptz '1970-01-01' + ((hashint4(g) & 2147483647) % 15000) * interval '1 day', now() FROM generate_series(1, {n}) g"""),
+            UNION ALL SELECT g, 'birthday', NULL, NULL, NULL,
+                   timestamptz '1970-01-01' + ((hashint4(g) & 2147483647) % 15000) * interval '1 day', now()
+            FROM generate_series(1, {n}) g"""),
         ("identities", f"""INSERT INTO identities (member_id, type, scope, value, verified, created_at)
-            SELECT g, 'wecom_external', 'corp', 'wm' || g, false, now() FROM generate_series(1, {n}) g WHERE g % 3 <> 0
-            UNION ALL SELECT g, 'mp_openid', 'mp', 'o' || g, false, now() FROM generate_series(1, {n}) g WHERE g % 2 = 0"""),
-        ("relations", f"INSERT INTO relations (staff_id, member_id, status, added_at) SELECT 1 + g % 200, g, CASE WHEN g % 11 = 0 THEN 'lost' ELSE 'active' END, now() FROM generate_series(1, {n}) g"),
+            SELECT g, 'wecom_external', 'corp', 'wm' || g, false, now() FROM generate_series(1, {n}) g
+            WHERE g % 3 <> 0
+            UNION ALL SELECT g, 'mp_openid', 'mp', 'o' || g, false, now() FROM generate_series(1, {n}) g
+            WHERE g % 2 = 0"""),
+        ("relations", f"""INSERT INTO relations (staff_id, member_id, status, added_at)
+            SELECT 1 + g % 200, g, CASE WHEN g % 11 = 0 THEN 'lost' ELSE 'active' END, now()
+            FROM generate_series(1, {n}) g"""),
         ("timeline_events (~10 per member)", f"""INSERT INTO timeline_events (member_id, type, at, data, recorded_at)
             SELECT g, (ARRAY{TYPES!r})[1 + (hashint4(g * 31 + k) & 2147483647) % 6],
-                   timestamptz '{TODAY}T12:00:00+08:00' - ((hashint4(g * 17 + k) & 2147483647) % 365) * interval '1 day',
-                   CASE WHEN k % 2 = 0 THEN '{{"service": "eye-test"}}'::jsonb ELSE '{{"service": "frames"}}'::jsonb END, now()
+                   timestamptz '{TODAY}T12:00:00+08:00'
+                   - ((hashint4(g * 17 + k) & 2147483647) % 365) * interval '1 day',
+                   CASE WHEN k % 2 = 0 THEN '{{"service": "eye-test"}}'::jsonb
+                        ELSE '{{"service": "frames"}}'::jsonb END, now()
             FROM generate_series(1, {n}) g, generate_series(1, 10) k"""),
-        ("daily counters (derived once; listeners keep them in production)", f"""INSERT INTO segment_event_days (member_id, type, where_key, day, n)
+        ("daily counters (derived once; listeners keep them in production)",
+         f"""INSERT INTO segment_event_days (member_id, type, where_key, day, n)
             SELECT member_id, type, '', (at AT TIME ZONE '{TZ}')::date, count(*) FROM timeline_events
             GROUP BY 1, 2, 4"""),
     ]
@@ -150,7 +167,8 @@ def evaluation(session, ctx) -> None:
     len(matching_ids(session, node, ctx, {}))  # warm the cache once, as a running server would be
     n1, t_sets = timed("10-leaf nested definition, leaf bitmaps combined (target ≤ 1 s)",
                        lambda: len(matching_ids(session, node, ctx, {})))
-    n2, t_one = timed("same definition, one statement checking every member against each leaf", lambda: count(one_statement))
+    n2, t_one = timed("same definition, one statement checking every member against each leaf",
+                      lambda: count(one_statement))
     n3, t_naive = timed("same definition, naive query over the raw timeline (baseline)", lambda: count(naive))
     log(f"  members matched: {n1} (one statement: {n2}, naive: {n3}); speed-up over the raw timeline: "
         f"{t_naive / t_sets:.1f}×, over one statement: {t_one / t_sets:.1f}×")
@@ -177,15 +195,18 @@ def diff(session, ctx, n: int) -> None:
     ids = rnd.sample(range(1, n + 1), changed)
     half = len(ids) // 2
     # 1% of members change: half gain the VIP tag, half lose their wecom identity.
-    session.execute(text("INSERT INTO member_tags (member_id, tag_id, source, created_at) SELECT unnest(:ids), 1, 'bench', now() ON CONFLICT DO NOTHING"), {"ids": ids[:half]})
-    session.execute(text("DELETE FROM identities WHERE type = 'wecom_external' AND member_id = ANY(:ids)"), {"ids": ids[half:]})
+    session.execute(text("INSERT INTO member_tags (member_id, tag_id, source, created_at) "
+                         "SELECT unnest(:ids), 1, 'bench', now() ON CONFLICT DO NOTHING"), {"ids": ids[:half]})
+    session.execute(text("DELETE FROM identities WHERE type = 'wecom_external' AND member_id = ANY(:ids)"),
+                    {"ids": ids[half:]})
     session.commit()
     # Incremental: the changed members are known (the listeners note them), so only they are re-evaluated.
     prepare(session)
     scope = id_filter(ids, "postgresql")
     scoped = SqlCompiler(ctx, {}, "postgresql", scope=scope).condition(node)  # one statement, as refresh_members
-    (entered, left), t_inc = timed(f"incremental entered/left diff of the {changed} changed members (1%) (target ≤ 2 s)",
-                                   lambda: apply_diff(session, segment.id, scoped, scope))
+    (entered, left), t_inc = timed(
+        f"incremental entered/left diff of the {changed} changed members (1%) (target ≤ 2 s)",
+        lambda: apply_diff(session, segment.id, scoped, scope))
     log(f"  entered {len(entered)}, left {len(left)}")
     session.rollback()
     # Full: every member re-evaluated once, diffed against the materialised set in the same statement.
@@ -202,13 +223,18 @@ def per_event(session, ctx) -> None:
 
     rnd = random.Random(11)
     templates = [
-        lambda: {"all": [{"tag": rnd.choice(["VIP", "金卡", "tag7"])}, {"event": rnd.choice(TYPES), "within_days": rnd.randint(7, 180), "count": {"gte": rnd.randint(1, 3)}}]},
-        lambda: {"any": [{"trait": "age", "op": "gte", "value": rnd.randint(18, 70)}, {"store": f"S{rnd.randint(1, 20):03d}"}]},
+        lambda: {"all": [{"tag": rnd.choice(["VIP", "金卡", "tag7"])},
+                         {"event": rnd.choice(TYPES), "within_days": rnd.randint(7, 180),
+                          "count": {"gte": rnd.randint(1, 3)}}]},
+        lambda: {"any": [{"trait": "age", "op": "gte", "value": rnd.randint(18, 70)},
+                         {"store": f"S{rnd.randint(1, 20):03d}"}]},
         lambda: {"all": [{"event": "booking.completed", "where": EYE, "count": {"gte": 2}, "within_days": 90},
                          {"not": {"event": "groupbuy.paid", "within_days": rnd.randint(7, 60)}}]},
-        lambda: {"all": [{"channel": "wecom"}, {"trait": "city", "op": "in", "value": rnd.sample(["上海", "北京", "深圳", "广州"], 2)},
+        lambda: {"all": [{"channel": "wecom"},
+                         {"trait": "city", "op": "in", "value": rnd.sample(["上海", "北京", "深圳", "广州"], 2)},
                          {"event": rnd.choice(TYPES), "count": {"lt": rnd.randint(1, 4)}}]},
-        lambda: {"any": [{"staff": f"staff{rnd.randint(1, 200)}"}, {"trait": "birthday", "op": "anniversary_within_days", "value": 30}]},
+        lambda: {"any": [{"staff": f"staff{rnd.randint(1, 200)}"},
+                         {"trait": "birthday", "op": "anniversary_within_days", "value": 30}]},
     ]
     segments = []
     for _ in range(200):
@@ -259,19 +285,22 @@ def references(session, ctx) -> None:
     session.flush()
     top = {"any": [{"segment": level2.id}] * 20}
     flat = parse({"all": [leaf_a, leaf_b]})
-    (n_flat, _), t_flat = timed("flat definition of the two leaves (baseline)", lambda: count_and_sample(session, flat, ctx, {}))
-    (n_refs, _), t_refs = timed("3 levels × 20 references (8,821 nodes inlined), each referenced segment evaluated once",
-                                lambda: service.preview(session, top, ctx=ctx))
+    (n_flat, _), t_flat = timed("flat definition of the two leaves (baseline)",
+                                lambda: count_and_sample(session, flat, ctx, {}))
+    (n_refs, _), t_refs = timed(
+        "3 levels × 20 references (8,821 nodes inlined), each referenced segment evaluated once",
+        lambda: service.preview(session, top, ctx=ctx))
     log(f"  members matched: {n_refs} (flat: {n_flat}); references cost {t_refs / t_flat:.1f}× the flat definition")
     # What previews did before: the same tree with each reference replaced by its definition at every
     # occurrence (built past the parser's limits), one leaf scan per occurrence.
     inlined = parse({"all": [leaf_a] * 19 + [leaf_b]})
     for levels in (2, 3):
         inlined = AnyOf.model_validate({"any": (inlined,) * 20})
-        label = f"{levels} levels × 20 references inlined at every occurrence ({20 ** levels:,} leaf scans; before the fix)"
+        label = (f"{levels} levels × 20 references inlined at every occurrence "
+                 f"({20 ** levels:,} leaf scans; before the fix)")
         session.execute(text("SAVEPOINT inlined"))
         try:
-            (n_old, _), t_old = timed(label, lambda: count_and_sample(session, inlined, ctx, {}))
+            (n_old, _), t_old = timed(label, lambda tree=inlined: count_and_sample(session, tree, ctx, {}))
             log(f"  members matched: {n_old}; {t_old / t_flat:.0f}× the flat definition")
         except (DBAPIError, psycopg.Error) as exc:
             session.execute(text("ROLLBACK TO SAVEPOINT inlined"))

@@ -80,10 +80,12 @@ def run_checks() -> list[Check]:
                                   lambda app: f"agent/get (app {app.get('name')!r})", wecom.sandbox, base,
                                   "check SIYU_WECOM_AGENT_ID / SIYU_WECOM_AGENT_SECRET (one app's pair)"))
     else:
-        checks.append(Check(False, "wecom agent: SIYU_WECOM_AGENT_ID / SIYU_WECOM_AGENT_SECRET unset — staff task cards cannot be sent"))
+        checks.append(Check(False, "wecom agent: SIYU_WECOM_AGENT_ID / SIYU_WECOM_AGENT_SECRET unset — "
+                                   "staff task cards cannot be sent"))
     ok = bool(wecom.token and wecom.aes_key and len(wecom.aes_key) == 43)
     checks.append(Check(ok, "wecom callback: Token and 43-character EncodingAESKey set" if ok else
-                        "wecom callback: SIYU_WECOM_TOKEN / SIYU_WECOM_AES_KEY missing — copy them from the app's 接收消息 settings"))
+                        "wecom callback: SIYU_WECOM_TOKEN / SIYU_WECOM_AES_KEY missing — "
+                        "copy them from the app's 接收消息 settings"))
     checks.append(_round_trip("official account", lambda: clients.oa_client().get_api_domain_ip(), _ips,
                               settings.uses_sandbox("official_account"), "SIYU_WECHAT_API_BASE",
                               "check SIYU_OA_APP_ID / SIYU_OA_APP_SECRET and the IP whitelist"))

@@ -44,7 +44,7 @@ class TransportError(WeChatAPIError):
     """No usable answer: timeout, connection refused, HTTP error status or a body that is not JSON."""
 
     @classmethod
-    def of(cls, exc: Exception, api: str) -> "TransportError":
+    def of(cls, exc: Exception, api: str) -> TransportError:
         """The scrubbed TransportError of an HTTP client's failure; raise it `from None`.
 
         The failure's text names the URL it was opening, query string and all, and a chained cause is

@@ -1,7 +1,7 @@
-"""Prometheus counters of Tencent API calls (default registry, served at /metrics)."""
+"""Prometheus counters of Tencent API calls (summed over every process at /metrics)."""
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from config.metrics import Counter, Histogram
 
 API_CALLS = Counter(
     "siyu_wechat_api_calls",

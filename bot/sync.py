@@ -340,7 +340,9 @@ class _NoBar:
 def _progress(enabled: bool):
     if not enabled:
         return _NoBar()
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    # On stderr: stdout carries the command's result alone.
     return Progress(SpinnerColumn(), TextColumn("[bold]sync wecom[/bold] {task.description}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), transient=False)
+                    MofNCompleteColumn(), TimeElapsedColumn(), transient=False, console=Console(stderr=True))

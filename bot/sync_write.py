@@ -75,7 +75,8 @@ def upsert_members(session: Session, corp_id: str, contacts: list[Contact], coun
             continue
         else:
             # Known by unionid only, or the two identities name different members: bind merges by the rules.
-            ids = [IdentityIn(WECOM, c.external_userid, corp_id)] + ([IdentityIn(UNIONID, c.unionid)] if c.unionid else [])
+            ids = [IdentityIn(WECOM, c.external_userid, corp_id)]
+            ids += [IdentityIn(UNIONID, c.unionid)] if c.unionid else []
             result = bind(session, ids, name=c.name)
             counts.members_created += result.created
             counts.identities_added += len(result.new_identities)
@@ -96,9 +97,9 @@ def upsert_members(session: Session, corp_id: str, contacts: list[Contact], coun
         now = datetime.now(timezone.utc)
         ids = allocate_ids(session, Member.__table__, len(rows))
         session.execute(Member.__table__.insert(), [{"id": i, "name": c.name, "created_at": now, "updated_at": now}
-                                         for i, c in zip(ids, rows)])
+                                         for i, c in zip(ids, rows, strict=True)])
         counts.members_created += len(ids)
-        for c, member_id in zip(rows, ids):
+        for c, member_id in zip(rows, ids, strict=True):
             by_ext[c.external_userid] = member_id
             if c.unionid:
                 by_union[c.unionid] = member_id
@@ -108,7 +109,7 @@ def upsert_members(session: Session, corp_id: str, contacts: list[Contact], coun
             by_ext[c.external_userid] = member_id
             identities.append({"member_id": member_id, "type": WECOM, "scope": corp_id,
                                "value": c.external_userid, "verified": False, "created_at": now})
-        for union, c in firsts.items():
+        for union in firsts:
             identities.append({"member_id": by_union[union], "type": UNIONID, "scope": "", "value": union,
                                "verified": False, "created_at": now})
         session.execute(Identity.__table__.insert(), identities)

@@ -89,7 +89,8 @@ class WeComClient:
 
     def del_corp_tag(self, tag_ids: Iterable[str] = (), group_ids: Iterable[str] = ()) -> dict:
         """externalcontact/del_corp_tag: delete tags and/or whole groups."""
-        return self.contact.external_contact.del_corp_tag(tag_id=list(tag_ids) or None, group_id=list(group_ids) or None)
+        return self.contact.external_contact.del_corp_tag(tag_id=list(tag_ids) or None,
+                                                          group_id=list(group_ids) or None)
 
     def mark_tag(self, userid: str, external_userid: str, add_tag: Iterable[str] = (),
                  remove_tag: Iterable[str] = ()) -> dict:

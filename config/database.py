@@ -20,7 +20,7 @@ from config.files import make_private, make_private_dir
 from config.settings import get_settings
 
 log = logging.getLogger(__name__)
-_ENGINES: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

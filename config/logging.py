@@ -107,14 +107,37 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def _formatter() -> logging.Formatter:
+    return JsonFormatter() if get_settings().log_format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def uvicorn_log_config() -> dict:
+    """uvicorn's `log_config`: its records (the access log too) go to the root handler, on stderr, in Siyu's format.
+
+    uvicorn applies it in every worker process it starts, where `setup_logging` never ran; its own default
+    would print the access log on stdout, which is for results.
+    """
+    level = get_settings().log_level
+    formatter = {"()": JsonFormatter} if get_settings().log_format == "json" else {"format": TEXT_FORMAT}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"siyu": formatter},
+        "filters": {"redact": {"()": RedactingFilter}},
+        "handlers": {"stderr": {"()": _StderrHandler, "formatter": "siyu", "filters": ["redact"]}},
+        "loggers": {name: {"level": level, "handlers": [], "propagate": True} for name in UVICORN_LOGGERS},
+        "root": {"level": level, "handlers": ["stderr"]},
+    }
+
+
 def setup_logging() -> None:
     """Configure the root logger from SIYU_LOG_FORMAT and SIYU_LOG_LEVEL."""
     settings = get_settings()
     handler = _StderrHandler()
-    if settings.log_format == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.setFormatter(_formatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

@@ -32,6 +32,8 @@ def _check_aes_key(name: str, value: str | None) -> str | None:
     return value
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 MIN_ADMIN_TOKEN = 24  # a bearer token that grants everything must not be guessable
 
 
@@ -91,7 +93,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1 << 20  # a request body above this answers 413 before it is read whole
     # Operations: one active scheduler (a lease renewed every third of it), and syncs that never mass-remove.
     scheduler_lease_seconds: float = 15.0
-    schedule_overrides: dict[str, dict] = {}  # schedule id -> APScheduler trigger kwargs, e.g. {"trigger": "cron", "hour": 4}
+    # schedule id -> APScheduler trigger kwargs, e.g. {"trigger": "cron", "hour": 4}
+    schedule_overrides: dict[str, dict] = {}
     sync_max_shrink: float = 0.2  # share of what Siyu holds from WeCom one sync may remove without --allow-shrink
 
     @field_validator("database_url")
@@ -128,6 +131,20 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"SIYU_TIMEZONE: unknown time zone {v!r}") from None
         return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        if v.strip().upper() not in LOG_LEVELS:
+            raise ValueError(f"SIYU_LOG_LEVEL: one of {', '.join(LOG_LEVELS)}, got {v!r}")
+        return v.strip().upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, v: str) -> str:
+        if v.strip().lower() not in LOG_FORMATS:
+            raise ValueError(f"SIYU_LOG_FORMAT: 'text' or 'json', got {v!r}")
+        return v.strip().lower()
 
     @field_validator("scheduler_lease_seconds")
     @classmethod
@@ -219,10 +236,10 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
-    def _channels_complete(self) -> "Settings":
+    def _channels_complete(self) -> Settings:
         # A channel is configured completely or not at all: half a channel would otherwise start, fall back to
         # the sandbox or fail every callback at run time. SIYU_SANDBOX=off wants every channel configured.
-        for channel, rule in CHANNELS.items():
+        for rule in CHANNELS.values():
             given = [n for n in rule.variables if getattr(self, n)]
             if not given and self.sandbox != "off":
                 continue
@@ -255,7 +272,7 @@ class Settings(BaseSettings):
         return self.redis_url is None
 
     def uses_sandbox(self, channel: str) -> bool:
-        """True when `channel` (wecom, official_account, miniprogram, pay) is not configured and the sandbox stands in."""
+        """True when `channel` (wecom, official_account, miniprogram, pay) is unconfigured and the sandbox stands in."""
         if self.sandbox == "off":
             return False
         return not any(getattr(self, n) for n in CHANNELS[channel].variables)

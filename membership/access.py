@@ -6,7 +6,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
@@ -52,13 +53,19 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
     return Principal(role=Role(row.role), name=row.name, store_id=row.store_id, staff_id=row.staff_id)
 
 
-def current_principal(request: Request, session: Session = request_session) -> Principal:
+# Declares the scheme in OpenAPI (Swagger UI's Authorize) on every route that depends on it; the answers stay
+# Siyu's own: auto_error=False, so a missing token is the 401 below, not FastAPI's 403.
+bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
+                    description="An admin API token: `siyu token create --role R` or `POST /api/v1/tokens`.")
+
+
+def current_principal(credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+                      session: Session = request_session) -> Principal:
     """FastAPI dependency: the bearer token's principal, 401 without a valid one."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = credentials.credentials.strip() if credentials else ""
+    if not token:
         raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-    principal = authenticate(session, token.strip())
+    principal = authenticate(session, token)
     if principal is None:
         raise HTTPException(401, "invalid token", headers={"WWW-Authenticate": "Bearer"})
     return principal

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from config.api_errors import ERROR_RESPONSES
 from config.database import request_session
 from config.inputs import DbId, Timestamp
 from config.pagination import decode_cursor, page_of
@@ -21,7 +22,7 @@ from membership.tags import get_tag, tag_member, untag_member, usable_tag
 from membership.timeline import timeline
 from membership.views import member_out, members_out
 
-router = APIRouter(prefix="/api/v1", tags=["membership"])
+router = APIRouter(prefix="/api/v1", tags=["membership"], responses=ERROR_RESPONSES)
 
 
 def _domain_errors(exc: Exception) -> HTTPException:

@@ -33,7 +33,7 @@ class IdentityIn:
     scope: str = ""
     verified: bool = False
 
-    def normalized(self) -> "IdentityIn":
+    def normalized(self) -> IdentityIn:
         """The identity with its type checked and a phone in E.164."""
         try:
             IdentityType(self.type)
@@ -115,7 +115,7 @@ def _bind_once(session: Session, wanted: list[IdentityIn], name: str | None, sto
     }
     linked_ids = sorted({
         existing[key].member_id
-        for key, ident in zip(keys, wanted)
+        for key, ident in zip(keys, wanted, strict=True)
         if key in existing and ident.links and (ident.type != "phone" or existing[key].verified)
     })
     members = _lock_live(session, linked_ids)
@@ -136,7 +136,7 @@ def _bind_once(session: Session, wanted: list[IdentityIn], name: str | None, sto
             survivor.name = name
         if store_id and not survivor.store_id:
             survivor.store_id = store_id
-    for key, ident in zip(keys, wanted):
+    for key, ident in zip(keys, wanted, strict=True):
         row = existing.get(key)
         if row is None:
             session.add(Identity(member_id=result.member.id, type=ident.type, scope=ident.scope,

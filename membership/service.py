@@ -25,7 +25,8 @@ from membership.timeline import record_event
 
 
 # -- stores and staff ---------------------------------------------------------------------------------
-def create_store(session: Session, *, code: str, name: str, city: str | None = None, address: str | None = None) -> Store:
+def create_store(session: Session, *, code: str, name: str, city: str | None = None,
+                 address: str | None = None) -> Store:
     """A new store; Conflict when the code is taken."""
     store = Store(code=code, name=name, city=city, address=address)
     try:

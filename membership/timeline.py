@@ -141,7 +141,8 @@ def _aware(value: datetime) -> datetime:
     return UTCDateTime().process_result_value(value, None)
 
 
-def timeline(session: Session, member_id: int, *, limit: int = 50, before: datetime | None = None) -> list[TimelineEvent]:
+def timeline(session: Session, member_id: int, *, limit: int = 50,
+             before: datetime | None = None) -> list[TimelineEvent]:
     """A member's events, newest first."""
     q = select(TimelineEvent).where(TimelineEvent.member_id == member_id)
     if before is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from sqlalchemy.orm import Session
 
+from config.api_errors import ERROR_RESPONSES, error_response
 from config.database import request_session, session_scope
 from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
@@ -19,7 +20,7 @@ from segments.schemas import (
     TagRuleOut,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["segments"])
+router = APIRouter(prefix="/api/v1", tags=["segments"], responses=ERROR_RESPONSES)
 marketer = require(Role.marketer)
 
 ERRORS = {NotFound: 404, InvalidDefinition: 422, InvalidInput: 422, Unevaluable: 422, InUse: 409,
@@ -117,7 +118,8 @@ def segment_members(segment_id: DbId, cursor: str | None = None, limit: int = Qu
                               next_cursor=next_cursor)
 
 
-@router.post("/segments/{segment_id}/refresh", response_model=SegmentOut)
+@router.post("/segments/{segment_id}/refresh", response_model=SegmentOut,
+             responses={503: error_response("The database failed the refresh; a retry may succeed")})
 def refresh(segment_id: DbId, session: Session = request_session, _: Principal = Depends(marketer)):
     """Fully refresh a segment now; the answer carries the diff and the duration."""
     try:

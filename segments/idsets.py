@@ -35,19 +35,22 @@ _ZERO_ONE = bytes.maketrans(b"01", b"\x00\x01")
 _ONE_ZERO = bytes.maketrans(b"\x00\x01", b"01")
 
 
-def count_and_sample(session: Session, node: Node, ctx: EvalContext, refs: Refs, sample: int = 20) -> tuple[int, list[int]]:
+def count_and_sample(session: Session, node: Node, ctx: EvalContext, refs: Refs,
+                     sample: int = 20) -> tuple[int, list[int]]:
     """How many live members match, and the first `sample` ids."""
     prepare(session)
     bitmap = matching_bitmap(session, node, ctx, refs)
     return bitmap.bit_count(), ids_of(bitmap)[:sample]
 
 
-def matching_ids(session: Session, node: Node, ctx: EvalContext, refs: Refs, scope: Iterable[int] | None = None) -> set[int]:
+def matching_ids(session: Session, node: Node, ctx: EvalContext, refs: Refs,
+                 scope: Iterable[int] | None = None) -> set[int]:
     """Ids of the live members matching `node` (only among `scope` when given)."""
     return set(ids_of(matching_bitmap(session, node, ctx, refs, scope)))
 
 
-def matching_bitmap(session: Session, node: Node, ctx: EvalContext, refs: Refs, scope: Iterable[int] | None = None) -> int:
+def matching_bitmap(session: Session, node: Node, ctx: EvalContext, refs: Refs,
+                    scope: Iterable[int] | None = None) -> int:
     """The live members matching `node` (only among `scope` when given), as a bitmap of member ids."""
     dialect = session.get_bind().dialect.name
     scope_ids = None if scope is None else set(scope)
@@ -123,7 +126,8 @@ class _Evaluator:
         return [union_all(*chunk) if len(chunk) > 1 else chunk[0] for chunk in chunks]
 
 
-def _anniversary_ranges(ctx: EvalContext, within_days: int, lo: datetime, hi: datetime) -> list[tuple[datetime, datetime]]:
+def _anniversary_ranges(ctx: EvalContext, within_days: int, lo: datetime,
+                        hi: datetime) -> list[tuple[datetime, datetime]]:
     """UTC [start, end) ranges of the instants whose month-day (at the fixed offset) is an anniversary day."""
     zone = timezone(ctx.offset)
     wanted = set(ctx.anniversary_days(within_days))

@@ -95,7 +95,8 @@ def apply_rule_to_members_job(rule_id: int) -> int:
         rule = session.get(TagRule, rule_id)
         if rule is None or rule.segment_id is None:
             return 0
-        ids = session.scalars(select(SegmentMembership.member_id).where(SegmentMembership.segment_id == rule.segment_id))
+        ids = session.scalars(select(SegmentMembership.member_id)
+                              .where(SegmentMembership.segment_id == rule.segment_id))
         return sum(rules.apply(session, rule, mid) for mid in list(ids))
 
 

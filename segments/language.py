@@ -8,9 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, GetJsonSchemaHandler, TypeAdapter, ValidationError, field_validator, model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from segments.exceptions import InvalidDefinition
 
@@ -26,7 +29,7 @@ COMPARE_OPS = ("eq", "ne", "gt", "gte", "lt", "lte")
 DATE_OPS = ("within_last_days", "more_than_days_ago", "anniversary_within_days")
 TRAIT_OPS = (*COMPARE_OPS, "in", "contains", "exists", "not_exists", *DATE_OPS)
 COUNT_OPS = ("eq", "gt", "gte", "lt", "lte")
-Scalar = Union[bool, int, float, str]
+Scalar = bool | int | float | str
 
 
 class _Node(BaseModel):
@@ -46,8 +49,9 @@ class TraitLeaf(_Node):
     trait: str = Field(min_length=1, max_length=80)
     op: Literal[TRAIT_OPS]  # type: ignore[valid-type]
     value: Any = None
-    kind: Literal["text", "number", "time", "days", "none"] = "none"
-    operand: Any = None
+    # Derived, not part of the language: hidden from the API schema (and refused in input below).
+    kind: SkipJsonSchema[Literal["text", "number", "time", "days", "none"]] = "none"
+    operand: SkipJsonSchema[Any] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -57,7 +61,7 @@ class TraitLeaf(_Node):
         return data
 
     @model_validator(mode="after")
-    def _typed_operand(self) -> "TraitLeaf":
+    def _typed_operand(self) -> TraitLeaf:
         kind, operand = _operand(self.op, self.value)
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "operand", operand)
@@ -124,7 +128,7 @@ class CountSpec(_Node):
     lte: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "CountSpec":
+    def _one_bound(self) -> CountSpec:
         if not self.bounds():
             raise ValueError("count needs at least one of eq, gt, gte, lt, lte")
         return self
@@ -221,19 +225,40 @@ class SegmentLeaf(_Node):
 
 
 class All(_Node):
-    all: tuple["Node", ...]
+    """Every child node holds."""
+
+    all: tuple[Node, ...] = Field(min_length=1)
 
 
 class AnyOf(_Node):
-    any: tuple["Node", ...]
+    """At least one child node holds."""
+
+    any: tuple[Node, ...] = Field(min_length=1)
 
 
 class Not(_Node):
-    not_: "Node" = Field(alias="not")
+    """The child node does not hold."""
+
+    not_: Node = Field(alias="not")
 
 
-Leaf = Union[TagLeaf, TraitLeaf, EventLeaf, StoreLeaf, StaffLeaf, ChannelLeaf, SegmentLeaf]
-Node = Union[All, AnyOf, Not, Leaf]
+Leaf = TagLeaf | TraitLeaf | EventLeaf | StoreLeaf | StaffLeaf | ChannelLeaf | SegmentLeaf
+Node = All | AnyOf | Not | Leaf
+
+_NODE = TypeAdapter(Node)
+
+
+class _DefinitionSchema:
+    """Documents a definition in OpenAPI as the node union; `parse` validates it, with paths in its messages."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, _core_schema, handler: GetJsonSchemaHandler) -> dict:
+        return handler(_NODE.core_schema)
+
+
+# A definition as the API takes and answers it: raw JSON at run time (`parse` refuses a bad one with the path
+# of the offending node, which pydantic's union errors would not give), the node union in the schema.
+Definition = Annotated[Any, _DefinitionSchema]
 
 LEAVES: dict[str, type[_Node]] = {  # the key that names a leaf → its model
     "tag": TagLeaf, "trait": TraitLeaf, "event": EventLeaf, "store": StoreLeaf,

@@ -105,7 +105,8 @@ def _evaluate(session: Session, segment_id: int, ctx: EvalContext, member_ids: l
     elif dialect == "postgresql" and member_ids is None:  # full: combine the leaves' bitmaps (idsets)
         entered, left = apply_ids(session, segment.id, ids_of(matching_bitmap(session, node, ctx, refs)))
     else:  # a few members, or SQLite (its bound-parameter limit rules out id lists): one statement
-        entered, left = apply_diff(session, segment.id, SqlCompiler(ctx, refs, dialect, scope=scope).condition(node), scope)
+        condition = SqlCompiler(ctx, refs, dialect, scope=scope).condition(node)
+        entered, left = apply_diff(session, segment.id, condition, scope)
     diff_ms = int((time.perf_counter() - started) * 1000)
     _write_changes(session, segment, sorted(entered), sorted(left))
     return _finish(session, segment, entered, left, started, diff_ms, full=member_ids is None,

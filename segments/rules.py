@@ -72,7 +72,8 @@ def apply_keyword_rules(session: Session, event_id: int) -> list[int]:
     keywords, text = message_keywords(event.data or {})
     fired = []
     for rule in session.scalars(select(TagRule).where(TagRule.keywords.is_not(None), TagRule.active)):
-        if rule.keywords and keyword_rules_match(rule.keywords, keywords, text) and apply(session, rule, event.member_id):
+        if (rule.keywords and keyword_rules_match(rule.keywords, keywords, text)
+                and apply(session, rule, event.member_id)):
             fired.append(rule.id)
     return fired
 

@@ -1,4 +1,4 @@
-"""Schedules of the segments package (APScheduler cron kwargs; the scheduler applies SIYU_TIMEZONE); they only enqueue."""
+"""Schedules of the segments package (APScheduler cron kwargs, in SIYU_TIMEZONE); they only enqueue."""
 from __future__ import annotations
 
 from config.queue import enqueue

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, Field
 
 from config.inputs import DbId
+from segments.language import Definition
 
 
 class PreviewIn(BaseModel):
-    definition: Any
+    definition: Definition
 
 
 class PreviewOut(BaseModel):
@@ -20,20 +20,20 @@ class PreviewOut(BaseModel):
 
 class SegmentIn(BaseModel):
     name: str = Field(min_length=1, max_length=120)
-    definition: Any
+    definition: Definition
 
 
 class SegmentPatch(BaseModel):
     """PATCH /segments/{id}: a new name, a new definition, or both."""
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
-    definition: Any = None
+    definition: Definition = None
 
 
 class SegmentOut(BaseModel):
     id: int
     name: str
-    definition: Any
+    definition: Definition
     size: int | None
     refreshed_at: datetime | None
     last_refresh_ms: int | None = None  # how long the last full refresh took: slow ones are visible

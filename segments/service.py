@@ -27,7 +27,8 @@ def compile_definition(session: Session, definition: object, self_id: int | None
     return node, resolve(node, definitions_loader(session), self_id=self_id)
 
 
-def preview(session: Session, definition: object, *, sample: int = 20, ctx: EvalContext | None = None) -> tuple[int, list[int]]:
+def preview(session: Session, definition: object, *, sample: int = 20,
+            ctx: EvalContext | None = None) -> tuple[int, list[int]]:
     """How many members a definition matches now, and a sample of their ids."""
     node, refs = compile_definition(session, definition)
     with failures.translated():

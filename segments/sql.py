@@ -23,7 +23,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from membership.models import Identity, Member, MemberTag, Relation, RelationStatus, Staff, Store, Tag, TimelineEvent, Trait
+from membership.models import (
+    Identity, Member, MemberTag, Relation, RelationStatus, Staff, Store, Tag, TimelineEvent, Trait,
+)
 from segments.clock import EvalContext
 from segments.graph import Refs
 from segments.language import (
@@ -158,7 +160,8 @@ class SqlCompiler:
         if spec.holds(0):  # members without a single event qualify: list those whose count fails, negated
             failing = not_(and_(*[_CMP[op](total, k) for op, k in spec.bounds()]))
             return rows.group_by(rows.selected_columns[0]).having(failing), True
-        return rows.group_by(rows.selected_columns[0]).having(and_(*[_CMP[op](total, k) for op, k in spec.bounds()])), False
+        holding = and_(*[_CMP[op](total, k) for op, k in spec.bounds()])
+        return rows.group_by(rows.selected_columns[0]).having(holding), False
 
     def _bucket_rows(self, leaf: EventLeaf):
         c = EventDayCount

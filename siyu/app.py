@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from config import guards
 from config.settings import get_settings
+from siyu import docs
 from siyu.body_limit import BodyLimit
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,11 @@ def create_app() -> FastAPI:
     import siyu.wiring  # noqa: F401 - registers the cross-floor listeners
 
     settings = get_settings()
-    app = FastAPI(title="Siyu", version="0.1.0",
+    app = FastAPI(title="Siyu", version="0.1.0", docs_url=None, redoc_url=None,
                   description="私域: WeChat/WeCom SCRM and private-domain operations for store chains")
     for router in routers():
         app.include_router(router)
+    docs.install(app)
     guards.install(app)
     _mount_sandbox(app, settings)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

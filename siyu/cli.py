@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from config import metrics as config_metrics
 from config.files import secure_var_dir
 from config.inputs import MAX_DB_ID
 from config.settings import SettingsError
@@ -22,18 +23,21 @@ token_app = typer.Typer(help="Bearer tokens of the admin API.", no_args_is_help=
 app.add_typer(db_app, name="db")
 app.add_typer(sync_app, name="sync")
 app.add_typer(token_app, name="token")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # logs and reasons, one line each; results go to stdout
+out = Console(soft_wrap=True)  # results: one line each, however wide the terminal
 
 
-def _settings():
-    """Load settings or stop with the one-line reason."""
+def _settings(metrics: bool = False):
+    """Load settings or stop with the one-line reason; with `metrics`, count into the deployment's metrics directory."""
     from config.logging import setup_logging
     from config.settings import get_settings
 
     try:
         settings = get_settings()
-    except SettingsError as exc:
-        console.print(f"[red]configuration error:[/red] {exc}")
+        if metrics:  # before anything that defines a metric is imported
+            config_metrics.enable(settings.var_dir)
+    except (SettingsError, config_metrics.MetricsDirError) as exc:
+        console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     setup_logging()
     secure_var_dir(settings.var_dir)
@@ -45,10 +49,12 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the HTTP API, webhooks and (embedded mode) jobs and schedules."""
     import uvicorn
 
+    from config.logging import uvicorn_log_config
     from membership.access import bootstrap_token
     from siyu import db
 
-    settings = _settings()
+    settings = _settings(metrics=True)
+    config_metrics.clean_dead()  # the files of this host's processes that are gone (an earlier run's workers)
     if settings.embedded:
         db.upgrade()
         if workers != 1:
@@ -60,7 +66,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     console.print(f"Siyu on http://{host}:{port}  docs: http://{host}:{port}/docs  "
                   f"mode: {'embedded' if settings.embedded else 'redis'}")
     uvicorn.run("siyu.server:create_server", factory=True, host=host, port=port, workers=workers,
-                log_level=settings.log_level.lower())
+                log_level=settings.log_level.lower(), log_config=uvicorn_log_config())
 
 
 @app.command()
@@ -71,7 +77,7 @@ def worker(
     """Run an RQ worker on the fast, default and low queues (needs SIYU_REDIS_URL)."""
     from siyu import worker as rq_worker
 
-    settings = _settings()
+    settings = _settings(metrics=True)
     if settings.embedded:
         console.print("SIYU_REDIS_URL: not set; embedded mode runs jobs inside `siyu serve`")
         raise typer.Exit(2)
@@ -84,7 +90,7 @@ def scheduler() -> None:
     from siyu.leader import RedisLease
     from siyu.schedules import check_overrides, elected_scheduler
 
-    settings = _settings()
+    settings = _settings(metrics=True)
     if settings.embedded:
         console.print("SIYU_REDIS_URL: not set; embedded mode runs schedules inside `siyu serve`")
         raise typer.Exit(2)
@@ -107,13 +113,14 @@ def db_upgrade(revision: str = "head") -> None:
 
     settings = _settings()
     db.upgrade(revision=revision)
-    console.print(f"database at {revision}: {settings.database_url.split('@')[-1]}")
+    out.print(f"database at {revision}: {settings.database_url.split('@')[-1]}", markup=False)
 
 
 @sync_app.command("wecom")
 def sync_wecom(
-    allow_shrink: bool = typer.Option(False, "--allow-shrink",
-                                      help="Apply removals even when WeCom's answer shrank by more than SIYU_SYNC_MAX_SHRINK."),
+    allow_shrink: bool = typer.Option(
+        False, "--allow-shrink", help="Apply removals even when WeCom's answer shrank by more than "
+                                      "SIYU_SYNC_MAX_SHRINK."),
 ) -> None:
     """Full reconcile of staff, tags, contacts and group chats from WeCom."""
     from dataclasses import asdict
@@ -122,7 +129,7 @@ def sync_wecom(
     from bot.sync import sync_wecom as run
     from bot.sync_guard import ShrinkRefused
 
-    _settings()
+    _settings(metrics=True)
     try:
         report = run(progress=True, allow_shrink=allow_shrink)
     except WeChatAPIError as exc:
@@ -131,7 +138,7 @@ def sync_wecom(
     except ShrinkRefused as exc:
         console.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)  # one line, however wide
         raise typer.Exit(1) from None
-    console.print(" ".join(f"{k}={v}" for k, v in asdict(report).items() if v))
+    out.print(" ".join(f"{k}={v}" for k, v in asdict(report).items() if v), markup=False)
 
 
 @contextlib.contextmanager
@@ -236,13 +243,13 @@ def doctor() -> None:
         from config.settings import get_settings
 
         get_settings()
-    except SettingsError as exc:
-        console.print(f"[red]✗ configuration:[/red] {exc}")
+    except SettingsError as exc:  # the doctor's findings are its result: stdout, like the checks below
+        out.print(f"[red]✗ configuration:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
     failed = 0
     for ok, line in run_checks():
         failed += not ok
-        console.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + escape(line), soft_wrap=True)
+        out.print(("[green]✓[/green] " if ok else "[red]✗[/red] ") + escape(line))
     raise typer.Exit(1 if failed else 0)
 
 

@@ -81,7 +81,8 @@ def run() -> None:
                                 "oLILEI").raise_for_status()
 
         _step("Three customers scan the code; WeCom delivers one event twice (a retry)")
-        for ext, name, unionid in (("wmLILEI", "李雷", "uLILEI"), ("wmHANMEI", "韩梅梅", None), ("wmLUCY", "Lucy", None)):
+        customers = (("wmLILEI", "李雷", "uLILEI"), ("wmHANMEI", "韩梅梅", None), ("wmLUCY", "Lucy", None))
+        for ext, name, unionid in customers:
             sandbox.add_external_contact("zhangsan", external_userid=ext, unionid=unionid, name=name,
                                          state=code["state"])
             event = tencent.add_external_contact(wecom.corp_id, "zhangsan", ext, state=code["state"],
@@ -94,9 +95,8 @@ def run() -> None:
         api.post("/api/v1/auto-replies", json={"keywords": ["验光"], "match": "contains",
                                                "reply_text": "周六 10:00–18:00 可免费验光，回复“预约”留位。"}
                  ).raise_for_status()
-        reply = callbacks.send_oa_event(f"{base}/webhooks/official-account", oa,
-                                        tencent.oa_text("oLILEI", "我想配一副近视眼镜，周六能验光吗", 9001, to=oa.app_id),
-                                        "oLILEI")
+        question = tencent.oa_text("oLILEI", "我想配一副近视眼镜，周六能验光吗", 9001, to=oa.app_id)
+        reply = callbacks.send_oa_event(f"{base}/webhooks/official-account", oa, question, "oLILEI")
         text = callbacks.open_oa_reply(oa, reply.text)
         console.print(f"  answered {reply.status_code} with a passive reply: "
                       f"{'周六 10:00–18:00' in text and '周六 10:00–18:00 可免费验光…' or text!r}")
@@ -123,7 +123,8 @@ def run() -> None:
         assert len(members) == 3, "three people, three members"
         assert len(sandbox.welcome_sent) == 3, "one welcome each, the retried delivery changed nothing"
         assert preview["count"] == 1
-        console.print("\n[bold green]✓ demo finished: one profile per person, nothing lost, nothing doubled[/bold green]")
+        console.print("\n[bold green]✓ demo finished: one profile per person, nothing lost, "
+                      "nothing doubled[/bold green]")
     finally:
         api.close()
         server.stop()

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from config.database import get_engine
+from config.metrics import exposition
 from config.redis import get_redis
 
 router = APIRouter(tags=["operations"])
@@ -36,10 +37,11 @@ def readyz():
         except Exception as exc:  # noqa: BLE001
             checks["redis"] = f"error: {exc.__class__.__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
+                        status_code=200 if ready else 503)
 
 
 @router.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text exposition of every counter Siyu keeps."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text exposition of every counter Siyu keeps, summed over the deployment's processes."""
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -51,6 +51,25 @@ def _prepare_postgres() -> str:
     return PG_URL
 
 
+@pytest.fixture(autouse=True)
+def _one_process_metrics(monkeypatch, tmp_path_factory):
+    """Commands invoked in-process turn multiprocess metrics on (config.metrics.enable): undone after each test.
+
+    The directories Siyu picks for them (in the temporary directory) go under pytest's, here and in the
+    processes tests start, instead of piling up in /tmp.
+    """
+    import tempfile
+
+    from prometheus_client import values
+
+    temp = tmp_path_factory.getbasetemp() / "tmp"
+    temp.mkdir(exist_ok=True)
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+
+
 @pytest.fixture(params=DB_PARAMS)
 def db_url(request, tmp_path) -> str:
     """A database URL with Siyu's schema and no rows: SQLite in tmp_path, or the test PostgreSQL."""

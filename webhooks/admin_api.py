@@ -6,22 +6,29 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import WeChatAPIError
+from config.api_errors import ERROR_RESPONSES
 from config.database import read_scope, request_session
 from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
 from membership.exceptions import Forbidden, InvalidInput, NotFound
 from membership.models import Role
-from webhooks import service
+from webhooks import service, views
 from webhooks.inbox import inbox_engine, inbox_request_session, requeue
 from webhooks.models import InboxEvent, InboxStatus
 from webhooks.retention import PURGED
-from webhooks.warm import warm_oa, warm_wecom
 from webhooks.schemas import (
-    AutoReplyIn, AutoReplyOut, ChannelCodeIn, ChannelCodeOut, InboxOut, InboxPage, OAQrCodeIn, OAQrCodeOut,
+    AutoReplyIn, AutoReplyOut, AutoReplyPage, ChannelCodeIn, ChannelCodeOut, ChannelCodePage, InboxOut, InboxPage,
+    OAQrCodeIn, OAQrCodeOut, OAQrCodePage,
 )
+from webhooks.warm import warm_oa, warm_wecom
 
-router = APIRouter(prefix="/api/v1", tags=["webhooks"])
+router = APIRouter(prefix="/api/v1", tags=["webhooks"], responses=ERROR_RESPONSES)
+
+
+def _own_store(who: Principal) -> int | None:
+    # A store manager's codes are their own store's; admins and marketers see and make every store's.
+    return who.store_id if who.role is Role.store_manager else None
 
 
 def _http(exc: Exception) -> HTTPException:
@@ -75,11 +82,22 @@ def create_channel_code(body: ChannelCodeIn, _warm: None = Depends(warm_wecom), 
     """
     try:
         code = service.create_channel_code(
-            session, body, within_store=who.store_id if who.role is Role.store_manager else None,
+            session, body, within_store=_own_store(who),
             may_create_tags=who.allows(Role.marketer))
     except (NotFound, InvalidInput, Forbidden, WeChatAPIError) as exc:
         raise _http(exc) from None
-    return ChannelCodeOut(id=code.id, state=code.state, config_id=code.config_id, qr_code=code.qr_code)
+    return views.channel_codes_out(session, [code])[0]
+
+
+@router.get("/channel-codes", response_model=ChannelCodePage)
+def list_channel_codes(cursor: str | None = None, limit: int = Query(50, ge=1, le=200),
+                       session: Session = request_session,
+                       who: Principal = Depends(require(Role.marketer, Role.store_manager))):
+    """Channel codes, oldest first, a page at a time; a store manager sees their own store's."""
+    rows = service.list_channel_codes(session, within_store=_own_store(who), after_id=decode_cursor(cursor),
+                                      limit=limit + 1)
+    page, next_cursor = page_of(rows, limit, lambda c: c.id)
+    return ChannelCodePage(items=views.channel_codes_out(session, page), next_cursor=next_cursor)
 
 
 @router.post("/oa-qrcodes", response_model=OAQrCodeOut, status_code=201)
@@ -90,7 +108,16 @@ def create_oa_qrcode(body: OAQrCodeIn, _warm: None = Depends(warm_oa), session: 
         qr = service.create_oa_qrcode(session, body)
     except (NotFound, InvalidInput, WeChatAPIError) as exc:
         raise _http(exc) from None
-    return OAQrCodeOut(id=qr.id, scene=qr.scene, ticket=qr.ticket, url=qr.url)
+    return views.oa_qrcodes_out(session, [qr])[0]
+
+
+@router.get("/oa-qrcodes", response_model=OAQrCodePage)
+def list_oa_qrcodes(cursor: str | None = None, limit: int = Query(50, ge=1, le=200),
+                    session: Session = request_session, _: Principal = Depends(require(Role.marketer))):
+    """Official-account QR codes, oldest first, a page at a time."""
+    rows = service.list_oa_qrcodes(session, after_id=decode_cursor(cursor), limit=limit + 1)
+    page, next_cursor = page_of(rows, limit, lambda q: q.id)
+    return OAQrCodePage(items=views.oa_qrcodes_out(session, page), next_cursor=next_cursor)
 
 
 @router.post("/auto-replies", response_model=AutoReplyOut, status_code=201)
@@ -101,6 +128,13 @@ def create_auto_reply(body: AutoReplyIn, session: Session = request_session,
         rule = service.create_auto_reply(session, body)
     except InvalidInput as exc:
         raise _http(exc) from None
-    return AutoReplyOut(id=rule.id, active=rule.active, name=rule.name, keywords=rule.keywords, match=rule.match,
-                        channels=rule.channels, reply_text=rule.reply_text, miniprogram=rule.miniprogram,
-                        priority=rule.priority)
+    return views.auto_reply_out(rule)
+
+
+@router.get("/auto-replies", response_model=AutoReplyPage)
+def list_auto_replies(cursor: str | None = None, limit: int = Query(50, ge=1, le=200),
+                      session: Session = request_session, _: Principal = Depends(require(Role.marketer))):
+    """Keyword auto-reply rules, oldest first, a page at a time."""
+    rows = service.list_auto_replies(session, after_id=decode_cursor(cursor), limit=limit + 1)
+    page, next_cursor = page_of(rows, limit, lambda r: r.id)
+    return AutoReplyPage(items=[views.auto_reply_out(r) for r in page], next_cursor=next_cursor)

@@ -16,7 +16,7 @@ from config.types import from_unix, utcnow
 from webhooks.exceptions import PermanentEventError
 
 Key = tuple[str, str, str, str]
-HANDLERS: dict[Key, Callable[[Session, "Event"], None]] = {}
+HANDLERS: dict[Key, Callable[[Session, Event], None]] = {}
 
 HANDLER_MODULES = (
     "webhooks.wecom.contacts",

@@ -1,7 +1,7 @@
-"""Prometheus counters of the intake (default registry, served at /metrics)."""
+"""Prometheus counters of the intake (summed over every process at /metrics)."""
 from __future__ import annotations
 
-from prometheus_client import Counter
+from config.metrics import Counter
 
 REJECTED = Counter("siyu_webhook_rejected", "Callbacks refused before storing", ["source", "reason"])
 RECEIVED = Counter("siyu_webhook_received", "Verified callbacks, by outcome (stored, duplicate, busy: not stored, 503)", ["source", "outcome"])

@@ -87,7 +87,8 @@ def send_custom_reply(channel: str, openid: str, rule_id: int, inbox_id: int) ->
     if body is None:
         return
     client = oa_client() if channel == "official_account" else mp_client()
-    outcome = send_once(f"auto_reply:{inbox_id}:{rule_id}", inbox_id, lambda: client.sdk.post("message/custom/send", data=body))
+    outcome = send_once(f"auto_reply:{inbox_id}:{rule_id}", inbox_id,
+                        lambda: client.sdk.post("message/custom/send", data=body))
     log.info("auto-reply %s: %s to %s on %s", rule_id, outcome, openid, channel)
 
 

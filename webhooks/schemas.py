@@ -23,6 +23,17 @@ class ChannelCodeOut(BaseModel):
     state: str
     config_id: str | None
     qr_code: str | None
+    name: str
+    store: str | None  # its code
+    staff: list[str]  # WeCom userids
+    tags: list[str]  # names
+    welcome: WelcomeIn | None
+    created_at: datetime
+
+
+class ChannelCodePage(BaseModel):
+    items: list[ChannelCodeOut]
+    next_cursor: str | None
 
 
 class OAQrCodeIn(BaseModel):
@@ -37,6 +48,16 @@ class OAQrCodeOut(BaseModel):
     scene: str
     ticket: str | None
     url: str | None
+    name: str
+    store: str | None  # its code
+    staff: str | None  # WeCom userid
+    expire_seconds: int | None  # None: a permanent code
+    created_at: datetime
+
+
+class OAQrCodePage(BaseModel):
+    items: list[OAQrCodeOut]
+    next_cursor: str | None
 
 
 class MiniProgramCard(BaseModel):
@@ -76,6 +97,11 @@ class AutoReplyIn(BaseModel):
 class AutoReplyOut(AutoReplyIn):
     id: int
     active: bool
+
+
+class AutoReplyPage(BaseModel):
+    items: list[AutoReplyOut]
+    next_cursor: str | None
 
 
 class InboxOut(BaseModel):

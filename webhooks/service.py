@@ -102,3 +102,27 @@ def create_auto_reply(session: Session, body: AutoReplyIn) -> AutoReply:
     session.add(rule)
     session.flush()
     return rule
+
+
+def _page(session: Session, model, after_id: int | None, limit: int, *where) -> list:
+    q = select(model).where(*where).order_by(model.id).limit(limit)
+    if after_id is not None:
+        q = q.where(model.id > after_id)
+    return list(session.scalars(q))
+
+
+def list_channel_codes(session: Session, *, within_store: int | None = None, after_id: int | None = None,
+                       limit: int = 50) -> list[ChannelCode]:
+    """Channel codes by id after `after_id`; with `within_store` (a store manager's store) only that store's."""
+    where = [ChannelCode.store_id == within_store] if within_store is not None else []
+    return _page(session, ChannelCode, after_id, limit, *where)
+
+
+def list_oa_qrcodes(session: Session, *, after_id: int | None = None, limit: int = 50) -> list[OAQrCode]:
+    """Official-account QR codes by id after `after_id`."""
+    return _page(session, OAQrCode, after_id, limit)
+
+
+def list_auto_replies(session: Session, *, after_id: int | None = None, limit: int = 50) -> list[AutoReply]:
+    """Auto-reply rules by id after `after_id`."""
+    return _page(session, AutoReply, after_id, limit)

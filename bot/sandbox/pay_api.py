@@ -127,7 +127,8 @@ async def refund(request: Request):
             return _answer(200, existing)
         done = sum(r["amount"]["refund"] for r in state.pay_refunds.values()
                    if r["out_trade_no"] == order["out_trade_no"])
-        if amount.get("total") != order["amount"]["total"] or not 0 < int(amount.get("refund") or 0) <= amount["total"] - done:
+        total_ok = amount.get("total") == order["amount"]["total"]
+        if not total_ok or not 0 < int(amount.get("refund") or 0) <= amount["total"] - done:
             return _fail(400, "PARAM_ERROR", "amount.refund exceeds what is left, or amount.total is wrong")
         rec = {"refund_id": "50" + state.new_id("", 30), "out_refund_no": body["out_refund_no"],
                "transaction_id": order["transaction_id"], "out_trade_no": order["out_trade_no"],

@@ -10,7 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from bot.sandbox.app import create_sandbox_app
-from config.logging import install_log_redaction
+from config.logging import install_log_redaction, uvicorn_log_config
 
 
 def standalone_app() -> FastAPI:
@@ -23,7 +23,7 @@ def standalone_app() -> FastAPI:
 def serve(host: str = "127.0.0.1", port: int = 8001) -> None:
     """Serve the sandbox until interrupted."""
     install_log_redaction()  # its access log would print every gettoken's corpsecret and secret
-    uvicorn.run(standalone_app(), host=host, port=port, log_level="info")
+    uvicorn.run(standalone_app(), host=host, port=port, log_level="info", log_config=uvicorn_log_config())
 
 
 def free_port(host: str = "127.0.0.1") -> int:

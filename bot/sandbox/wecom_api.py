@@ -49,7 +49,7 @@ def follow_user_list(state, body, q):
 
 def _follow_users(state, ext: str) -> list[dict]:
     out = []
-    for userid, follows in state.follows.items():
+    for follows in state.follows.values():
         info = follows.get(ext)
         if info is not None:
             tags = []
@@ -57,7 +57,8 @@ def _follow_users(state, ext: str) -> list[dict]:
                 for g in state.tag_groups.values():
                     for t in g["tag"]:
                         if t["id"] == tid:
-                            tags.append({"group_name": g["group_name"], "tag_name": t["name"], "tag_id": tid, "type": 1})
+                            tags.append({"group_name": g["group_name"], "tag_name": t["name"], "tag_id": tid,
+                                         "type": 1})
             item = {k: v for k, v in info.items() if k != "tag_id"}
             out.append({**item, "tags": tags})
     return out

@@ -52,7 +52,7 @@ class WeComState:
     def add_external_contact(self, userid: str, external_userid: str | None = None, unionid: str | None = None,
                              name: str = "客户", state: str | None = None, tags: tuple[str, ...] = (),
                              createtime: int | None = None, remark: str = "", add_way: int = 1) -> str:
-        """A customer added by staff `userid` (again, for a customer who already follows others); returns the external_userid."""
+        """A customer added by staff `userid` (again, for one who follows others already); their external_userid."""
         with self.lock:
             if userid not in self.staff:
                 self.add_staff(userid)
@@ -122,7 +122,7 @@ class WeComState:
         return time.strftime("%Y%m", time.gmtime(self.now() + 8 * 3600))
 
     def confirm_msg_task(self, msgid: str, userid: str) -> list[dict]:
-        """Staff `userid` confirms a mass message in WeCom: it is sent to each customer still a friend and under quota."""
+        """Staff `userid` confirms a mass message in WeCom: sent to each customer still a friend and under quota."""
         with self.lock:
             task = self.msg_tasks[msgid]
             sender = task["senders"][userid]

@@ -29,7 +29,8 @@ def test_given_the_sandbox_when_doctor_runs_then_every_channel_is_a_green_round_
     assert checks and all(c.ok for c in checks), [c.line for c in checks if not c.ok]
     lines = _by_channel(checks)
     assert set(CHANNELS) <= set(lines)
-    assert lines["wecom contact secret"].line.startswith("wecom contact secret: the sandbox answers get_follow_user_list")
+    assert lines["wecom contact secret"].line.startswith(
+        "wecom contact secret: the sandbox answers get_follow_user_list")
     assert "agent/get" in lines["wecom agent"].line and "get_api_domain_ip" in lines["mini-program"].line
     assert "ORDER_NOT_EXIST" in lines["pay (merchant 1900000001)"].line
     assert sandbox.calls["externalcontact/get_follow_user_list"] == 1 and sandbox.calls["agent/get"] == 1

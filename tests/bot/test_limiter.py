@@ -60,7 +60,8 @@ def test_given_redis_when_two_limiters_share_it_then_they_share_the_bucket(redis
 
     waits = []
     a = RedisLimiter(Redis.from_url(redis_url), parse_bands("5/60"), sleep=waits.append)
-    b = RedisLimiter(Redis.from_url(redis_url), parse_bands("5/60"), sleep=lambda s: (_ for _ in ()).throw(TimeoutError(s)))
+    b = RedisLimiter(Redis.from_url(redis_url), parse_bands("5/60"),
+                     sleep=lambda s: (_ for _ in ()).throw(TimeoutError(s)))
     for _ in range(5):
         assert a.acquire("corp", "user/list") == 0
     try:

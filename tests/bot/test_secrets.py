@@ -29,8 +29,9 @@ def unreachable(sqlite_settings, monkeypatch):
     down = f"http://127.0.0.1:{free_port()}/"
     env = {
         "SIYU_WECOM_CORP_ID": "ww0123456789abcdef", "SIYU_WECOM_TOKEN": "cbtoken",
-        "SIYU_WECOM_AES_KEY": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "SIYU_WECOM_CONTACT_SECRET": CONTACT_SECRET,
-        "SIYU_WECOM_AGENT_ID": "1000002", "SIYU_WECOM_AGENT_SECRET": AGENT_SECRET, "SIYU_WECOM_API_BASE": f"{down}cgi-bin/",
+        "SIYU_WECOM_AES_KEY": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+        "SIYU_WECOM_CONTACT_SECRET": CONTACT_SECRET, "SIYU_WECOM_AGENT_ID": "1000002",
+        "SIYU_WECOM_AGENT_SECRET": AGENT_SECRET, "SIYU_WECOM_API_BASE": f"{down}cgi-bin/",
         "SIYU_OA_APP_ID": "wxoa0000000000001", "SIYU_OA_APP_SECRET": OA_SECRET, "SIYU_OA_TOKEN": "oatoken",
         "SIYU_MP_APP_ID": "wxmp0000000000001", "SIYU_MP_APP_SECRET": MP_SECRET, "SIYU_MP_TOKEN": "mptoken",
         "SIYU_WECHAT_API_BASE": down, "SIYU_PUBLIC_URL": down, "SIYU_WECHAT_HTTP_TIMEOUT": "2",

@@ -70,7 +70,8 @@ def test_given_group_chats_when_synced_twice_then_chats_members_and_one_joined_e
 def test_given_a_customer_who_left_between_syncs_when_synced_then_group_left_once(sandbox_db):
     # given a synced chat of three customers
     seed_chain(sandbox_db, stores=1, staff=3, customers=30)
-    chat_id = sandbox_db.add_group_chat("staff000", "VIP群", external_userids=("wm00000007", "wm00000008", "wm00000009"))
+    chat_id = sandbox_db.add_group_chat("staff000", "VIP群",
+                                        external_userids=("wm00000007", "wm00000008", "wm00000009"))
     sync_wecom(progress=False)
     # when one of them leaves in WeCom (the callback lost) and Siyu syncs
     chat = sandbox_db.group_chats[chat_id]

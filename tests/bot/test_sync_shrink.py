@@ -1,4 +1,4 @@
-"""`siyu sync wecom` never mass-removes on the strength of one answer, and never deactivates staff WeCom never listed."""
+"""`siyu sync wecom` never mass-removes on the strength of one answer, nor deactivates staff WeCom never listed."""
 from __future__ import annotations
 
 import pytest

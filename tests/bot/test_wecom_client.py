@@ -120,7 +120,8 @@ def test_given_a_mass_message_when_staff_confirms_then_results_respect_the_month
     # then
     assert before == [{"userid": "zhangsan", "status": 0}]
     assert client.get_groupmsg_task(msgid)["task_list"][0]["status"] == 2
-    results = {r["external_userid"]: r["status"] for r in client.get_groupmsg_send_result(msgid, "zhangsan")["send_list"]}
+    sent = client.get_groupmsg_send_result(msgid, "zhangsan")["send_list"]
+    results = {r["external_userid"]: r["status"] for r in sent}
     assert results == {full: 3, fresh: 1}
     listed = client.get_groupmsg_list_v2(start_time=int(sandbox.now()) - 60, end_time=int(sandbox.now()) + 60)
     assert [m["msgid"] for m in listed["group_msg_list"]] == [msgid]

@@ -1,4 +1,4 @@
-"""var/ is private: the directory 0700, every file Siyu keeps in it 0600, whatever the umask and however old the tree."""
+"""var/ is private: the directory 0700, every file Siyu keeps in it 0600, whatever the umask and the tree's age."""
 import os
 import stat
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Log lines: every record redacted (tracebacks too); uvicorn's access log without webhook queries, phones or identities."""
+"""Log lines: every record redacted (tracebacks too); the access log without webhook queries, phones or identities."""
 import io
 import json
 import logging

@@ -40,6 +40,9 @@ def test_defaults_follow_the_contract():
         ("SIYU_PAY_APIV3_KEY", "x" * 31, "SIYU_PAY_APIV3_KEY"),
         ("SIYU_PAY_PRIVATE_KEY_PATH", "/nonexistent/apiclient_key.pem", "SIYU_PAY_PRIVATE_KEY_PATH"),
         ("SIYU_PAY_PUBLIC_KEY_PATH", "/nonexistent/pub_key.pem", "SIYU_PAY_PUBLIC_KEY_PATH"),
+        ("SIYU_LOG_LEVEL", "verbose", "SIYU_LOG_LEVEL"),
+        ("SIYU_LOG_LEVEL", "", "SIYU_LOG_LEVEL"),
+        ("SIYU_LOG_FORMAT", "xml", "SIYU_LOG_FORMAT"),
     ],
 )
 def test_a_bad_value_fails_with_one_line_naming_the_variable(monkeypatch, var, value, named):
@@ -51,6 +54,34 @@ def test_a_bad_value_fails_with_one_line_naming_the_variable(monkeypatch, var, v
     message = str(exc.value)
     assert message.startswith(named + ":")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(("level", "fmt"), [("debug", "JSON"), ("Warning", "text"), (" ERROR ", "Json")])
+def test_log_level_and_format_are_taken_in_any_case(monkeypatch, level, fmt):
+    # given a level and a format in the case people type them
+    monkeypatch.setenv("SIYU_LOG_LEVEL", level)
+    monkeypatch.setenv("SIYU_LOG_FORMAT", fmt)
+    # when settings load, then they are normalised to what logging and the formatter take
+    s = load_settings()
+    assert (s.log_level, s.log_format) == (level.strip().upper(), fmt.lower())
+
+
+def test_the_cli_refuses_an_unknown_log_level_in_one_line_before_running(monkeypatch):
+    from typer.testing import CliRunner
+
+    from config.settings import get_settings
+    from siyu.cli import app
+
+    monkeypatch.setenv("SIYU_LOG_LEVEL", "chatty")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["db", "upgrade"])
+    finally:
+        get_settings.cache_clear()
+    # then it exits 2 with the one line on stderr (before: a traceback from logging.setLevel)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == ("configuration error: SIYU_LOG_LEVEL: one of DEBUG, INFO, WARNING, ERROR, CRITICAL, "
+                             "got 'chatty'\n")
 
 
 def test_sandbox_off_without_credentials_names_the_first_missing_variable(monkeypatch):

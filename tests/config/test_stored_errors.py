@@ -45,7 +45,8 @@ def test_every_error_column_of_the_schema_is_redacted_text():
     from siyu.models import metadata
 
     # given every table Siyu has, then each column that stores an error redacts what is written to it
-    columns = [(t.name, c.name) for t in metadata.sorted_tables for c in t.columns if c.name == "error" or c.name.endswith("_error")]
+    columns = [(t.name, c.name) for t in metadata.sorted_tables for c in t.columns
+               if c.name == "error" or c.name.endswith("_error")]
     assert len(columns) >= 4
     assert not [tc for tc in columns if not isinstance(metadata.tables[tc[0]].columns[tc[1]].type, ErrorText)]
 

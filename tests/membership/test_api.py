@@ -125,7 +125,8 @@ def test_lookup_by_identity_and_tagging(client, world):
     events = client.get(f"/api/v1/members/{ids['wm-1']}/timeline", headers=ADMIN).json()["items"]
     assert events[0]["type"] == "tag.added" and events[0]["data"]["tag"] == "近视"
     # but not someone else's customer
-    assert client.post(f"/api/v1/members/{ids['wm-2']}/tags", json={"name": "x"}, headers=tokens["zhang"]).status_code == 404
+    r = client.post(f"/api/v1/members/{ids['wm-2']}/tags", json={"name": "x"}, headers=tokens["zhang"])
+    assert r.status_code == 404
     assert client.delete(f"/api/v1/members/{ids['wm-1']}/tags/近视", headers=tokens["zhang"]).json()["tags"] == []
 
 

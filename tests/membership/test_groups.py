@@ -42,7 +42,8 @@ def test_customers_are_bound_by_external_userid_and_unionid(session):
     # when a chat lists them (with that unionid) and a stranger
     summary = upsert_chat(session, _chat(_customer("wmA", unionid="u-1"), _customer("wmB")), CORP)
     # then wmA joined the known member, wmB became a new one, and both joined once
-    ids = dict(session.execute(select(Identity.value, Identity.member_id).where(Identity.type == "wecom_external")).all())
+    ids = dict(session.execute(select(Identity.value, Identity.member_id)
+                               .where(Identity.type == "wecom_external")).all())
     assert ids["wmA"] == known.id and ids["wmB"] != known.id
     assert (summary.members_created, summary.members_joined, summary.events_written) == (1, 3, 2)
     assert sorted(_events(session)) == sorted([(known.id, "group.joined"), (ids["wmB"], "group.joined")])

@@ -73,7 +73,8 @@ def test_a_unionid_that_proves_two_members_one_merges_them_into_the_older(sessio
     assert session.scalar(select(Relation.member_id)) == older.id
     types = set(session.scalars(select(TimelineEvent.type).where(TimelineEvent.member_id == older.id)))
     assert {"oa.subscribed", "contact.added", "tag.added", "member.merged"} <= types
-    assert session.scalar(select(func.count()).select_from(TimelineEvent).where(TimelineEvent.member_id == newer.id)) == 0
+    left = select(func.count()).select_from(TimelineEvent).where(TimelineEvent.member_id == newer.id)
+    assert session.scalar(left) == 0
     traits = get_traits(session, older.id)
     assert traits["city"] == "上海" and traits["count.oa.subscribed"] == 1
     assert result.member.store_id == store.id and result.member.name == "李四"

@@ -32,7 +32,8 @@ ZONES = [timezone.utc, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5
 
 # -- member states ----------------------------------------------------------------------------------
 times = st.builds(
-    lambda days, secs, tz: (datetime(2026, 3, 1, tzinfo=timezone.utc) + timedelta(days=days, seconds=secs)).astimezone(tz),
+    lambda days, secs, tz: (datetime(2026, 3, 1, tzinfo=timezone.utc)
+                            + timedelta(days=days, seconds=secs)).astimezone(tz),
     st.integers(-800, 30), st.integers(0, 86399), st.sampled_from(ZONES))
 trait_values = st.one_of(
     st.sampled_from(TEXTS), st.integers(-5, 100), st.sampled_from([0.5, 2.5, 18.0]), st.booleans(), times)
@@ -67,10 +68,12 @@ trait_leaves = st.one_of(
               st.sampled_from(["within_last_days", "more_than_days_ago", "anniversary_within_days"]),
               st.integers(0, 60)),
 )
-count_specs = st.dictionaries(st.sampled_from(["eq", "gt", "gte", "lt", "lte"]), st.integers(0, 4), min_size=1, max_size=2)
+count_specs = st.dictionaries(st.sampled_from(["eq", "gt", "gte", "lt", "lte"]), st.integers(0, 4), min_size=1,
+                              max_size=2)
 event_leaves = st.builds(
     lambda t, count, within, where: {"event": t, **({"count": count} if count else {}),
-                                     **({"within_days": within} if within else {}), **({"where": where} if where else {})},
+                                     **({"within_days": within} if within else {}),
+                                     **({"where": where} if where else {})},
     st.sampled_from(["booking.completed", "groupbuy.paid"]), st.none() | count_specs,
     st.none() | st.integers(1, 120), st.none() | st.just(EYE))
 leaves = st.one_of(
@@ -122,7 +125,7 @@ def _write_world(session, states: list[dict], stored: dict[int, dict]) -> list[i
         session.add(Segment(id=sid, name=f"ref {sid}", definition=definition, depends_on=[]))
     ids = list(range(1, len(states) + 1))
     session.execute(insert(Member), [{"id": i, "name": f"m{i}"} for i in ids])
-    for mid, st_ in zip(ids, states):
+    for mid, st_ in zip(ids, states, strict=True):
         session.execute(
             Member.__table__.update().where(Member.id == mid).values(
                 store_id=STORES.index(st_["store"]) + 1 if st_["store"] else None,
@@ -137,7 +140,8 @@ def _write_world(session, states: list[dict], stored: dict[int, dict]) -> list[i
         for n, type_ in enumerate(st_["identities"]):
             session.add(Identity(member_id=mid, type=type_, value=f"{type_}-{mid}-{n}"))
         for ((type_, key), offset), n in st_["counts"].items():
-            session.add(EventDayCount(member_id=mid, type=type_, where_key=key, day=TODAY + timedelta(days=offset), n=n))
+            session.add(EventDayCount(member_id=mid, type=type_, where_key=key, day=TODAY + timedelta(days=offset),
+                                      n=n))
     session.flush()
     return ids
 
@@ -147,7 +151,7 @@ def _write_world(session, states: list[dict], stored: dict[int, dict]) -> list[i
 @given(states=st.lists(member_states, min_size=1, max_size=8), defs=st.lists(definitions, min_size=1, max_size=4),
        ref=referenced, middle=sharing, zone=st.sampled_from(["Asia/Shanghai", "UTC", "America/New_York"]))
 def test_sql_and_python_evaluators_agree(session, states, defs, ref, middle, zone):
-    """Given random members and definitions, when the SQL, set and Python evaluators run, then they pick the same members."""
+    """Given random members and definitions, when the SQL, set and Python evaluators run, then they pick the same."""
     from zoneinfo import ZoneInfo
 
     stored = {1: ref, 2: middle}

@@ -45,7 +45,8 @@ def test_preview_create_get_members_and_refresh(client, drain):
 
 def test_invalid_definitions_answer_422_naming_the_node(client):
     """Given a broken leaf or a missing reference, when previewed or saved, then 422 names the node."""
-    r = client.post("/api/v1/segments/preview", json={"definition": {"all": [{"tag": "VIP"}, {"trait": "x", "op": "bad"}]}})
+    bad = {"definition": {"all": [{"tag": "VIP"}, {"trait": "x", "op": "bad"}]}}
+    r = client.post("/api/v1/segments/preview", json=bad)
     assert r.status_code == 422 and r.json()["detail"].startswith("$.all[1].op")
     r = client.post("/api/v1/segments", json={"name": "x", "definition": {"not": {"segment": 41}}})
     assert r.status_code == 422 and "$.not.segment" in r.json()["detail"]

@@ -18,7 +18,7 @@ patient = hsettings(deadline=None)
 @patient
 @given(ids=member_ids)
 def test_bitmap_round_trips_ids(ids):
-    """Given member ids (repeats too), when turned into a bitmap and back, then exactly the distinct ids come back, ascending."""
+    """Given member ids (repeats too), when made a bitmap and back, then the distinct ids come back, ascending."""
     as_bitmap = bitmap(ids)
     assert ids_of(as_bitmap) == sorted(set(ids))
     assert as_bitmap.bit_count() == len(set(ids))

@@ -22,7 +22,7 @@ def _members(tags: list[str | None]) -> list[int]:
         rows = [Member(name=f"m{i}") for i in range(len(tags))]
         s.add_all(rows)
         s.flush()
-        for m, tag in zip(rows, tags):
+        for m, tag in zip(rows, tags, strict=True):
             if tag:
                 tag_member(s, m.id, ensure_tag(s, tag))
         return [m.id for m in rows]
@@ -95,7 +95,8 @@ def test_a_patch_that_would_break_this_or_a_referencing_segment_is_refused(clien
     assert r.status_code == 422 and r.json()["detail"].startswith("$.op"), r.text
     # when X grows to 11 nodes, W would have 11,111 once inlined
     r = client.patch(f"/api/v1/segments/{x}", json={"definition": {"any": [{"tag": f"t{i}"} for i in range(10)]}})
-    assert r.status_code == 422 and f"segment {w} «W»" in r.json()["detail"] and "MAX_EXPANDED_NODES" in r.json()["detail"]
+    assert r.status_code == 422
+    assert f"segment {w} «W»" in r.json()["detail"] and "MAX_EXPANDED_NODES" in r.json()["detail"]
     # then nothing changed
     assert client.get(f"/api/v1/segments/{x}").json()["definition"] == {"tag": "VIP"}
     # and a bad body, an empty one or an unknown segment are refused
@@ -140,7 +141,7 @@ def test_delete_is_refused_while_a_segment_a_rule_or_a_campaign_uses_it(client, 
 
 
 def test_the_database_refuses_to_delete_a_segment_in_use(settings):
-    """Given X referenced by Y and used by a rule, when X is deleted behind the service's back, then the database refuses."""
+    """Given X referenced by Y and used by a rule, when X is deleted past the service, then the database refuses."""
     # given
     with session_scope() as s:
         x = service.create_segment(s, name="X", definition={"tag": "VIP"}).id
@@ -207,7 +208,8 @@ def test_the_migration_records_the_references_of_segments_saved_before_it(tmp_pa
     db.upgrade(url, "0002")
     engine = engine_for(url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO segments (id, name, definition, depends_on, relative_dates, created_at, updated_at) "
+        conn.execute(text("INSERT INTO segments "
+                          "(id, name, definition, depends_on, relative_dates, created_at, updated_at) "
                           "VALUES (1, 'a', '{\"tag\": \"VIP\"}', '[]', 0, '2026-01-01', '2026-01-01'), "
                           "(2, 'b', '{\"any\": [{\"segment\": 1}, {\"not\": {\"segment\": 1}}, {\"segment\": 9}]}', "
                           "'[]', 0, '2026-01-01', '2026-01-01')"))

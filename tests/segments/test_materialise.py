@@ -137,7 +137,7 @@ def test_a_trait_set_by_hand_rechecks_the_segments_that_read_it(settings, drain)
 
 
 def test_a_recheck_evaluates_only_the_segments_the_change_can_affect(settings, drain):
-    """Given a member who qualifies for a store segment, when only a tag change is re-checked, then it is not evaluated."""
+    """Given a member in a store segment, when only a tag change is re-checked, then the segment is not evaluated."""
     sid = _create("S001", {"store": "S001"})
     drain()
     from membership.service import create_store
@@ -172,7 +172,7 @@ def test_relative_dates_move_members_when_the_day_changes(settings, drain):
 
 
 def test_a_merge_moves_counts_and_membership_to_the_survivor(settings, drain):
-    """Given two members each with one booking, when merged, then the survivor has both and enters the 2-booking segment."""
+    """Given two members with one booking each, when merged, then the survivor has both and enters the 2-booking one."""
     sid = _create("two bookings", {"event": "booking.completed", "count": {"gte": 2}})
     a, b = _members(2)
     with session_scope() as s:
@@ -189,7 +189,7 @@ def test_a_merge_moves_counts_and_membership_to_the_survivor(settings, drain):
 
 
 def test_daily_counters_agree_with_a_scan_of_the_raw_timeline(settings, drain):
-    """Given events written through the timeline, when counted from buckets and from raw rows, then the members match."""
+    """Given events written through the timeline, when counted from buckets and raw rows, then the members agree."""
     ids = _members(6)
     now = datetime.now(timezone.utc)
     with session_scope() as s:

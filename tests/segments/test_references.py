@@ -84,7 +84,8 @@ def test_three_levels_of_twenty_references_evaluate_each_segment_once(client, dr
         drain()
     # then it holds exactly those members, and no statement was large
     with session_scope() as s:
-        inside = set(s.scalars(select(SegmentMembership.member_id).where(SegmentMembership.segment_id == r.json()["id"])))
+        inside = set(s.scalars(select(SegmentMembership.member_id)
+                               .where(SegmentMembership.segment_id == r.json()["id"])))
         assert s.get(Segment, r.json()["id"]).refresh_error is None
     assert inside == expected
     assert max(map(len, seen)) < 10_000, max(map(len, seen))
@@ -126,8 +127,8 @@ def _chain(n: int) -> list[int]:
     with session_scope() as s:
         previous = None
         for _ in range(n):
-            seg = Segment(name="link", definition={"tag": "VIP"} if previous is None else {"not": {"segment": previous}},
-                          depends_on=[])
+            definition = {"tag": "VIP"} if previous is None else {"not": {"segment": previous}}
+            seg = Segment(name="link", definition=definition, depends_on=[])
             s.add(seg)
             s.flush()
             ids.append(previous := seg.id)

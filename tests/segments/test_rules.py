@@ -26,7 +26,8 @@ class FakeWeCom:
         return {"errcode": 0}
 
     def add_corp_tag(self, tags, group_id=None, group_name=None, order=None):
-        return {"errcode": 0, "tag_group": {"group_name": group_name, "tag": [{"id": f"et{t}", "name": t} for t in tags]}}
+        return {"errcode": 0,
+                "tag_group": {"group_name": group_name, "tag": [{"id": f"et{t}", "name": t} for t in tags]}}
 
 
 def _tags(member_id: int) -> dict[str, str]:
@@ -96,9 +97,9 @@ def test_wecom_sync_groups_changes_per_staff_and_customer(settings, drain):
         s.flush()
         t1, t2 = ensure_tag(s, "一", wecom_tag_id="et1"), ensure_tag(s, "二", wecom_tag_id="et2")
         local = ensure_tag(s, "local only")
-        s.add_all([WecomTagChange(member_id=a, tag_id=t1.id, add=True), WecomTagChange(member_id=a, tag_id=t2.id, add=True),
-                   WecomTagChange(member_id=a, tag_id=t2.id, add=False), WecomTagChange(member_id=b, tag_id=t1.id, add=True),
-                   WecomTagChange(member_id=c.id, tag_id=t1.id, add=True), WecomTagChange(member_id=a, tag_id=local.id, add=True)])
+        s.add_all([WecomTagChange(member_id=m, tag_id=t, add=add)
+                   for m, t, add in ((a, t1.id, True), (a, t2.id, True), (a, t2.id, False), (b, t1.id, True),
+                                     (c.id, t1.id, True), (a, local.id, True))])
     drain()
     fake = FakeWeCom(fail_for="wmB")
     assert jobs.sync_wecom_tags(client=fake) == 1
@@ -119,7 +120,8 @@ def test_a_message_with_a_keyword_tags_the_sender(settings, drain):
         rule = service.create_tag_rule(s, name="lens", tag="隐形眼镜意向", keywords=["隐形眼镜", "美瞳"])
         mid = m.id
     with session_scope() as s:
-        record_event(s, mid, "message.received", {"channel": "wecom", "text": "你好，想问一下美瞳多少钱", "keywords": []})
+        record_event(s, mid, "message.received",
+                     {"channel": "wecom", "text": "你好，想问一下美瞳多少钱", "keywords": []})
     drain()
     assert _tags(mid) == {"隐形眼镜意向": f"rule:{rule.id}"}
     with session_scope() as s:

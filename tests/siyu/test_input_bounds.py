@@ -126,7 +126,7 @@ def _requests(spec: dict):
             body_schema = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             body = _baseline(body_schema, spec) if body_schema else None
 
-            def url(values):
+            def url(values, route=route):
                 return route.format(**{k: quote(str(v), safe="") for k, v in values.items()})
 
             for p, s in params:

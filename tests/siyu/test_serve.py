@@ -15,8 +15,9 @@ def test_serve_prints_an_admin_token_that_creates_and_reads_a_store(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIYU_")}
     env.update(SIYU_VAR_DIR=str(tmp_path / "var"), SIYU_DATABASE_URL=f"sqlite:///{tmp_path}/var/siyu.db")
     siyu = Path(sys.executable).with_name("siyu")
+    log = tmp_path / "stderr.log"
     proc = subprocess.Popen([str(siyu), "serve", "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
     try:
         token = None
         deadline = time.monotonic() + 60
@@ -45,8 +46,11 @@ def test_serve_prints_an_admin_token_that_creates_and_reads_a_store(tmp_path):
         assert httpx.get(f"{base}/api/v1/members", params={"phone": "13800138000"}, headers=auth).status_code == 200
     finally:
         proc.terminate()
-        rest = proc.communicate(timeout=20)[0]
-    # then the log has the requests, not the webhook's query (it would let anyone post any body) nor the phone
+        out = proc.communicate(timeout=20)[0]
+    rest = log.read_text()
+    # then stdout held the token alone: the log, access lines included, went to stderr
+    assert out == "", out
+    # and the log has the requests, not the webhook's query (it would let anyone post any body) nor the phone
     assert '"GET /webhooks/wecom HTTP/1.1" 403' in rest and "/api/v1/members?phone=138****8000" in rest, rest
     assert "5d8a5dbc" not in rest and "13800138000" not in rest
     # and var/ (database, admin token, sandbox keys) is private to Siyu's user

@@ -30,7 +30,8 @@ def test_a_channel_code_burst_delivered_twice_and_out_of_order_lands_exactly_onc
     client.post("/api/v1/stores", json={"code": "S001", "name": "静安店"}, headers=ADMIN)
     client.post("/api/v1/staff", json={"userid": "zhangsan", "name": "张三", "store": "S001"}, headers=ADMIN)
     r = client.post("/api/v1/channel-codes", headers=ADMIN, json={
-        "name": "门店码", "store": "S001", "staff": ["zhangsan"], "tags": ["扫码新客"], "welcome": {"text": "欢迎光临"}})
+        "name": "门店码", "store": "S001", "staff": ["zhangsan"], "tags": ["扫码新客"],
+        "welcome": {"text": "欢迎光临"}})
     assert r.status_code == 201, r.text
     state = r.json()["state"]
     # and 10 official-account followers Siyu already knows, each with a unionid
@@ -40,7 +41,8 @@ def test_a_channel_code_burst_delivered_twice_and_out_of_order_lands_exactly_onc
     oa_app = oa_credentials(get_settings()).app_id
     for i in range(SHARED):
         sandbox.add_oa_follower(openid=f"oFAN{i:03d}", unionid=f"uSHARED{i:03d}")
-        assert _app_post(client, "/webhooks/official-account", tencent.oa_subscribe(f"oFAN{i:03d}", to=oa_app)).status_code == 200
+        followed = _app_post(client, "/webhooks/official-account", tencent.oa_subscribe(f"oFAN{i:03d}", to=oa_app))
+        assert followed.status_code == 200
     drain()
     with session_scope() as s:
         followers = set(s.scalars(select(Member.id)))
@@ -52,7 +54,8 @@ def test_a_channel_code_burst_delivered_twice_and_out_of_order_lands_exactly_onc
         ext = sandbox.add_external_contact("zhangsan", external_userid=f"wmE2E{i:04d}", name=f"客户{i}",
                                            unionid=f"uSHARED{i:03d}" if i < SHARED else None, state=state)
         add = tencent.add_external_contact(corp, "zhangsan", ext, state=state,
-                                           welcome_code=sandbox.new_welcome_code("zhangsan", ext), create_time=1700000000 + i)
+                                           welcome_code=sandbox.new_welcome_code("zhangsan", ext),
+                                           create_time=1700000000 + i)
         if i < REORDERED:  # a later edit (a remark) delivered before the add
             sandbox.follows["zhangsan"][ext]["remark"] = f"备注{i}"
             edit = tencent.edit_external_contact(corp, "zhangsan", ext, create_time=1700000100 + i)
@@ -77,8 +80,9 @@ def test_a_channel_code_burst_delivered_twice_and_out_of_order_lands_exactly_onc
         assert shared_ids == followers
         # every relation once, active, with the code; every tag once
         assert s.scalar(select(func.count()).select_from(Relation)) == CUSTOMERS
-        assert s.scalar(select(func.count()).select_from(Relation).where(Relation.status == "active",
-                                                                         Relation.channel_code_id.is_not(None))) == CUSTOMERS
+        coded = select(func.count()).select_from(Relation).where(Relation.status == "active",
+                                                                 Relation.channel_code_id.is_not(None))
+        assert s.scalar(coded) == CUSTOMERS
         assert s.scalar(select(func.count()).select_from(Relation).where(Relation.remark.like("备注%"))) == REORDERED
         tag_id = s.scalar(select(Tag.id).where(Tag.name == "扫码新客"))
         assert s.scalar(select(func.count()).select_from(MemberTag).where(MemberTag.tag_id == tag_id)) == CUSTOMERS

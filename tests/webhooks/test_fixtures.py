@@ -41,7 +41,8 @@ def test_fixture_is_handled_to_done(path, enqueued, fake_wecom, fake_oa):
     fake_wecom.add_contact("wmEXT0001", "zhangsan", unionid="uEXT0001")
     fake_wecom.chats["wrCHAT0001"] = {"chat_id": "wrCHAT0001", "name": "群", "owner": "zhangsan",
                                       "member_list": [{"userid": "wmEXT0001", "type": 2, "join_time": 1700000000}]}
-    fake_wecom.corp_tags = [{"group_id": "etGROUP001", "group_name": "兴趣", "tag": [{"id": "etTAG0001", "name": "咖啡"}]}]
+    fake_wecom.corp_tags = [{"group_id": "etGROUP001", "group_name": "兴趣",
+                             "tag": [{"id": "etTAG0001", "name": "咖啡"}]}]
     # when the fixture is stored and processed, then its row ends done
     row = handle(path.parent.name, path.read_text())
     assert row.status == "done", row.error

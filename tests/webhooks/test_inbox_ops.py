@@ -90,7 +90,8 @@ def test_the_schedules_enqueue_the_sweeper_and_the_purge_without_running_them(mo
     from webhooks.scheduled import SCHEDULES, enqueue_inbox_purge, enqueue_sweep
 
     queued = []
-    monkeypatch.setattr(config.queue, "_dispatch", lambda func, args, queue, retries: queued.append((func, args, queue, retries)))
+    monkeypatch.setattr(config.queue, "_dispatch",
+                        lambda func, args, queue, retries: queued.append((func, args, queue, retries)))
     # given the intake's schedule table: the sweeper every minute, the payload purge once a day
     assert SCHEDULES == [(enqueue_sweep, {"trigger": "interval", "seconds": 60}),
                          (enqueue_inbox_purge, {"trigger": "cron", "hour": 4, "minute": 20})]

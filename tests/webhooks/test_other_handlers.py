@@ -81,7 +81,8 @@ def test_template_card_clicks_reach_registered_handlers(settings, enqueued, monk
     seen = []
     monkeypatch.setattr(registry, "TEMPLATE_CARD_HANDLERS", [])
     monkeypatch.setattr("webhooks.wecom.cards.TEMPLATE_CARD_HANDLERS", registry.TEMPLATE_CARD_HANDLERS)
-    registry.on_template_card(lambda session, card: seen.append((card["TaskId"], card["EventKey"], card["FromUserName"])))
+    registry.on_template_card(
+        lambda session, card: seen.append((card["TaskId"], card["EventKey"], card["FromUserName"])))
     row = handle("wecom", fixture_text("wecom", "event__template_card_event.xml"))
     assert row.status == "done" and seen == [("task-42-zhangsan", "task_done", "zhangsan")]
 

@@ -38,7 +38,7 @@ def test_old_finished_payloads_are_emptied_and_a_late_duplicate_still_changes_no
     for n in range(5):
         assert wecom_post(client, wecom_creds(), _variant(n)).status_code == 200
     rows = inbox_rows()
-    for row, status in zip(rows[:3], ("done", "unhandled", "failed")):
+    for row, status in zip(rows[:3], ("done", "unhandled", "failed"), strict=True):
         _age(row.id, 31, status)
     _age(rows[3].id, 31)  # its worker never came: the sweeper's, not the purge's
     _age(rows[4].id, 29, "done")

@@ -1,4 +1,4 @@
-"""Secrets and phones stay out of the intake's answers and stored errors; a channel without a Token refuses, never 500s."""
+"""Secrets and phones stay out of the intake's answers and stored errors; a channel without a Token refuses, no 500."""
 from __future__ import annotations
 
 import dataclasses
@@ -71,14 +71,16 @@ def test_a_send_whose_outcome_is_unknown_stores_a_redacted_error(settings):
     with pytest.raises(OSError):
         send_once("welcome:CODE1", None, send)
     # and the same for a transport failure bot reports
-    assert send_once("welcome:CODE2", None, lambda: (_ for _ in ()).throw(TransportError(None, LEAKY, "x"))) == "unknown"
+    outcome = send_once("welcome:CODE2", None, lambda: (_ for _ in ()).throw(TransportError(None, LEAKY, "x")))
+    assert outcome == "unknown"
     with session_scope() as s:
         errors = list(s.scalars(select(OutboundSend.error).order_by(OutboundSend.id)))
     assert len(errors) == 2 and all("access_token=***" in e for e in errors)
     assert not [e for e in errors if TOKEN in e or PHONE in e], errors
 
 
-@pytest.mark.parametrize(("source", "path"), [("wecom", "/webhooks/wecom"), ("official_account", "/webhooks/official-account"),
+@pytest.mark.parametrize(("source", "path"), [("wecom", "/webhooks/wecom"),
+                                              ("official_account", "/webhooks/official-account"),
                                               ("miniprogram", "/webhooks/miniprogram")])
 def test_a_channel_without_a_callback_token_refuses_with_403_never_500(client, enqueued, monkeypatch, source, path):
     from webhooks import intake
