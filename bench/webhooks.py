@@ -94,7 +94,10 @@ def _drive(base: str, path: str, payloads, concurrency: int, out) -> None:
 
 
 def _measure(base, path, payloads, concurrency, full: bool = False):
-    """(ack/s, p50 ms, p99 ms, 200s) of `payloads` POSTed from a separate process; with `full`, (p50, p95, p99, max, 200s)."""
+    """(ack/s, p50 ms, p99 ms, 200s) of `payloads` POSTed from a separate process.
+
+    With `full`: (p50, p95, p99, max, 200s).
+    """
     q = mp.Queue()
     p = mp.Process(target=_drive, args=(base, path, payloads, concurrency, q))
     p.start()
@@ -253,7 +256,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--drain-timeout", type=float, default=300)
-    ap.add_argument("--lock-events", type=int, default=128, help="embedded: callbacks per burst of the lock test (0: skip)")
+    ap.add_argument("--lock-events", type=int, default=128,
+                    help="embedded: callbacks per burst of the lock test (0: skip)")
     ap.add_argument("--lock-concurrency", type=int, default=32)
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/siyu_bench")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/14")

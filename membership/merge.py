@@ -96,7 +96,8 @@ def _move_traits(session: Session, survivor_id: int, other_id: int) -> None:
 
 def _move_grants(session: Session, survivor_id: int, other_id: int) -> None:
     # One person's popups: what either record was granted and has not used stays usable.
-    mine = {g.template_id: g for g in session.scalars(select(SubscribeGrant).where(SubscribeGrant.member_id == survivor_id))}
+    grants = select(SubscribeGrant).where(SubscribeGrant.member_id == survivor_id)
+    mine = {g.template_id: g for g in session.scalars(grants)}
     for g in session.scalars(select(SubscribeGrant).where(SubscribeGrant.member_id == other_id)).all():
         kept = mine.get(g.template_id)
         if kept is None:

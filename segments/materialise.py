@@ -131,7 +131,8 @@ def _finish(session: Session, segment: Segment, entered: list[int], left: list[i
 Transaction = Callable[[], AbstractContextManager[Session]]
 
 
-def refresh_in_chunks(transaction: Transaction, segment_id: int, ctx: EvalContext | None = None) -> RefreshResult | None:
+def refresh_in_chunks(transaction: Transaction, segment_id: int,
+                      ctx: EvalContext | None = None) -> RefreshResult | None:
     """Fully refresh a segment in short transactions of a chunk of members each, opened with `transaction()`.
 
     Each chunk applies its own entered/left diff and writes its events; the segment's size and refresh time

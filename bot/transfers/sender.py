@@ -51,15 +51,18 @@ def _send_chunk(handover: str, takeover: str, resigned: bool, message: str | Non
     except TransportError as exc:
         log.warning("transfer %s → %s: outcome unknown for %d customers, not resent: %s", handover, takeover,
                     len(ids), exc)
-        _record(lambda s: service.record_unknown(s, list(ids.values()), str(exc), now=clock()))
+        error = str(exc)
+        _record(lambda s: service.record_unknown(s, list(ids.values()), error, now=clock()))
         return
     except WeChatAPIError as exc:
         log.warning("transfer %s → %s: refused for %d customers: %s", handover, takeover, len(ids), exc)
-        _record(lambda s: service.record_call_failure(s, list(ids.values()), exc.errcode, str(exc), now=clock()))
+        errcode, error = exc.errcode, str(exc)
+        _record(lambda s: service.record_call_failure(s, list(ids.values()), errcode, error, now=clock()))
         return
     except Exception as exc:  # not Tencent's answer: whether anything was handed over is unknown
         log.exception("transfer %s → %s: the call broke", handover, takeover)
-        _record(lambda s: service.record_unknown(s, list(ids.values()), f"{type(exc).__name__}: {exc}", now=clock()))
+        error = f"{type(exc).__name__}: {exc}"
+        _record(lambda s: service.record_unknown(s, list(ids.values()), error, now=clock()))
         return
     answered = {str(c.get("external_userid")): c.get("errcode") for c in answer.get("customer") or []}
     now = clock()

@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 
-from config.database import session_scope
 from config.queue import in_process_runner
 from config.settings import get_settings
 from tests.conftest import ADMIN_TOKEN
