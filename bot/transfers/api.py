@@ -9,13 +9,14 @@ from sqlalchemy.orm import Session
 from bot.transfers import sender, service
 from bot.transfers.models import Transfer, TransferStatus
 from bot.transfers.schemas import CustomerTransferOut, TransferIn, TransferOut, TransferPage, TransferRowOut
+from config.api_errors import ERROR_RESPONSES
 from config.database import request_session
 from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
 from membership.exceptions import Forbidden, InvalidInput, NotFound
 from membership.models import Role
 
-router = APIRouter(prefix="/api/v1", tags=["transfers"])
+router = APIRouter(prefix="/api/v1", tags=["transfers"], responses=ERROR_RESPONSES)
 UserId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
