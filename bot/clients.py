@@ -5,7 +5,9 @@ Every client shares one token cache and one limiter per process.
 """
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
 import wechatpy
 import wechatpy.enterprise
@@ -20,6 +22,7 @@ from bot.credentials import (
 from bot.limiter import limiter_from_settings
 from bot.miniprogram import MPClient
 from bot.official_account import OAClient
+from bot.pay import PayClient
 from bot.tokens import token_cache_from_settings, token_key
 from bot.transport import PinnedSDK, RetryPolicy, Transport
 from bot.wecom import WeComClient
@@ -39,13 +42,38 @@ class WeChatSDK(PinnedSDK, wechatpy.WeChatClient):
 
 _lock = threading.RLock()
 _shared: dict[str, object] = {}
+_overrides: dict[str, object] = {}
+CHANNELS = ("wecom", "oa", "mp", "pay")
 
 
 def _cached(name: str, build):
     with _lock:
+        if name in _overrides:
+            return _overrides[name]
         if name not in _shared:
             _shared[name] = build()
         return _shared[name]
+
+
+@contextlib.contextmanager
+def override(**clients: object) -> Iterator[None]:
+    """Within the block, `wecom_client()` (and `oa`, `mp`, `pay`) answer the given stand-ins, in every thread.
+
+    The one seam for replacing a Tencent client (tests, a dry run): callers never patch module attributes.
+    """
+    unknown = set(clients) - set(CHANNELS)
+    if unknown:
+        raise ValueError(f"override: no client {sorted(unknown)}; clients are {CHANNELS}")
+    with _lock:
+        before = {name: _overrides[name] for name in clients if name in _overrides}
+        _overrides.update(clients)
+    try:
+        yield
+    finally:
+        with _lock:
+            for name in clients:
+                _overrides.pop(name, None)
+            _overrides.update(before)
 
 
 def reset_clients() -> None:
@@ -135,8 +163,6 @@ def mp_client() -> MPClient:
 
 def pay_client():
     """The process's Pay v3 client."""
-    from bot.pay import PayClient
-
     def build():
         settings = get_settings()
         return PayClient(pay_credentials(settings), timeout=settings.wechat_http_timeout)

@@ -6,6 +6,7 @@ error afterwards (doctor, a 502 answer, a sync report, a job failure, a log line
 """
 from __future__ import annotations
 
+from config.errors import Upstream
 from config.redact import redact
 
 
@@ -14,14 +15,19 @@ def scrub(text: str) -> str:
     return redact(text) or ""
 
 
-class WeChatAPIError(Exception):
-    """A Tencent API call that did not succeed; its message carries no secret."""
+class WeChatAPIError(Upstream):
+    """A Tencent API call that did not succeed; its message carries no secret (answered 502 "WeChat refused: …")."""
 
     def __init__(self, errcode: int | None, errmsg: str, api: str):
         self.errcode = errcode
         self.errmsg = scrub(str(errmsg))
         self.api = scrub(str(api))
         super().__init__(f"{self.api}: errcode {errcode}: {self.errmsg}")
+
+    @property
+    def detail(self) -> str:
+        """What an HTTP answer says: that WeChat refused, and how."""
+        return f"WeChat refused: {self}"
 
 
 class PermanentAPIError(WeChatAPIError):

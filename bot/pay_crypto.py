@@ -16,11 +16,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from config.errors import Forbidden
+
 AUTH_SCHEME = "WECHATPAY2-SHA256-RSA2048"
 MAX_SKEW = 300  # seconds: a notification older or newer than this is refused (replay)
 
 
-class PaySignatureError(Exception):
+class PaySignatureError(Forbidden):
     """A Pay v3 signature or ciphertext that does not verify."""
 
 

@@ -16,8 +16,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
-from config.database import session_scope, upsert
+from bot.models import AccessToken
+from config.database import engine_for, session_scope, upsert
+from config.redis import redis_for
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +100,6 @@ class DatabaseTokenCache:
 
     def get(self, key: str, fetch: Fetch) -> str:
         """The current token of `key`, fetched when there is none."""
-        from bot.models import AccessToken
-
         token = self.local.get(key)
         if token:
             return token
@@ -111,8 +112,6 @@ class DatabaseTokenCache:
 
     def refresh(self, key: str, stale: str | None, fetch: Fetch) -> str:
         """A token other than `stale`: another process's fresh one, or one fetched now under the row lock."""
-        from bot.models import AccessToken
-
         self.local.drop(key)
         with self.local.lock(key), session_scope(self.engine) as s:
             upsert(s, AccessToken.__table__, {"key": key}, ["key"])
@@ -132,14 +131,7 @@ class DatabaseTokenCache:
 def token_cache_from_settings(settings) -> RedisTokenCache | DatabaseTokenCache:
     """The shared token cache: Redis when configured, else the database (on SQLite, a file of its own)."""
     if settings.redis_url:
-        from config.redis import redis_for
-
         return RedisTokenCache(redis_for(settings.redis_url))
-    from sqlalchemy.engine import make_url
-
-    from bot.models import AccessToken
-    from config.database import engine_for
-
     if make_url(settings.database_url).get_backend_name() != "sqlite":
         return DatabaseTokenCache(engine_for(settings.database_url))
     # SQLite locks the whole database for a writer: a job that calls WeCom inside its transaction would

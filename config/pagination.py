@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import base64
 
-from fastapi import HTTPException
-
+from config.errors import InvalidInput
 from config.inputs import is_db_id
 
 
@@ -24,7 +23,7 @@ def decode_cursor(cursor: str | None) -> int | None:
         last_id = None
     # Only the canonical digits of a row id: no sign, padding or id past 64 bits reaches a query.
     if last_id is None or text != str(last_id) or not is_db_id(last_id):
-        raise HTTPException(422, "cursor: not a cursor this API returned")
+        raise InvalidInput("cursor: not a cursor this API returned")
     return last_id
 
 

@@ -1,31 +1,56 @@
 """Background jobs: RQ on Redis when SIYU_REDIS_URL is set, an in-process runner otherwise.
 
-Either way a job runs after the transaction that asked for it commits, never inside the request,
-is retried with backoff, and a final failure is written to `job_failures`.
+Either way a job runs after the transaction that asked for it commits, never inside the request, now or
+at a given time, is retried with backoff, and a final failure is written to `job_failures`. A job given
+an id is queued once: another enqueue under that id is a no-op while the first is pending (queued, waiting
+for its time or a retry, or running). Tests swap the backend for one that records (`recording()`).
+
+In embedded mode delayed jobs wait in memory: a restart forgets them, so whatever schedules one must be
+able to find it again (a sweeper, a reconcile), as it must for a Redis that was flushed.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import re
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from config.database import after_commit, session_scope
+from config.models import JobFailure
 from config.redis import get_redis
+from config.types import utcnow
 
 log = logging.getLogger(__name__)
 
 QUEUES = ("fast", "default", "low")  # worker priority order; `fast` carries 20-second welcome codes
 RETRY_INTERVALS = (5, 30, 120)  # seconds before the 1st, 2nd and 3rd retry
+FAILURE_TTL = 7 * 24 * 3600  # seconds RQ keeps a failed job (the database keeps it for good)
 
 
 def func_name(func: Callable) -> str:
     """`module.function` of a job function."""
     return f"{func.__module__}.{func.__qualname__}"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One enqueue: what runs, on which queue, how often it is retried, when, and under which id."""
+
+    func: Callable
+    args: tuple = ()
+    queue: str = "default"
+    retries: int = len(RETRY_INTERVALS)
+    at: datetime | None = None  # aware; with `in_` None too: as soon as a worker is free
+    in_: timedelta | None = None  # from when the job is handed to the backend (the commit, with a session)
+    job_id: str | None = None
 
 
 def enqueue(
@@ -34,36 +59,80 @@ def enqueue(
     queue: str = "default",
     session: Session | None = None,
     retries: int = len(RETRY_INTERVALS),
+    at: datetime | None = None,
+    in_: timedelta | None = None,
+    job_id: str | None = None,
 ) -> None:
-    """Run `func(*args)` in the background; with `session`, only once that session commits."""
+    """Run `func(*args)` in the background: now, at `at` or `in_` from now; with `session`, only once it commits.
+
+    With `job_id`, a second enqueue under the same id is a no-op while the first is pending or running.
+    """
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}; queues are {QUEUES}")
+    if at is not None and in_ is not None:
+        raise ValueError("enqueue: give `at` or `in_`, not both")
+    if at is not None and at.tzinfo is None:
+        raise ValueError(f"enqueue: `at` must be aware, got {at!r}")
+    if job_id is not None and not job_id:
+        raise ValueError("enqueue: an empty job id")
+    job = Job(func, tuple(args), queue, retries, at, in_, job_id)
     if session is not None:
-        after_commit(session, lambda: _dispatch(func, args, queue, retries))
+        after_commit(session, lambda: _dispatch(job))
     else:
-        _dispatch(func, args, queue, retries)
+        _dispatch(job)
 
 
-def _dispatch(func: Callable, args: tuple, queue: str, retries: int) -> None:
+_backends: list = []  # backends `using` put in front of the configured one, innermost last
+_backends_lock = threading.Lock()
+
+
+def _dispatch(job: Job) -> None:
+    with _backends_lock:
+        backend = _backends[-1] if _backends else None
+    if backend is not None:
+        backend.dispatch(job)
+        return
     redis = get_redis()
     if redis is None:
-        in_process_runner().submit(func, args, queue, retries)
-        return
-    from rq import Callback, Queue, Retry
+        in_process_runner().dispatch(job)
+    else:
+        RQBackend(redis).dispatch(job)
 
-    Queue(queue, connection=redis).enqueue(
-        func,
-        *args,
-        retry=Retry(max=retries, interval=list(RETRY_INTERVALS[:retries])) if retries else None,
-        on_failure=Callback(rq_failure_callback),
-        failure_ttl=7 * 24 * 3600,
-    )
+
+@contextlib.contextmanager
+def using(backend) -> Iterator:
+    """Send every enqueue of every thread to `backend` (anything with `dispatch(job)`) within the block."""
+    with _backends_lock:
+        _backends.append(backend)
+    try:
+        yield backend
+    finally:
+        with _backends_lock:
+            _backends.remove(backend)
+
+
+class Recording:
+    """A backend that runs nothing and keeps each job it is handed, in order."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+        self._lock = threading.Lock()
+
+    def dispatch(self, job: Job) -> None:
+        """Keep `job`."""
+        with self._lock:
+            self.jobs.append(job)
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[list[Job]]:
+    """Within the block, jobs are recorded instead of run: yields the list of them (func, args, queue, at, job_id…)."""
+    with using(Recording()) as backend:
+        yield backend.jobs
 
 
 def record_failure(name: str, args: list, queue: str, error: str, attempts: int) -> None:
     """Write a final job failure to `job_failures`."""
-    from config.models import JobFailure
-
     log.error("job %s%r: failed for good after %d attempts: %s", name, tuple(args), attempts, error.splitlines()[-1:])
     try:
         with session_scope() as session:
@@ -81,57 +150,145 @@ def rq_failure_callback(job, connection, exc_type, exc_value, tb) -> None:
     record_failure(job.func_name, list(job.args), job.origin, error, attempts)
 
 
+# -- RQ ---------------------------------------------------------------------------------------------------
+RQ_ID = re.compile(r"[A-Za-z0-9_-]+")  # what RQ accepts as a job id
+# A job id is RQ's job hash key: delete a finished one's record (its result, its failure) so the id can be
+# used again, but never a pending or running one. Atomic, so two enqueuers cannot both get past it.
+_FORGET_ENDED = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'finished' or status == 'failed' or status == 'stopped' or status == 'canceled' then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def rq_job_id(job_id: str) -> str:
+    """The RQ id of a Siyu job id: itself when RQ accepts it, else a readable form made unique by a digest."""
+    if RQ_ID.fullmatch(job_id):
+        return job_id
+    return re.sub(r"[^A-Za-z0-9_-]", "_", job_id)[:80] + "-" + hashlib.sha256(job_id.encode()).hexdigest()[:16]
+
+
+class RQBackend:
+    """Jobs in RQ on `redis`; a delayed job waits in RQ's scheduled registry for a worker run `with_scheduler`."""
+
+    def __init__(self, redis) -> None:
+        self.redis = redis
+
+    def dispatch(self, job: Job) -> None:
+        """Queue `job` in RQ (scheduled when it has a time); a no-op when its id is pending or running."""
+        from rq import Callback, Queue, Retry
+        from rq.exceptions import DuplicateJobError
+        from rq.job import Job as RQJob
+
+        queue = Queue(job.queue, connection=self.redis)
+        options = {
+            "retry": Retry(max=job.retries, interval=list(RETRY_INTERVALS[:job.retries])) if job.retries else None,
+            "on_failure": Callback(rq_failure_callback), "failure_ttl": FAILURE_TTL,
+        }
+        at = job.at if job.in_ is None else utcnow() + job.in_
+        if job.job_id is None:
+            if at is None:
+                queue.enqueue(job.func, *job.args, **options)
+            else:
+                queue.enqueue_at(at, job.func, *job.args, **options)
+            return
+        rq_id = rq_job_id(job.job_id)
+        self.redis.eval(_FORGET_ENDED, 1, RQJob.key_for(rq_id))
+        rq_job = queue.create_job(job.func, args=job.args, job_id=rq_id, **options)
+        try:
+            if at is None:
+                queue.enqueue_job(rq_job, unique=True)
+            else:
+                queue.schedule_job(rq_job, at, unique=True)
+        except DuplicateJobError:
+            log.info("job %s: %s is pending already, not queued again", func_name(job.func), job.job_id)
+
+
+# -- in-process -------------------------------------------------------------------------------------------
+def _thread_timer(delay: float, call: Callable[[], None]) -> None:
+    timer = threading.Timer(delay, call)
+    timer.daemon = True
+    timer.start()
+
+
 @dataclass
 class InProcessRunner:
-    """Embedded mode's queue: worker threads in the server process, retries on timers."""
+    """Embedded mode's queue: worker threads in the server process; delays and retries on timers.
+
+    `clock` (aware now) and `call_later(seconds, call)` are injectable, so tests move time by hand.
+    """
 
     workers: int = 2
     retry_scale: float = 1.0  # tests shrink the backoff
+    clock: Callable[[], datetime] = utcnow
+    call_later: Callable[[float, Callable[[], None]], object] = _thread_timer
     _pool: ThreadPoolExecutor = field(init=False)
     _fast: ThreadPoolExecutor = field(init=False)
-    _pending: int = 0
+    _pending: int = 0  # queued, running or waiting for a retry (not: waiting for a later time)
+    _ids: set[str] = field(default_factory=set)  # ids of jobs pending or running
     _idle: threading.Condition = field(default_factory=threading.Condition)
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="siyu-job")
         self._fast = ThreadPoolExecutor(1, thread_name_prefix="siyu-fast")
 
-    def submit(self, func: Callable, args: tuple, queue: str, retries: int, attempt: int = 1) -> None:
-        """Queue one attempt of `func(*args)`."""
+    def dispatch(self, job: Job) -> bool:
+        """Run `job` when it is due; False (nothing queued) while another job with its id is pending or running."""
+        if job.job_id is not None:
+            with self._idle:
+                if job.job_id in self._ids:
+                    log.info("job %s: %s is pending already, not queued again", func_name(job.func), job.job_id)
+                    return False
+                self._ids.add(job.job_id)
+        if job.in_ is not None:
+            delay = job.in_.total_seconds()
+        else:
+            delay = (job.at - self.clock()).total_seconds() if job.at is not None else 0
+        if delay > 0:
+            self.call_later(delay, lambda: self._submit(job, 1))
+        else:
+            self._submit(job, 1)
+        return True
+
+    def _submit(self, job: Job, attempt: int) -> None:
         with self._idle:
             self._pending += 1
-        pool = self._fast if queue == "fast" else self._pool
-        pool.submit(self._run, func, args, queue, retries, attempt)
+        pool = self._fast if job.queue == "fast" else self._pool
+        pool.submit(self._run, job, attempt)
 
-    def _run(self, func: Callable, args: tuple, queue: str, retries: int, attempt: int) -> None:
+    def _run(self, job: Job, attempt: int) -> None:
+        ended = True
         try:
-            func(*args)
+            job.func(*job.args)
         except Exception as exc:
-            if attempt <= retries:
+            if attempt <= job.retries:
+                ended = False
                 delay = RETRY_INTERVALS[min(attempt, len(RETRY_INTERVALS)) - 1] * self.retry_scale
-                log.warning("job %s: attempt %d failed (%s), retrying in %.1fs", func_name(func), attempt, exc, delay)
+                log.warning("job %s: attempt %d failed (%s), retrying in %.1fs", func_name(job.func), attempt, exc,
+                            delay)
                 with self._idle:
                     self._pending += 1  # the timer keeps the runner busy until the retry is queued
-                timer = threading.Timer(delay, self._retry, (func, args, queue, retries, attempt + 1))
-                timer.daemon = True
-                timer.start()
+                self.call_later(delay, lambda: self._retry(job, attempt + 1))
             else:
-                record_failure(func_name(func), list(args), queue, traceback.format_exc(), attempt)
+                record_failure(func_name(job.func), list(job.args), job.queue, traceback.format_exc(), attempt)
         finally:
-            self._done()
+            self._done(job.job_id if ended else None)
 
-    def _retry(self, func, args, queue, retries, attempt) -> None:
-        self.submit(func, args, queue, retries, attempt)
-        self._done()
+    def _retry(self, job: Job, attempt: int) -> None:
+        self._submit(job, attempt)
+        self._done(None)
 
-    def _done(self) -> None:
+    def _done(self, job_id: str | None) -> None:
         with self._idle:
+            self._ids.discard(job_id)
             self._pending -= 1
             if self._pending == 0:
                 self._idle.notify_all()
 
-    def drain(self, timeout: float = 30.0) -> bool:
-        """Wait until no job is queued, running or waiting to retry; False on timeout."""
+    def drain(self, timeout: float | None = 30.0) -> bool:
+        """Wait until no job is queued, running or waiting to retry (jobs due later do not count); False on timeout."""
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from config.database import request_session
 from config.secret_files import read_or_create
 from config.settings import get_settings
+from membership.exceptions import Forbidden
 from membership.models import Member, Relation, RelationStatus, Role
 from membership.tokens import live_token
 
@@ -76,7 +77,7 @@ def require(*roles: Role):
 
     def check(principal: Principal = Depends(current_principal)) -> Principal:
         if not principal.allows(*roles):
-            raise HTTPException(403, f"role {principal.role.value} may not do this")
+            raise Forbidden(f"role {principal.role.value} may not do this")
         return principal
 
     return check

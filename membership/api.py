@@ -1,7 +1,7 @@
 """Admin API, membership slice: tokens, stores, staff, members, timeline, tags, merge reviews."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -11,7 +11,7 @@ from config.inputs import DbId, Timestamp
 from config.pagination import decode_cursor, page_of
 from membership import service, tokens
 from membership.access import Principal, can_see_member, current_principal, require, visible_members
-from membership.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from membership.exceptions import Conflict, NotFound
 from membership.identity import IdentityIn
 from membership.models import Member, MergeReview, Role
 from membership.schemas import (
@@ -25,24 +25,11 @@ from membership.views import member_out, members_out
 router = APIRouter(prefix="/api/v1", tags=["membership"], responses=ERROR_RESPONSES)
 
 
-def _domain_errors(exc: Exception) -> HTTPException:
-    if isinstance(exc, NotFound):
-        return HTTPException(404, str(exc))
-    if isinstance(exc, Conflict):
-        return HTTPException(409, str(exc))
-    if isinstance(exc, Forbidden):
-        return HTTPException(403, str(exc))
-    return HTTPException(422, str(exc))
-
-
 # -- tokens, stores, staff -----------------------------------------------------------------------------
 @router.post("/tokens", response_model=TokenOut, status_code=201)
 def create_token(body: TokenIn, session: Session = request_session, _: Principal = Depends(require())):
     """Issue a bearer token for a role, optionally expiring (admin only); the secret is shown this once."""
-    try:
-        row, secret = tokens.create_token(session, **body.model_dump())
-    except (NotFound, InvalidInput) as exc:
-        raise _domain_errors(exc) from None
+    row, secret = tokens.create_token(session, **body.model_dump())
     return TokenOut(id=row.id, token=secret)
 
 
@@ -55,20 +42,14 @@ def list_tokens(session: Session = request_session, _: Principal = Depends(requi
 @router.delete("/tokens/{token_id}", status_code=204)
 def revoke_token(token_id: DbId, session: Session = request_session, _: Principal = Depends(require())):
     """Revoke a token: its next request is 401 (admin only)."""
-    try:
-        tokens.revoke_token(session, token_id=token_id)
-    except NotFound as exc:
-        raise _domain_errors(exc) from None
+    tokens.revoke_token(session, token_id=token_id)
     return Response(status_code=204)
 
 
 @router.post("/stores", response_model=StoreOut, status_code=201)
 def create_store(body: StoreIn, session: Session = request_session, _: Principal = Depends(require())):
     """Create a store (admin only)."""
-    try:
-        store = service.create_store(session, **body.model_dump())
-    except Conflict as exc:
-        raise _domain_errors(exc) from None
+    store = service.create_store(session, **body.model_dump())
     return StoreOut.model_validate(store, from_attributes=True)
 
 
@@ -83,13 +64,10 @@ def list_stores(session: Session = request_session, who: Principal = Depends(cur
 def create_staff(body: StaffIn, session: Session = request_session,
                  who: Principal = Depends(require(Role.store_manager))):
     """Create or update a staff member (store managers: only in, and only staff already of, their own store)."""
-    try:
-        store = service.get_store_by_code(session, body.store)
-        within = who.store_id if who.role is Role.store_manager else None
-        staff = service.upsert_staff(session, userid=body.userid, name=body.name, store_id=store.id, role=body.role,
-                                     within_store=within)
-    except (NotFound, Forbidden) as exc:
-        raise _domain_errors(exc) from None
+    store = service.get_store_by_code(session, body.store)
+    within = who.store_id if who.role is Role.store_manager else None
+    staff = service.upsert_staff(session, userid=body.userid, name=body.name, store_id=store.id, role=body.role,
+                                 within_store=within)
     return _staff_out(staff)
 
 
@@ -117,12 +95,9 @@ def list_members(
     """Look members up by any identity, store or tag; a page at a time."""
     idents = [IdentityIn(t, v) for t, v in (("wecom_external", external_userid), ("unionid", unionid),
                                             ("phone", phone)) if v]
-    try:
-        store_id = service.get_store_by_code(session, store).id if store else None
-        rows = service.find_members(session, identities=idents, openid=openid, store_id=store_id, tag=tag,
-                                    visible=visible_members(who), after_id=decode_cursor(cursor), limit=limit + 1)
-    except (NotFound, InvalidInput) as exc:
-        raise _domain_errors(exc) from None
+    store_id = service.get_store_by_code(session, store).id if store else None
+    rows = service.find_members(session, identities=idents, openid=openid, store_id=store_id, tag=tag,
+                                visible=visible_members(who), after_id=decode_cursor(cursor), limit=limit + 1)
     page, next_cursor = page_of(rows, limit, lambda m: m.id)
     return MemberPage(items=members_out(session, page), next_cursor=next_cursor)
 
@@ -130,7 +105,7 @@ def list_members(
 def _visible_member(session: Session, who: Principal, member_id: int) -> Member:
     member = session.get(Member, member_id)
     if member is None or not can_see_member(session, who, member):
-        raise HTTPException(404, f"member {member_id} not found")
+        raise NotFound(f"member {member_id} not found")
     return member
 
 
@@ -159,11 +134,8 @@ def add_tag(member_id: DbId, body: TagIn, session: Session = request_session,
     """
     member = _visible_member(session, who, member_id)
     if member.merged_into_id:
-        raise HTTPException(409, f"member {member_id} was merged into {member.merged_into_id}")
-    try:
-        tag = usable_tag(session, body.name, body.group, may_create=who.allows(Role.marketer))
-    except (InvalidInput, Forbidden) as exc:
-        raise _domain_errors(exc) from None
+        raise Conflict(f"member {member_id} was merged into {member.merged_into_id}")
+    tag = usable_tag(session, body.name, body.group, may_create=who.allows(Role.marketer))
     tag_member(session, member.id, tag, source=f"api:{who.name}")
     return member_out(session, member)
 
@@ -175,7 +147,7 @@ def remove_tag(member_id: DbId, name: str, group: str = "", session: Session = r
     member = _visible_member(session, who, member_id)
     tag = get_tag(session, name, group)
     if tag is None or not untag_member(session, member.id, tag, source=f"api:{who.name}"):
-        raise HTTPException(404, f"member {member_id} has no tag {name!r}")
+        raise NotFound(f"member {member_id} has no tag {name!r}")
     return member_out(session, member)
 
 

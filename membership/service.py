@@ -185,11 +185,6 @@ def end_relation(
     return rel
 
 
-def member_relations(session: Session, member_id: int) -> list[Relation]:
-    """A member's staff relations, oldest first."""
-    return list(session.scalars(select(Relation).where(Relation.member_id == member_id).order_by(Relation.added_at)))
-
-
 # -- members ------------------------------------------------------------------------------------------
 def get_member(session: Session, member_id: int) -> Member:
     """The member with this id (merged ones included: they carry `merged_into_id`), or NotFound."""
@@ -197,12 +192,6 @@ def get_member(session: Session, member_id: int) -> Member:
     if member is None:
         raise NotFound(f"member {member_id} not found")
     return member
-
-
-def member_identities(session: Session, member_id: int) -> list[Identity]:
-    """A member's identities, by type."""
-    q = select(Identity).where(Identity.member_id == member_id).order_by(Identity.type, Identity.id)
-    return list(session.scalars(q))
 
 
 def find_members(

@@ -14,33 +14,9 @@ from membership import hooks
 from membership.exceptions import InvalidInput
 from membership.models import TimelineEvent, Trait
 from membership.traits import DERIVED_KEYS, DERIVED_PREFIXES
+from membership.vocabulary import EVENT_TYPES, NOT_SEEN, SPEND_SIGN
 
 log = logging.getLogger(__name__)
-
-EVENT_TYPES: set[str] = set(
-    """
-    contact.added contact.edited contact.removed_by_staff contact.lost contact.transferred contact.transfer_failed
-    group.joined group.left oa.subscribed oa.unsubscribed oa.scanned
-    message.received mp.session member.phone_bound member.merged
-    tag.added tag.removed segment.entered segment.left campaign.sent campaign.skipped
-    task.assigned task.completed
-    groupbuy.joined groupbuy.paid groupbuy.succeeded groupbuy.failed groupbuy.refunded
-    booking.created booking.cancelled booking.checked_in booking.completed booking.no_show
-    """.split()
-)
-
-# Events Siyu or staff cause; they do not mean the customer was "seen".
-NOT_SEEN = {
-    "member.merged", "tag.added", "tag.removed", "segment.entered", "segment.left",
-    "campaign.sent", "campaign.skipped", "task.assigned", "task.completed",
-    "contact.removed_by_staff", "contact.transferred", "groupbuy.failed", "groupbuy.refunded",
-}
-SPEND_SIGN = {"groupbuy.paid": 1, "groupbuy.refunded": -1}
-
-
-def register_event_type(name: str) -> None:
-    """Extend the vocabulary (record the new type in CHANGELOG.md)."""
-    EVENT_TYPES.add(name)
 
 
 def record_event(

@@ -1,7 +1,7 @@
 """Admin API, segments slice (admin, marketer): preview, create, read, change, delete, members, refresh; tag rules."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.orm import Session
 
 from config.api_errors import ERROR_RESPONSES, error_response
@@ -12,7 +12,7 @@ from membership.access import Principal, require
 from membership.exceptions import InvalidInput
 from membership.models import Role, Tag
 from segments import service
-from segments.exceptions import EvaluationFailed, InUse, InvalidDefinition, NotFound, Unevaluable
+from segments.exceptions import NotFound
 from segments.materialise import refresh_in_chunks, refresh_segment
 from segments.models import Segment, TagRule
 from segments.schemas import (
@@ -22,15 +22,6 @@ from segments.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["segments"], responses=ERROR_RESPONSES)
 marketer = require(Role.marketer)
-
-ERRORS = {NotFound: 404, InvalidDefinition: 422, InvalidInput: 422, Unevaluable: 422, InUse: 409,
-          EvaluationFailed: 503}
-DOMAIN_ERRORS = tuple(ERRORS)
-
-
-def _http(exc: Exception) -> HTTPException:
-    return HTTPException(ERRORS[type(exc)], str(exc))
-
 
 def _out(segment: Segment, size: int) -> SegmentOut:
     return SegmentOut(id=segment.id, name=segment.name, definition=segment.definition, size=size,
@@ -43,20 +34,14 @@ def _out(segment: Segment, size: int) -> SegmentOut:
 @router.post("/segments/preview", response_model=PreviewOut)
 def preview(body: PreviewIn, session: Session = request_session, _: Principal = Depends(marketer)):
     """Count and sample the members a definition matches, without saving it."""
-    try:
-        count, sample = service.preview(session, body.definition)
-    except DOMAIN_ERRORS as exc:
-        raise _http(exc) from None
+    count, sample = service.preview(session, body.definition)
     return PreviewOut(count=count, sample=sample)
 
 
 @router.post("/segments", response_model=SegmentOut, status_code=201)
 def create_segment(body: SegmentIn, session: Session = request_session, _: Principal = Depends(marketer)):
     """Save a segment; its membership is computed in the background (see `refreshed_at`)."""
-    try:
-        segment = service.create_segment(session, name=body.name, definition=body.definition)
-    except InvalidDefinition as exc:
-        raise _http(exc) from None
+    segment = service.create_segment(session, name=body.name, definition=body.definition)
     return _out(segment, 0)
 
 
@@ -71,10 +56,7 @@ def list_segments(session: Session = request_session, _: Principal = Depends(mar
 @router.get("/segments/{segment_id}", response_model=SegmentOut)
 def get_segment(segment_id: DbId, session: Session = request_session, _: Principal = Depends(marketer)):
     """One segment: current size, when it was last fully refreshed and how long that took."""
-    try:
-        segment = service.get_segment(session, segment_id)
-    except NotFound as exc:
-        raise _http(exc) from None
+    segment = service.get_segment(session, segment_id)
     return _out(segment, service.sizes(session, [segment.id])[segment.id])
 
 
@@ -84,24 +66,18 @@ def update_segment(segment_id: DbId, body: SegmentPatch, session: Session = requ
     """Rename and/or redefine a segment; a redefinition refreshes it, and the segments using it, in the background."""
     given = body.model_fields_set
     if not given & {"name", "definition"}:
-        raise HTTPException(422, "give a name, a definition or both")
+        raise InvalidInput("give a name, a definition or both")
     if "name" in given and body.name is None:
-        raise HTTPException(422, "name: a segment keeps a name")
+        raise InvalidInput("name: a segment keeps a name")
     changes = {"definition": body.definition} if "definition" in given else {}
-    try:
-        segment = service.update_segment(session, segment_id=segment_id, name=body.name, **changes)
-    except DOMAIN_ERRORS as exc:
-        raise _http(exc) from None
+    segment = service.update_segment(session, segment_id=segment_id, name=body.name, **changes)
     return _out(segment, service.sizes(session, [segment.id])[segment.id])
 
 
 @router.delete("/segments/{segment_id}", status_code=204)
 def delete_segment(segment_id: DbId, session: Session = request_session, _: Principal = Depends(marketer)):
     """Delete a segment; 409 (naming them) while another segment, a tag rule or a campaign uses it."""
-    try:
-        service.delete_segment(session, segment_id=segment_id)
-    except DOMAIN_ERRORS as exc:
-        raise _http(exc) from None
+    service.delete_segment(session, segment_id=segment_id)
     return Response(status_code=204)
 
 
@@ -109,10 +85,7 @@ def delete_segment(segment_id: DbId, session: Session = request_session, _: Prin
 def segment_members(segment_id: DbId, cursor: str | None = None, limit: int = Query(100, ge=1, le=1000),
                     session: Session = request_session, _: Principal = Depends(marketer)):
     """The segment's members by id, a page at a time."""
-    try:
-        rows = service.members_page(session, segment_id, after_id=decode_cursor(cursor), limit=limit + 1)
-    except NotFound as exc:
-        raise _http(exc) from None
+    rows = service.members_page(session, segment_id, after_id=decode_cursor(cursor), limit=limit + 1)
     page, next_cursor = page_of(rows, limit, lambda r: r.member_id)
     return SegmentMembersPage(items=[SegmentMemberOut(id=r.member_id, entered_at=r.entered_at) for r in page],
                               next_cursor=next_cursor)
@@ -122,20 +95,17 @@ def segment_members(segment_id: DbId, cursor: str | None = None, limit: int = Qu
              responses={503: error_response("The database failed the refresh; a retry may succeed")})
 def refresh(segment_id: DbId, session: Session = request_session, _: Principal = Depends(marketer)):
     """Fully refresh a segment now; the answer carries the diff and the duration."""
-    try:
-        service.get_segment(session, segment_id)
-        if session.get_bind().dialect.name == "sqlite":
-            # The request's transaction would hold SQLite's one write lock for the whole refresh: end it here
-            # and let the refresh take the lock one chunk of members at a time.
-            session.commit()
-            result = refresh_in_chunks(session_scope, segment_id)
-            if result is None:
-                raise NotFound(f"segment {segment_id} not found")
-            session.expire_all()
-        else:
-            result = refresh_segment(session, segment_id)
-    except DOMAIN_ERRORS as exc:
-        raise _http(exc) from None
+    service.get_segment(session, segment_id)
+    if session.get_bind().dialect.name == "sqlite":
+        # The request's transaction would hold SQLite's one write lock for the whole refresh: end it here
+        # and let the refresh take the lock one chunk of members at a time.
+        session.commit()
+        result = refresh_in_chunks(session_scope, segment_id)
+        if result is None:
+            raise NotFound(f"segment {segment_id} not found")
+        session.expire_all()
+    else:
+        result = refresh_segment(session, segment_id)
     return _out(service.get_segment(session, segment_id), result.size)
 
 
@@ -148,10 +118,7 @@ def _rule_out(session: Session, rule: TagRule) -> TagRuleOut:
 @router.post("/tag-rules", response_model=TagRuleOut, status_code=201)
 def create_tag_rule(body: TagRuleIn, session: Session = request_session, _: Principal = Depends(marketer)):
     """An auto-tagging rule: on entering a segment, or on a message with one of the keywords."""
-    try:
-        rule = service.create_tag_rule(session, **body.model_dump())
-    except (NotFound, InvalidDefinition, InvalidInput) as exc:
-        raise _http(exc) from None
+    rule = service.create_tag_rule(session, **body.model_dump())
     return _rule_out(session, rule)
 
 

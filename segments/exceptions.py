@@ -1,11 +1,10 @@
-"""Errors of the segments package; the API maps them to HTTP."""
+"""Errors of the segments package, on the house's bases (config.errors), which carry their HTTP status."""
+from config.errors import Conflict, InvalidInput, NotFound, Unavailable
+
+__all__ = ["EvaluationFailed", "InUse", "InvalidDefinition", "NotFound", "Unevaluable"]
 
 
-class SegmentError(Exception):
-    """Base of every segments error."""
-
-
-class InvalidDefinition(SegmentError):
+class InvalidDefinition(InvalidInput):
     """A definition that does not parse; `path` points at the offending node (`$.all[1].trait`)."""
 
     def __init__(self, path: str, message: str):
@@ -14,15 +13,11 @@ class InvalidDefinition(SegmentError):
         self.message = message
 
 
-class NotFound(SegmentError):
-    """The segment or rule asked for does not exist."""
-
-
-class InUse(SegmentError):
+class InUse(Conflict):
     """The segment cannot be deleted: another segment, a rule or a campaign uses it."""
 
 
-class Unevaluable(SegmentError):
+class Unevaluable(InvalidInput):
     """A segment that no retry can evaluate (its stored definition is invalid, or too large for the database)."""
 
     def __init__(self, segment_id: int | None, reason: str):
@@ -31,5 +26,5 @@ class Unevaluable(SegmentError):
         self.reason = reason
 
 
-class EvaluationFailed(SegmentError):
+class EvaluationFailed(Unavailable):
     """A database error during an evaluation that a retry may get past; its message carries no SQL."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from membership.timeline import NOT_SEEN, SPEND_SIGN
+from membership.vocabulary import NOT_SEEN, SPEND_SIGN
 from segments.exceptions import InvalidDefinition
 from segments.language import (
     DATE_OPS, ChannelLeaf, EventLeaf, Node, SegmentLeaf, StaffLeaf, StoreLeaf, TagLeaf, TraitLeaf, children, parse,

@@ -15,6 +15,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from membership.vocabulary import EVENT_TYPES
 from segments.exceptions import InvalidDefinition
 
 MAX_DEPTH = 32
@@ -159,8 +160,6 @@ class EventLeaf(_Node):
     @field_validator("event")
     @classmethod
     def _known_type(cls, v: str) -> str:
-        from membership.timeline import EVENT_TYPES
-
         if v not in EVENT_TYPES:
             raise ValueError(f"unknown event type {v!r}")
         return v

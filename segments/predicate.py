@@ -208,11 +208,6 @@ def load_states(session: Session, member_ids: Iterable[int]) -> dict[int, Member
     return states
 
 
-def load_state(session: Session, member_id: int) -> MemberState | None:
-    """The current state of one member, or None when there is no such member."""
-    return load_states(session, [member_id]).get(member_id)
-
-
 def _load_chunk(session: Session, ids: list[int], states: dict[int, MemberState]) -> None:
     rows = session.execute(
         select(Member.id, Member.merged_into_id, Store.code).outerjoin(Store, Store.id == Member.store_id)

@@ -1,8 +1,7 @@
 """Auto-tagging rules: a tag put on when a member enters a segment or says a keyword, attributed to the rule.
 
 Local tags change at once; the WeCom side of every tag change made in Siyu (rules, the API, channel codes)
-is queued in `segment_wecom_tag_changes` by the `on_tag` listener and mirrored with mark_tag by
-`segments.jobs.sync_wecom_tags` after the transaction commits.
+is queued by the `on_tag` listener and mirrored with mark_tag after the transaction commits (segments.wecom_tags).
 """
 from __future__ import annotations
 
@@ -11,9 +10,7 @@ from sqlalchemy.orm import Session
 
 from membership.models import MemberTag, Tag, TimelineEvent
 from membership.tags import tag_member, untag_member
-from config.database import on_transaction_end
-from config.queue import enqueue
-from segments.models import TagRule, WecomTagChange
+from segments.models import TagRule
 
 
 def source_of(rule: TagRule) -> str:
@@ -76,14 +73,3 @@ def apply_keyword_rules(session: Session, event_id: int) -> list[int]:
                 and apply(session, rule, event.member_id)):
             fired.append(rule.id)
     return fired
-
-
-def queue_wecom(session: Session, member_id: int, tag_id: int, *, add: bool, rule_id: int | None) -> None:
-    """Queue a tag change for WeCom; one sync job is enqueued per transaction, after it commits."""
-    session.add(WecomTagChange(member_id=member_id, tag_id=tag_id, add=add, rule_id=rule_id))
-    if not session.info.get("segments_wecom_sync"):
-        from segments.jobs import sync_wecom_tags  # jobs imports this module
-
-        session.info["segments_wecom_sync"] = True
-        on_transaction_end(session, lambda: session.info.pop("segments_wecom_sync", None))
-        enqueue(sync_wecom_tags, queue="low", session=session)

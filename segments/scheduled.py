@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from config.queue import enqueue
-from segments import jobs
+from segments import jobs, wecom_tags
 
 
 def start_of_day() -> None:
@@ -17,7 +17,7 @@ def nightly() -> None:
 
 def wecom_tag_sweep() -> None:
     """Enqueue a WeCom tag sync, picking up changes whose after-commit enqueue was lost."""
-    enqueue(jobs.sync_wecom_tags, queue="low")
+    enqueue(wecom_tags.sync_wecom_tags, queue="low")
 
 
 SCHEDULES = [

@@ -5,17 +5,18 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from config.database import get_engine, session_scope
+from config.queue import enqueue
 from config.types import utcnow
 from membership.tags import ensure_tag
-from segments import counters, failures, usage
-from config.queue import enqueue
+from segments import counters, failures, materialise, rounds, rules, usage
 from segments.clock import EvalContext, context
-from segments.exceptions import InUse, InvalidDefinition, NotFound
+from segments.exceptions import InUse, InvalidDefinition, NotFound, Unevaluable
 from segments.graph import Refs, depends_on, direct_references, event_leaves, relative_dates, resolve
+from segments.idsets import count_and_sample
 from segments.language import Node, parse
 from segments.materialise import definitions_loader
 from segments.models import Segment, SegmentMembership, SegmentReference, TagRule
-from segments.idsets import count_and_sample
 
 UNCHANGED = object()  # update_segment: the definition is left as it is
 GRAPH_LOCK = 0x5359_5345_4753  # advisory lock serialising changes to the reference graph (PostgreSQL)
@@ -51,8 +52,6 @@ def _set_references(session: Session, segment_id: int, node: Node) -> None:
 
 
 def _refresh_after_commit(session: Session, segment_ids: list[int]) -> None:
-    from segments.jobs import refresh_segment_job
-
     for sid in segment_ids:
         enqueue(refresh_segment_job, sid, session=session)
 
@@ -171,8 +170,6 @@ def create_tag_rule(session: Session, *, name: str, tag: str, group: str = "", s
                     keywords: list[str] | None = None, remove_on_leave: bool = False,
                     apply_to_current: bool = True) -> TagRule:
     """Save an auto-tagging rule; with `apply_to_current`, members already in the segment are tagged too."""
-    from segments.jobs import apply_rule_to_members_job
-
     if (segment_id is None) == (not keywords):
         raise InvalidDefinition("$", "a tag rule needs either segment_id or keywords, not both")
     if segment_id is not None:
@@ -194,3 +191,32 @@ def create_tag_rule(session: Session, *, name: str, tag: str, group: str = "", s
 def list_tag_rules(session: Session) -> list[TagRule]:
     """Every tag rule, by id."""
     return list(session.scalars(select(TagRule).order_by(TagRule.id)))
+
+
+# -- jobs these services enqueue -----------------------------------------------------------------------
+def refresh_segment_job(segment_id: int) -> None:
+    """Job: fully refresh one segment (a no-op once deleted); a failure no retry can fix is recorded, not raised."""
+    try:
+        if get_engine().dialect.name == "sqlite":
+            # SQLite has one write lock for the whole database: hold it one chunk of members at a time.
+            materialise.refresh_in_chunks(rounds.job_scope, segment_id)
+            return
+        with rounds.job_scope() as session:
+            if session.get(Segment, segment_id) is not None:
+                materialise.refresh_segment(session, segment_id)
+    except NotFound:  # deleted between the two reads
+        return
+    except Unevaluable as exc:  # the same statement would fail the same way on every retry and every night
+        with failures.translated(segment_id), session_scope() as session:
+            failures.record(session, segment_id, exc.reason)
+
+
+def apply_rule_to_members_job(rule_id: int) -> int:
+    """Job: tag everyone already in a new rule's segment."""
+    with failures.translated(), rounds.job_scope() as session:
+        rule = session.get(TagRule, rule_id)
+        if rule is None or rule.segment_id is None:
+            return 0
+        sm = SegmentMembership
+        ids = session.scalars(select(sm.member_id).where(sm.segment_id == rule.segment_id))
+        return sum(rules.apply(session, rule, mid) for mid in list(ids))

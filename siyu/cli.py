@@ -27,6 +27,24 @@ console = Console(stderr=True, soft_wrap=True)  # logs and reasons, one line eac
 out = Console(soft_wrap=True)  # results: one line each, however wide the terminal
 
 
+METRIC_COMMANDS = {"serve", "worker", "scheduler", "sync"}  # processes whose counters /metrics adds up
+
+
+@app.callback()
+def _every_command(ctx: typer.Context) -> None:
+    # Before every command: the same listeners and handlers as the server (a sync's merges and group events
+    # reach the counters and the segments); after it, jobs it queued in-process (embedded mode) finish.
+    # Multiprocess metrics are chosen when the first metric is made, so they are enabled before the wiring
+    # imports the modules that define metrics.
+    from config.queue import in_process_runner
+    from siyu import wiring
+
+    if ctx.invoked_subcommand in METRIC_COMMANDS:
+        _settings(metrics=True)
+    wiring.install()
+    ctx.call_on_close(lambda: in_process_runner().drain(timeout=600))
+
+
 def _settings(metrics: bool = False):
     """Load settings or stop with the one-line reason; with `metrics`, count into the deployment's metrics directory."""
     from config.logging import setup_logging
@@ -126,8 +144,8 @@ def sync_wecom(
     from dataclasses import asdict
 
     from bot.errors import WeChatAPIError
-    from bot.sync import sync_wecom as run
-    from bot.sync_guard import ShrinkRefused
+    from webhooks.wecom.sync import sync_wecom as run
+    from webhooks.wecom.sync_guard import ShrinkRefused
 
     _settings(metrics=True)
     try:

@@ -1,10 +1,6 @@
-"""Every package's tables, imported once so that Alembic and `create_all` see the whole schema."""
-import config.models  # noqa: F401
-import membership.models  # noqa: F401
-import bot.models  # noqa: F401
-import bot.transfers.models  # noqa: F401
-import webhooks.models  # noqa: F401
-import segments.models  # noqa: F401
+"""Every package's tables (siyu.packages.MODELS), imported once so that Alembic and `create_all` see them all."""
 from config.database import Base
+from siyu import packages
 
+packages.modules(packages.MODELS)
 metadata = Base.metadata

@@ -1,4 +1,4 @@
-"""The scheduler registry: every package's `scheduled.SCHEDULES`, run by APScheduler in SIYU_TIMEZONE.
+"""The scheduler registry: every listed `scheduled.SCHEDULES` (siyu.packages), run by APScheduler in SIYU_TIMEZONE.
 
 Entries only enqueue jobs; the work happens in workers (or the in-process runner in embedded mode).
 Only the process that holds the scheduler lease (siyu.leader) fires them.
@@ -6,7 +6,6 @@ Only the process that holds the scheduler lease (siyu.leader) fires them.
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 from collections.abc import Callable
 
@@ -14,25 +13,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 
 from config.settings import SettingsError, get_settings
+from siyu import packages
 from siyu.leader import Elector, Lease
 
 log = logging.getLogger(__name__)
 
-PACKAGES = ("bot", "webhooks", "segments", "campaigns")
-
 
 def schedules() -> list[tuple]:
-    """(function, trigger kwargs) of every package that has a `scheduled` module."""
-    found = []
-    for package in PACKAGES:
-        try:
-            module = importlib.import_module(f"{package}.scheduled")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{package}.scheduled":
-                raise
-            continue
-        found.extend(getattr(module, "SCHEDULES", []))
-    return found
+    """(function, trigger kwargs) of every module in siyu.packages.SCHEDULES."""
+    return [entry for module in packages.modules(packages.SCHEDULES) for entry in module.SCHEDULES]
 
 
 def schedule_id(func: Callable) -> str:

@@ -1,2 +1,41 @@
-"""Cross-floor listeners: higher floors subscribe to the profile store's hooks here, at start-up."""
-import segments.listeners  # noqa: F401
+"""The one place that connects packages across floors, installed explicitly in every process.
+
+A lower floor never imports a higher one, and siblings never import each other: where one must react to
+another, the reaction is bound here. `install()` is called by the app factory, the worker, the scheduler,
+every CLI command and the test suite's root conftest; nothing is registered as a side effect of an import.
+
+- the profile store's hooks (`membership.hooks`) → the segments' listeners (counters, re-checks, WeCom tags);
+- the intake's handler table ← the handler modules of `siyu.packages.HANDLERS`;
+- the intake's template-card clicks (`webhooks.registry`) → CARD_HANDLERS (campaigns' task cards, once built);
+  Pay notifications will be bound here the same way, so that no sibling imports another.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from membership import hooks
+from segments import listeners as segment_listeners
+from siyu import packages
+from webhooks import dispatch, registry
+
+CARD_HANDLERS: tuple[Callable, ...] = ()  # fn(session, card) per template_card_event; campaigns add theirs
+
+_lock = threading.Lock()
+_installed = False
+
+
+def install() -> None:
+    """Bind every listener and handler across packages; safe to call again (the second call does nothing)."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        hooks.on_event(segment_listeners.on_timeline_event)
+        hooks.on_merge(segment_listeners.on_members_merged)
+        hooks.on_trait(segment_listeners.on_trait_changed)
+        hooks.on_tag(segment_listeners.on_tag_changed)
+        dispatch.load(packages.HANDLERS)
+        for handler in CARD_HANDLERS:
+            registry.on_template_card(handler)
+        _installed = True

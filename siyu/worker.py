@@ -8,31 +8,24 @@ sweeper re-enqueues what was not done.
 """
 from __future__ import annotations
 
-import importlib
 import logging
+
+import jieba
+from sqlalchemy.orm import configure_mappers
+
+from siyu import packages, wiring
 
 log = logging.getLogger(__name__)
 
-JOB_MODULES = ("bot.jobs", "webhooks.jobs", "segments.jobs", "campaigns.jobs")
-
 
 def preload() -> None:
-    """Import the listeners and every jobs module, and load jieba's dictionary, in the parent process.
+    """Install the wiring, import every listed module, and load jieba's dictionary, in the parent process.
 
     A forked work-horse inherits them; without this each job pays for the imports and jieba's
     dictionary (about half a second) again.
     """
-    import siyu.wiring  # noqa: F401 - the same listeners as the server
-
-    for name in JOB_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    import jieba
-    from sqlalchemy.orm import configure_mappers
-
+    wiring.install()  # the same listeners and handlers as the server
+    packages.import_all()  # every job lives in a module these reach
     configure_mappers()
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()

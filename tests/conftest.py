@@ -4,15 +4,25 @@ SIYU_REQUIRE_SERVICES=1 (CI) turns a missing or unreachable PostgreSQL or Redis 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 
 from fastapi import FastAPI, Request, Response
 
 from config.database import engine_for, session_scope
 from config.settings import get_settings
+from siyu import wiring
+
+wiring.install()  # as the app, the worker, the scheduler and every CLI command do
+
+# Hypothesis' per-example deadline is a timed assertion: on a loaded two-core machine it fails examples that are
+# merely slow. Properties are checked without it; speed is measured in bench/.
+hypothesis_settings.register_profile("siyu", deadline=None)
+hypothesis_settings.load_profile("siyu")
 
 PG_URL = os.environ.get("SIYU_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("SIYU_TEST_REDIS_URL")
@@ -138,6 +148,15 @@ def session(settings):
 def engine(settings):
     """The engine of the test database."""
     return engine_for(settings.database_url)
+
+
+@pytest.fixture
+def stand_in():
+    """Replace Tencent clients for the rest of the test through bot.clients' one seam: `stand_in(wecom=fake)`."""
+    from bot.clients import override
+
+    with contextlib.ExitStack() as stack:
+        yield lambda **clients: stack.enter_context(override(**clients))
 
 
 # -- the Tencent sandbox over real HTTP (wechatpy speaks `requests`, not ASGI) ------------------------

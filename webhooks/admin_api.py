@@ -1,17 +1,16 @@
 """Admin API of the intake: the inbox (failed events and their replay), channel codes, OA QR codes, auto-replies."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.errors import WeChatAPIError
 from config.api_errors import ERROR_RESPONSES
 from config.database import read_scope, request_session
 from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
-from membership.exceptions import Forbidden, InvalidInput, NotFound
+from membership.exceptions import Conflict, NotFound
 from membership.models import Role
 from webhooks import service, views
 from webhooks.inbox import inbox_engine, inbox_request_session, requeue
@@ -21,7 +20,6 @@ from webhooks.schemas import (
     AutoReplyIn, AutoReplyOut, AutoReplyPage, ChannelCodeIn, ChannelCodeOut, ChannelCodePage, InboxOut, InboxPage,
     OAQrCodeIn, OAQrCodeOut, OAQrCodePage,
 )
-from webhooks.warm import warm_oa, warm_wecom
 
 router = APIRouter(prefix="/api/v1", tags=["webhooks"], responses=ERROR_RESPONSES)
 
@@ -29,16 +27,6 @@ router = APIRouter(prefix="/api/v1", tags=["webhooks"], responses=ERROR_RESPONSE
 def _own_store(who: Principal) -> int | None:
     # A store manager's codes are their own store's; admins and marketers see and make every store's.
     return who.store_id if who.role is Role.store_manager else None
-
-
-def _http(exc: Exception) -> HTTPException:
-    if isinstance(exc, NotFound):
-        return HTTPException(404, str(exc))
-    if isinstance(exc, Forbidden):
-        return HTTPException(403, str(exc))
-    if isinstance(exc, WeChatAPIError):
-        return HTTPException(502, f"WeChat refused: {exc}")
-    return HTTPException(422, str(exc))
 
 
 @router.get("/inbox", response_model=InboxPage)
@@ -63,29 +51,26 @@ def replay_inbox(inbox_id: DbId, session: Session = inbox_request_session, _: Pr
     """Handle a failed or unhandled event again, from its first attempt (admin only)."""
     row = session.get(InboxEvent, inbox_id)
     if row is None:
-        raise HTTPException(404, f"inbox event {inbox_id} not found")
+        raise NotFound(f"inbox event {inbox_id} not found")
     if row.status not in (InboxStatus.failed.value, InboxStatus.unhandled.value):
-        raise HTTPException(409, f"inbox event {inbox_id} is {row.status}; only failed or unhandled ones replay")
+        raise Conflict(f"inbox event {inbox_id} is {row.status}; only failed or unhandled ones replay")
     if row.payload == PURGED:
-        raise HTTPException(409, f"inbox event {inbox_id}: its payload was emptied after the retention period")
+        raise Conflict(f"inbox event {inbox_id}: its payload was emptied after the retention period")
     requeue(session, inbox_id)
     session.refresh(row)
     return InboxOut.model_validate(row, from_attributes=True)
 
 
 @router.post("/channel-codes", response_model=ChannelCodeOut, status_code=201)
-def create_channel_code(body: ChannelCodeIn, _warm: None = Depends(warm_wecom), session: Session = request_session,
+def create_channel_code(body: ChannelCodeIn, session: Session = request_session,
                         who: Principal = Depends(require(Role.marketer, Role.store_manager))):
     """Create a 联系我 code in WeCom; arrivals through it get its store, staff, tags and welcome text.
 
     A store manager's code is for their own store and its staff, with tags that are WeCom corp tags already.
     """
-    try:
-        code = service.create_channel_code(
-            session, body, within_store=_own_store(who),
-            may_create_tags=who.allows(Role.marketer))
-    except (NotFound, InvalidInput, Forbidden, WeChatAPIError) as exc:
-        raise _http(exc) from None
+    code = service.create_channel_code(
+        session, body, within_store=_own_store(who),
+        may_create_tags=who.allows(Role.marketer))
     return views.channel_codes_out(session, [code])[0]
 
 
@@ -101,13 +86,10 @@ def list_channel_codes(cursor: str | None = None, limit: int = Query(50, ge=1, l
 
 
 @router.post("/oa-qrcodes", response_model=OAQrCodeOut, status_code=201)
-def create_oa_qrcode(body: OAQrCodeIn, _warm: None = Depends(warm_oa), session: Session = request_session,
+def create_oa_qrcode(body: OAQrCodeIn, session: Session = request_session,
                      _: Principal = Depends(require(Role.marketer))):
     """Create an official-account QR code whose followers are attributed to a store and staff member."""
-    try:
-        qr = service.create_oa_qrcode(session, body)
-    except (NotFound, InvalidInput, WeChatAPIError) as exc:
-        raise _http(exc) from None
+    qr = service.create_oa_qrcode(session, body)
     return views.oa_qrcodes_out(session, [qr])[0]
 
 
@@ -124,10 +106,7 @@ def list_oa_qrcodes(cursor: str | None = None, limit: int = Query(50, ge=1, le=2
 def create_auto_reply(body: AutoReplyIn, session: Session = request_session,
                       _: Principal = Depends(require(Role.marketer))):
     """Add a keyword auto-reply rule for official-account and mini-program text messages."""
-    try:
-        rule = service.create_auto_reply(session, body)
-    except InvalidInput as exc:
-        raise _http(exc) from None
+    rule = service.create_auto_reply(session, body)
     return views.auto_reply_out(rule)
 
 

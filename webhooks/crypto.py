@@ -24,22 +24,25 @@ from wechatpy.crypto import WeChatCrypto as AppCrypto
 from wechatpy.enterprise.crypto import PrpCrypto as CorpPrpCrypto
 from wechatpy.enterprise.crypto import WeChatCrypto as CorpCrypto
 
+from config.errors import DomainError, Forbidden
 
-class BadSignature(Exception):
+
+class BadSignature(Forbidden):
     """The signature does not match: the caller does not know the Token (answer 403)."""
 
     reason = "signature"  # the label of the rejection counter
 
 
-class WrongReceiver(Exception):
+class WrongReceiver(Forbidden):
     """The plaintext names another corp or app as its receiver (answer 403)."""
 
     reason = "receiver"
 
 
-class BadPayload(Exception):
+class BadPayload(DomainError):
     """The body does not parse or decrypt (answer 400)."""
 
+    status_code = 400
     reason = "payload"
 
 

@@ -1,12 +1,14 @@
 """The handler table: `(source, MsgType, Event, ChangeType)` → one small function.
 
-Handlers register with `@handles(source, msg_type, event, change_type)` in their module; `HANDLER_MODULES`
-lists those modules so the table is complete wherever it is consulted (server, worker, tests).
+Handlers register with `@handles(source, msg_type, event, change_type)` in their module. Which modules those
+are is listed once, in `siyu.packages.HANDLERS`; `siyu.wiring.install()` loads them in every process (server,
+worker, scheduler, CLI, tests), and a process that consults the table without having loaded it fails loudly
+instead of marking every event unhandled.
 """
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,14 +20,11 @@ from webhooks.exceptions import PermanentEventError
 Key = tuple[str, str, str, str]
 HANDLERS: dict[Key, Callable[[Session, Event], None]] = {}
 
-HANDLER_MODULES = (
-    "webhooks.wecom.contacts",
-    "webhooks.wecom.chats",
-    "webhooks.wecom.tags",
-    "webhooks.wecom.cards",
-    "webhooks.official_account.handlers",
-    "webhooks.miniprogram.handlers",
-)
+_loaded: list[str] = []  # the handler modules `load` imported
+
+
+class HandlersNotLoaded(RuntimeError):
+    """The handler table was consulted before `siyu.wiring.install()` loaded it (the job fails and is retried)."""
 
 
 @dataclass(frozen=True)
@@ -77,13 +76,21 @@ def handles(source: str, msg_type: str, event: str = "", change_type: str = ""):
     return register
 
 
-def load_handlers() -> dict[Key, Callable]:
-    """The complete table (importing every handler module once)."""
-    for name in HANDLER_MODULES:
+def load(modules: Iterable[str]) -> None:
+    """Import the handler modules named (their `@handles` entries fill the table); called by `siyu.wiring.install()`."""
+    for name in modules:
         importlib.import_module(name)
+        if name not in _loaded:
+            _loaded.append(name)
+
+
+def handlers() -> dict[Key, Callable]:
+    """The complete table; HandlersNotLoaded when this process has not loaded it."""
+    if not _loaded:
+        raise HandlersNotLoaded("the handler table is empty: siyu.wiring.install() was not called in this process")
     return HANDLERS
 
 
 def handler_for(source: str, msg_type: str, event: str, change_type: str) -> Callable | None:
     """The handler of an event kind, or None when Siyu does not handle it."""
-    return load_handlers().get((source, msg_type, event, change_type))
+    return handlers().get((source, msg_type, event, change_type))

@@ -1,4 +1,4 @@
-"""The inbox: every decrypted callback stored once under its content key, then its id enqueued.
+"""The inbox: every decrypted callback stored once under its content key, then its id enqueued and processed.
 
 In embedded mode (SQLite) the inbox has a file of its own, `<var_dir>/inbox.db`: SQLite locks a whole
 database for one writer, and an acknowledgement must not wait behind a job holding the main database's
@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import threading
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,15 +23,22 @@ from pathlib import Path
 from fastapi import Depends
 from sqlalchemy import Engine, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
-from config.database import defer_after_commit, engine_for, make_engine, run_deferred, session_scope, upsert
-from config.queue import enqueue
+from bot.errors import PermanentAPIError
+from config.database import (defer_after_commit, engine_for, make_engine, read_scope, run_deferred, session_scope,
+                             upsert)
+from config.errors import Unavailable
+from config.queue import RETRY_INTERVALS, enqueue
 from config.settings import get_settings
 from config.types import utcnow
-from webhooks.metrics import RECEIVED
-from webhooks.models import INBOX_TABLES, InboxEvent, InboxStatus
+from membership.exceptions import InvalidInput
+from webhooks.dispatch import Event, handler_for
+from webhooks.exceptions import PermanentEventError
+from webhooks.metrics import PROCESSED, RECEIVED, UNHANDLED
+from webhooks.models import INBOX_TABLES, InboxApplied, InboxEvent, InboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +54,7 @@ def _new_writers_lock() -> None:
 os.register_at_fork(after_in_child=_new_writers_lock)
 
 
-class InboxBusy(Exception):
+class InboxBusy(Unavailable):
     """The inbox stayed locked by other writers for longer than `INBOX_BUSY_TIMEOUT`."""
 
 
@@ -196,8 +204,6 @@ def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=
 
     What is stored always fits the columns, so no callback's content can make the insert fail.
     """
-    from webhooks.jobs import process_inbox
-
     plaintext, data = storable_text(plaintext), storable(data)
     key = content_key(source, plaintext, data)
     msg_type, event, change = event_kind(data)
@@ -220,10 +226,13 @@ def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=
     return Stored(inbox_id, True)
 
 
+def cause_of(inbox_id: int) -> str:
+    """What the send ledger (bot.sends) records as the cause of a message an inbox event made Siyu send."""
+    return f"inbox:{inbox_id}"
+
+
 def requeue(session: Session, inbox_id: int) -> None:
     """Put an event back to `received` and enqueue it (replay of a failed or unhandled event)."""
-    from webhooks.jobs import process_inbox
-
     session.execute(update(InboxEvent).where(InboxEvent.id == inbox_id).values(
         status=InboxStatus.received.value, attempts=0, error=None, due_at=utcnow(), processed_at=None))
     enqueue(process_inbox, inbox_id, session=session)
@@ -236,3 +245,86 @@ def stuck(session: Session, older_than: timedelta, limit: int = 500) -> list[int
          .where(InboxEvent.status == InboxStatus.received.value, InboxEvent.due_at < cutoff)
          .order_by(InboxEvent.id).limit(limit))
     return list(session.scalars(q))
+
+
+# -- processing: one job per stored event --------------------------------------------------------------
+MAX_ATTEMPTS = 1 + len(RETRY_INTERVALS)  # the queue's retries, counted on the row
+# Failures that the same event meets on every attempt: recorded once, never retried (a replay may try again).
+# Anything else (Tencent's transport, rate and busy errors, a locked database) goes back to the queue.
+PERMANENT_ERRORS = (
+    PermanentEventError,  # a required field missing, a corrupt CreateTime
+    InvalidInput,  # the profile store refused a value from the event (an empty openid, a malformed identity)
+    PermanentAPIError,  # Tencent refused the call for a reason retrying will not fix
+    DataError,  # the database refused a value (too long, a NUL byte)
+)
+
+
+def process_inbox(inbox_id: int) -> str:
+    """Dispatch one stored event to its handler and mark the row done, unhandled or failed."""
+    with read_scope(inbox_engine()) as s:
+        row = s.get(InboxEvent, inbox_id)
+    if row is None or row.status != InboxStatus.received.value:
+        return row.status if row else "missing"
+    handler = handler_for(row.source, row.msg_type, row.event, row.change_type)
+    if handler is None:
+        kind = f"{row.msg_type}/{row.event}/{row.change_type}"
+        if _settle(inbox_id, InboxStatus.unhandled):
+            UNHANDLED.labels(row.source, kind).inc()
+            log.info("inbox #%s: no handler for %s, kept", inbox_id, kind)
+        return InboxStatus.unhandled.value
+    try:
+        event = Event(row.id, row.source, dict(row.data or {}))
+        event.at  # noqa: B018 - a corrupt CreateTime fails here, before the handler calls anyone
+        with session_scope() as session:
+            if _mark_applied(session, row):
+                handler(session, event)
+            else:
+                log.info("inbox #%s: already applied by an earlier attempt, marking it done", inbox_id)
+    except PERMANENT_ERRORS as exc:
+        _record_failure(inbox_id, traceback.format_exc(), permanent=True)
+        log.error("inbox #%s: cannot be handled (%s: %s), failed without retries", inbox_id,
+                  type(exc).__name__, str(exc)[:200])
+        return InboxStatus.failed.value
+    except Exception:
+        _record_failure(inbox_id, traceback.format_exc())
+        raise  # the queue retries with backoff; the row says how often it has been tried
+    if _settle(inbox_id, InboxStatus.done):
+        PROCESSED.labels(row.source, "done").inc()
+    return InboxStatus.done.value
+
+
+def _mark_applied(session, row: InboxEvent) -> bool:
+    # Unique on the content key, in the handler's transaction: True for the one attempt that applies the event.
+    # On PostgreSQL a concurrent copy waits here until the first commits (then skips) or rolls back (then applies).
+    return upsert(session, InboxApplied.__table__, {"content_key": row.content_key, "inbox_id": row.id,
+                                                    "applied_at": utcnow()},
+                  ["content_key"], returning=InboxApplied.content_key) is not None
+
+
+def _settle(inbox_id: int, status: InboxStatus) -> bool:
+    """Mark a `received` row done or unhandled; False when another attempt settled it first."""
+    with inbox_scope() as session:
+        result = session.execute(
+            update(InboxEvent).where(InboxEvent.id == inbox_id, InboxEvent.status == InboxStatus.received.value)
+            .values(status=status.value, processed_at=utcnow(), error=None,
+                    attempts=InboxEvent.attempts + (1 if status is InboxStatus.done else 0)))
+        return bool(result.rowcount)
+
+
+def _record_failure(inbox_id: int, error: str, permanent: bool = False) -> None:
+    with inbox_scope() as session:
+        row = session.scalar(select(InboxEvent).where(InboxEvent.id == inbox_id).with_for_update())
+        if row is None or row.status != InboxStatus.received.value:
+            return
+        row.attempts = (row.attempts or 0) + 1
+        row.error = error[-8000:]
+        if permanent or row.attempts >= MAX_ATTEMPTS:
+            row.status = InboxStatus.failed.value
+            PROCESSED.labels(row.source, "failed").inc()
+            if not permanent:
+                log.error("inbox #%s: failed for good after %d attempts", inbox_id, row.attempts)
+        else:
+            wait = RETRY_INTERVALS[min(row.attempts, len(RETRY_INTERVALS)) - 1]
+            row.due_at = utcnow() + timedelta(seconds=wait)  # keeps the sweeper off while the retry waits
+            PROCESSED.labels(row.source, "retry").inc()
+            log.warning("inbox #%s: attempt %d failed, retrying", inbox_id, row.attempts)

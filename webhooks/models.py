@@ -1,4 +1,5 @@
-"""Tables of the intake: the inbox of raw events and its nonce memory, channel codes, OA QR scenes, auto-replies."""
+"""Tables of the intake: the inbox of raw events and its nonce memory, channel codes, OA QR scenes, auto-replies,
+and where an interrupted `siyu sync wecom` resumes."""
 from __future__ import annotations
 
 import enum
@@ -93,23 +94,6 @@ class ChannelCode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class OutboundSend(Base):
-    """One message Siyu sends because of a callback (welcome, loss alert, auto-reply), claimed before the send.
-
-    The claim makes a retried or doubled job send nothing twice: only a send Tencent answered with an error
-    may be tried again; one whose outcome is unknown (a timeout, a worker killed mid-call) is not.
-    """
-
-    __tablename__ = "outbound_sends"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(200), unique=True)  # welcome:<code>, loss_alert:<inbox>, …
-    inbox_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    status: Mapped[str] = mapped_column(String(20), default="sending")  # sending, sent, failed, unknown, skipped
-    error: Mapped[str | None] = mapped_column(ErrorText)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
 class OAQrCode(Base):
     """An official-account QR code Siyu made: its scene string attributes followers to a store and staff."""
 
@@ -141,3 +125,13 @@ class AutoReply(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncCheckpoint(Base):
+    """Where an interrupted `siyu sync wecom` resumes: the chunk of staff and the cursor within it."""
+
+    __tablename__ = "wecom_sync_checkpoints"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    state: Mapped[dict] = mapped_column(JSONType, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,4 +1,4 @@
-"""Handlers higher floors register with the intake, so webhooks never imports them.
+"""Handlers other packages give the intake, bound by `siyu.wiring.install()`, so webhooks never imports them.
 
 `on_template_card(fn)`: fn(session, card) for every template_card_event (a staff member clicked a task
 button); `card` holds the event's fields: FromUserName (staff userid), EventKey, TaskId, CardType,

@@ -8,9 +8,11 @@ import time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import sends
+from bot.clients import mp_client, oa_client
 from config.database import session_scope
 from webhooks.models import AutoReply
-from webhooks.sends import send_once
+from webhooks.inbox import cause_of
 
 log = logging.getLogger(__name__)
 MATCH_MODES = ("exact", "contains", "keyword")  # whole text; substring; a jieba word of the text
@@ -77,18 +79,14 @@ def custom_message(openid: str, rule: AutoReply) -> dict | None:
 
 def send_custom_reply(channel: str, openid: str, rule_id: int, inbox_id: int) -> None:
     """Send a rule's reply through the customer-service API (queue `fast`), once per message and rule."""
-    from bot.clients import mp_client, oa_client
-    from webhooks.warm import warm
-
-    warm(channel)
     with session_scope() as session:
         rule = session.get(AutoReply, rule_id)
         body = custom_message(openid, rule) if rule else None
     if body is None:
         return
     client = oa_client() if channel == "official_account" else mp_client()
-    outcome = send_once(f"auto_reply:{inbox_id}:{rule_id}", inbox_id,
-                        lambda: client.sdk.post("message/custom/send", data=body))
+    outcome = sends.send_once(key=f"auto_reply:{inbox_id}:{rule_id}", cause=cause_of(inbox_id),
+                              send=lambda: client.sdk.post("message/custom/send", data=body))
     log.info("auto-reply %s: %s to %s on %s", rule_id, outcome, openid, channel)
 
 

@@ -5,6 +5,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
+from webhooks.replies import MATCH_MODES
+
 
 class WelcomeIn(BaseModel):
     text: str = Field(min_length=1, max_length=4000)
@@ -79,8 +81,6 @@ class AutoReplyIn(BaseModel):
     @field_validator("match")
     @classmethod
     def _match(cls, v: str) -> str:
-        from webhooks.replies import MATCH_MODES
-
         if v not in MATCH_MODES:
             raise ValueError(f"match must be one of {', '.join(MATCH_MODES)}")
         return v

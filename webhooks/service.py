@@ -6,6 +6,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.clients import oa_client, wecom_client
 from membership.exceptions import Forbidden, InvalidInput
 from membership.models import Tag
 from membership.service import get_staff, get_store_by_code
@@ -26,8 +27,6 @@ def _linked_tag(session: Session, name: str) -> Tag | None:
 
 
 def _wecom_tags(session: Session, names: list[str]) -> list[Tag]:
-    from bot.clients import wecom_client
-
     tags = []
     for name in _tag_names(names):
         tag = _linked_tag(session, name)
@@ -52,8 +51,6 @@ def create_channel_code(session: Session, body: ChannelCodeIn, *, within_store: 
     store. Without `may_create_tags` every tag must already be a WeCom corp tag. Forbidden otherwise, before
     anything is created in WeCom.
     """
-    from bot.clients import wecom_client
-
     store = get_store_by_code(session, body.store)
     staff = [get_staff(session, u) for u in dict.fromkeys(body.staff)]
     if within_store is not None:
@@ -79,8 +76,6 @@ def create_channel_code(session: Session, body: ChannelCodeIn, *, within_store: 
 
 def create_oa_qrcode(session: Session, body: OAQrCodeIn) -> OAQrCode:
     """Create an OA QR code whose scene Siyu attributes to a store (and a staff member)."""
-    from bot.clients import oa_client
-
     store = get_store_by_code(session, body.store)
     staff = get_staff(session, body.staff) if body.staff else None
     scene = "sy" + secrets.token_hex(10)

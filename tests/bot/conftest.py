@@ -45,12 +45,3 @@ def sandbox(sandbox_server, sqlite_settings, monkeypatch):
     in_process_runner().drain(30)  # jobs the test queued (segment re-checks of timeline events) use its database
     reset_clients()
     get_settings.cache_clear()
-
-
-@pytest.fixture
-def sandbox_db(sandbox_server, settings, monkeypatch):
-    """Like `sandbox`, on every test database (SQLite and, when configured, PostgreSQL)."""
-    yield _point_at(sandbox_server, monkeypatch)
-    in_process_runner().drain(30)
-    reset_clients()
-    get_settings.cache_clear()

@@ -11,7 +11,6 @@ from bot.errors import PermanentAPIError, TokenError
 from bot.sandbox.app import create_sandbox_app
 from bot.sandbox.serve import serve_in_background
 from bot.sandbox.state import reset_state
-from bot.scheduled import SCHEDULES, enqueue_nightly_sync, enqueue_transfer_poll
 from config.settings import get_settings
 from siyu.cli import app as cli
 
@@ -97,14 +96,3 @@ def test_given_a_wrong_secret_when_doctor_runs_then_the_line_names_the_errcode(s
     sandbox.wecom_secrets.clear()
     bad = [c for c in run_checks() if not c.ok]
     assert bad and "errcode 40001" in bad[0].line
-
-
-def test_the_nightly_sync_is_scheduled_and_only_enqueues(monkeypatch):
-    queued = []
-    monkeypatch.setattr("bot.scheduled.enqueue", lambda func, *a, **kw: queued.append((func.__name__, kw)))
-    assert [(f, t["trigger"]) for f, t in SCHEDULES] == [(enqueue_nightly_sync, "cron"),
-                                                         (enqueue_transfer_poll, "interval")]
-    enqueue_nightly_sync()
-    enqueue_transfer_poll()
-    assert queued == [("sync_wecom_job", {"queue": "low", "retries": 1}),
-                      ("poll_transfers_job", {"queue": "low", "retries": 0})]

@@ -1,10 +1,15 @@
-"""Background jobs: after commit only, retried, final failures in `job_failures`; RQ's real worker on Redis."""
+"""Background jobs: after commit only, retried, final failures in `job_failures`, later and once per id; RQ's
+real worker on Redis."""
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from sqlalchemy import func, select
 
 from config.database import session_scope
 from config.models import JobFailure
-from config.queue import enqueue, in_process_runner
+from config.queue import InProcessRunner, enqueue, in_process_runner, recording, using
+from config.types import utcnow
 from config.settings import get_settings
 from membership.models import Store
 from membership.service import create_store
@@ -130,3 +135,190 @@ def test_savepoints_neither_run_nor_drop_after_commit_callbacks(settings):
         assert ran == []
     # then the real commit runs every callback, in order
     assert ran == ["inside released savepoint", "after rolled-back savepoint"]
+
+
+# -- later, and once per id ------------------------------------------------------------------------------
+RAN: list[str] = []
+
+
+def note(what: str) -> None:
+    """A job: note that it ran."""
+    RAN.append(what)
+
+
+def note_then_fail(what: str) -> None:
+    """A job that notes each attempt and fails."""
+    RAN.append(what)
+    raise RuntimeError(what)
+
+
+class ManualTime:
+    """A clock and timers that move only when the test says: `advance(seconds)` fires what came due, in order."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2024, 6, 1, 9, 0, tzinfo=timezone.utc)
+        self.timers: list[tuple[datetime, int, Callable]] = []
+
+    def clock(self) -> datetime:
+        return self.now
+
+    def call_later(self, delay: float, call: Callable) -> None:
+        self.timers.append((self.now + timedelta(seconds=delay), len(self.timers), call))
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+        while due := sorted(t for t in self.timers if t[0] <= self.now):
+            self.timers.remove(due[0])
+            due[0][2]()
+
+
+@pytest.fixture
+def manual(settings):
+    """An in-process runner on manual time, receiving every enqueue of the test."""
+    time = ManualTime()
+    runner = InProcessRunner(clock=time.clock, call_later=time.call_later)
+    RAN.clear()
+    with using(runner):
+        yield time, runner
+    assert runner.drain(30)
+
+
+def test_in_process_a_job_for_later_waits_for_its_time(manual):
+    time, runner = manual
+    # given a job in 5 minutes and one at 09:10
+    enqueue(note, "in 5 minutes", in_=timedelta(minutes=5))
+    enqueue(note, "at 09:10", at=time.now + timedelta(minutes=10))
+    # then neither runs before its time, and waiting for the runner does not wait for them
+    assert runner.drain(5) and RAN == []
+    time.advance(299)
+    assert runner.drain(5) and RAN == []
+    # when their times come, then each runs once, in order
+    time.advance(1)
+    assert runner.drain(5) and RAN == ["in 5 minutes"]
+    time.advance(300)
+    assert runner.drain(5) and RAN == ["in 5 minutes", "at 09:10"]
+
+
+def test_in_process_a_second_enqueue_under_a_pending_id_is_a_no_op_until_the_first_ended(manual):
+    time, runner = manual
+    # given a job under id hold:7, due in a minute
+    enqueue(note, "first", job_id="hold:7", in_=timedelta(minutes=1))
+    # when the same id is enqueued again while it waits, then nothing more is queued
+    enqueue(note, "second", job_id="hold:7")
+    enqueue(note, "other id", job_id="hold:8")
+    assert runner.drain(5) and RAN == ["other id"]
+    time.advance(60)
+    assert runner.drain(5) and RAN == ["other id", "first"]
+    # and once it ran, the id may be used again
+    enqueue(note, "third", job_id="hold:7")
+    assert runner.drain(5) and RAN == ["other id", "first", "third"]
+
+
+def test_in_process_a_job_waiting_for_its_retry_keeps_its_id(manual):
+    time, runner = manual
+    # given a job under an id whose first attempt failed (its retry waits 5 seconds)
+    enqueue(note_then_fail, "attempt", job_id="once", retries=1)
+    assert runner.drain(0.5) is False and RAN == ["attempt"]  # the waiting retry keeps the runner busy
+    # when the id is enqueued again meanwhile, then that is a no-op
+    enqueue(note, "duplicate", job_id="once")
+    time.advance(5)
+    assert runner.drain(5) and RAN == ["attempt", "attempt"]
+    # and after the final failure the id is free again
+    enqueue(note, "after", job_id="once")
+    assert runner.drain(5) and RAN == ["attempt", "attempt", "after"]
+
+
+def test_enqueue_refuses_a_naive_time_and_both_at_and_in(settings):
+    with pytest.raises(ValueError, match="aware"):
+        enqueue(note, "x", at=datetime(2024, 6, 1, 9, 0))
+    with pytest.raises(ValueError, match="not both"):
+        enqueue(note, "x", at=utcnow(), in_=timedelta(seconds=1))
+
+
+def test_the_recording_backend_runs_nothing_and_keeps_what_was_asked_after_commit(settings):
+    RAN.clear()
+    at = utcnow() + timedelta(hours=1)
+    # given jobs enqueued in a transaction that rolls back, in one that commits, and outside any
+    with recording() as jobs:
+        with pytest.raises(ZeroDivisionError), session_scope() as s:
+            enqueue(note, "rolled back", session=s)
+            raise ZeroDivisionError
+        with session_scope() as s:
+            enqueue(note, "committed", queue="low", at=at, job_id="j1", session=s)
+            assert jobs == []  # not before the commit
+        enqueue(note, "now", queue="fast", retries=0)
+        enqueue(note, "later", in_=timedelta(minutes=5))
+    # then nothing ran, and the jobs of committed transactions are recorded as asked
+    assert RAN == []
+    assert [(j.func, j.args, j.queue, j.at, j.in_, j.job_id, j.retries) for j in jobs] == [
+        (note, ("committed",), "low", at, None, "j1", 3), (note, ("now",), "fast", None, None, None, 0),
+        (note, ("later",), "default", None, timedelta(minutes=5), None, 3)]
+
+
+@pytest.fixture
+def rq(settings, redis_url, monkeypatch):
+    """Siyu configured with the test Redis; the RQ queues and their scheduled registries."""
+    from rq import Queue
+
+    from config.redis import get_redis
+
+    monkeypatch.setenv("SIYU_REDIS_URL", redis_url)
+    get_settings.cache_clear()
+    RAN.clear()
+    redis = get_redis()
+    return redis, {name: Queue(name, connection=redis) for name in ("fast", "default", "low")}
+
+
+def _work(redis) -> None:
+    from rq import SimpleWorker
+
+    SimpleWorker(["fast", "default", "low"], connection=redis).work(burst=True, with_scheduler=True)
+
+
+@pytest.mark.redis
+def test_rq_a_job_for_later_waits_in_the_scheduled_registry_until_its_time(rq):
+    redis, queues = rq
+    at = utcnow() + timedelta(hours=2)
+    # given a job at a time two hours away, and one in an hour on `low`
+    enqueue(note, "later", at=at)
+    enqueue(note, "in an hour", queue="low", in_=timedelta(hours=1))
+    # then neither is queued: RQ's scheduler holds them, at their times
+    registry = queues["default"].scheduled_job_registry
+    [job_id] = registry.get_job_ids()
+    assert queues["default"].count == 0 and queues["low"].count == 0
+    assert registry.get_scheduled_time(job_id) == at.replace(microsecond=0)
+    # and RQ's scheduler would move it a second before its time: no; at its time: yes
+    assert registry.get_jobs_to_schedule(int(at.timestamp()) - 1) == []
+    assert registry.get_jobs_to_schedule(int(at.timestamp()) + 1) == [job_id]
+    assert len(queues["low"].scheduled_job_registry.get_job_ids()) == 1
+    # when a worker with a scheduler runs now, then neither job runs yet
+    _work(redis)
+    assert RAN == []
+
+
+@pytest.mark.redis
+def test_rq_a_job_whose_time_came_is_run_by_a_worker_with_its_scheduler(rq):
+    redis, queues = rq
+    enqueue(note, "due", at=utcnow() - timedelta(seconds=1), job_id="due:1")
+    assert queues["default"].count == 0
+    _work(redis)
+    assert RAN == ["due"]
+
+
+@pytest.mark.redis
+def test_rq_a_second_enqueue_under_a_pending_id_is_a_no_op_until_the_first_ended(rq):
+    redis, queues = rq
+    # given a job queued under id welcome:ABC (not a valid RQ id as it stands) and one scheduled under hold:9
+    enqueue(note, "first", job_id="welcome:ABC")
+    enqueue(note, "held", job_id="hold:9", in_=timedelta(hours=1))
+    # when each id is enqueued again while pending, now or later, then nothing more is queued
+    enqueue(note, "second", job_id="welcome:ABC")
+    enqueue(note, "second, later", job_id="welcome:ABC", in_=timedelta(minutes=5))
+    enqueue(note, "held again", job_id="hold:9")
+    assert queues["default"].count == 1 and len(queues["default"].scheduled_job_registry.get_job_ids()) == 1
+    _work(redis)
+    assert RAN == ["first"]
+    # and once the first finished, the id is used again
+    enqueue(note, "third", job_id="welcome:ABC")
+    _work(redis)
+    assert RAN == ["first", "third"]

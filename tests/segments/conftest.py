@@ -1,9 +1,8 @@
-"""Fixtures of the segments tests: the listeners registered, a drained job runner, an admin client."""
+"""Fixtures of the segments tests: a drained job runner, an admin client."""
 from __future__ import annotations
 
 import pytest
 
-import segments.listeners  # noqa: F401 - registers the hooks, as siyu.wiring does in the app and the worker
 from config.queue import in_process_runner
 from tests.conftest import ADMIN_TOKEN
 

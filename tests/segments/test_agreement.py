@@ -146,7 +146,7 @@ def _write_world(session, states: list[dict], stored: dict[int, dict]) -> list[i
     return ids
 
 
-@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@hsettings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                      HealthCheck.too_slow])
 @given(states=st.lists(member_states, min_size=1, max_size=8), defs=st.lists(definitions, min_size=1, max_size=4),
        ref=referenced, middle=sharing, zone=st.sampled_from(["Asia/Shanghai", "UTC", "America/New_York"]))

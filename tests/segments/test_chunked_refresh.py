@@ -12,8 +12,8 @@ from config.database import session_scope
 from config.types import utcnow
 from membership.models import Member, MemberTag, TimelineEvent
 from membership.tags import ensure_tag
-from segments import jobs, materialise, service
-from segments.listeners import DEPTH
+from segments import materialise, service
+from segments.rounds import DEPTH
 from segments.models import Segment, SegmentMembership
 
 
@@ -49,7 +49,7 @@ def test_a_full_refresh_job_on_sqlite_commits_one_chunk_of_members_at_a_time(set
     event.listen(Session, "after_commit", committed)
     try:
         # when the full refresh job runs
-        jobs.refresh_segment_job(sid)
+        service.refresh_segment_job(sid)
     finally:
         event.remove(Session, "after_commit", committed)
     drain()

@@ -14,7 +14,7 @@ from config.models import JobFailure
 from config.queue import enqueue, in_process_runner
 from membership.models import Member
 from membership.tags import ensure_tag, tag_member
-from segments import jobs, materialise
+from segments import jobs, listeners, materialise, service
 from segments.models import Segment, SegmentMembership
 
 PHONE = "13812345678"
@@ -54,8 +54,8 @@ def test_an_unevaluable_segment_is_recorded_once_and_not_retried(client, drain, 
         member_id = member.id
     caplog.set_level(logging.WARNING)
     # when refreshed twice
-    jobs.refresh_segment_job(legacy)
-    jobs.refresh_segment_job(legacy)
+    service.refresh_segment_job(legacy)
+    service.refresh_segment_job(legacy)
     # then the reason is recorded, and logged, once
     with session_scope() as s:
         error = s.get(Segment, legacy).refresh_error
@@ -113,7 +113,7 @@ def test_a_statement_the_database_refuses_as_too_large_is_recorded_without_its_s
     caplog.set_level(logging.INFO)
     # when
     try:
-        jobs.refresh_segment_job(sid)
+        service.refresh_segment_job(sid)
     finally:
         if engine.dialect.name == "sqlite":
             event.remove(engine, "connect", _limits)
@@ -147,9 +147,9 @@ def test_a_database_error_that_a_retry_may_fix_is_retried_and_recorded_without_i
         member_id = member.id
     # when
     if job == "refresh":
-        enqueue(jobs.refresh_segment_job, sid)
+        enqueue(service.refresh_segment_job, sid)
     else:
-        enqueue(jobs.recheck_members_job, {str(member_id): ["tag:VIP"]})
+        enqueue(listeners.recheck_members_job, {str(member_id): ["tag:VIP"]})
     drain()
     # then
     (failure,) = _failures()

@@ -11,7 +11,7 @@ from config.database import engine_for, session_scope
 from config.settings import get_settings
 from membership.models import Member
 from membership.tags import ensure_tag, tag_member
-from segments import jobs, service, usage
+from segments import service, usage
 from segments.exceptions import InvalidDefinition
 from segments.models import Segment, SegmentMembership
 from siyu import db
@@ -70,7 +70,7 @@ def test_a_redefinition_refreshes_the_segment_and_every_segment_using_it(client,
     assert _inside(x) == _inside(y) == {gold, plain}
     # when X is redefined once more, leaving what Y depends on as it was, and an event re-checks Y before the
     # refreshes have run (a full refresh rewrites the segment row, which would invalidate the cache anyway)
-    monkeypatch.setattr(jobs, "refresh_segment_job", lambda segment_id: None)
+    monkeypatch.setattr(service, "refresh_segment_job", lambda segment_id: None)
     assert client.patch(f"/api/v1/segments/{x}", json={"definition": {"not": {"tag": "金卡"}}}).status_code == 200
     with session_scope() as s:
         tag_member(s, vip, ensure_tag(s, "金卡"))

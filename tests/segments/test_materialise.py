@@ -6,12 +6,13 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete, select
 
 from config.database import session_scope
+from config.queue import recording
 from membership.merge import merge_members
 from membership.models import Member, MemberTag, TimelineEvent
 from membership.tags import ensure_tag, tag_member
 from membership.timeline import record_event
 from membership.traits import set_trait
-from segments import jobs, materialise, scheduled, service
+from segments import materialise, scheduled, service
 from segments.clock import context
 from segments.counters import ensure_filters
 from segments.graph import event_leaves
@@ -167,8 +168,13 @@ def test_relative_dates_move_members_when_the_day_changes(settings, drain):
     later = context(today=context().today + timedelta(days=10))
     with session_scope() as s:
         assert materialise.refresh_segment(s, recent, later).left == [m]
-    assert scheduled.SCHEDULES[0][1] == {"trigger": "cron", "hour": 0, "minute": 5}
-    assert jobs.refresh_relative_segments() == 1
+    # and the start-of-day schedule queues a job that queues the refresh of the date-relative segment only
+    with recording() as queued:
+        scheduled.start_of_day()
+    [job] = queued
+    with recording() as refreshes:
+        assert job.func(*job.args) == 1
+    assert [(j.func, j.args) for j in refreshes] == [(service.refresh_segment_job, (recent,))]
 
 
 def test_a_merge_moves_counts_and_membership_to_the_survivor(settings, drain):

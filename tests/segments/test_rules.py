@@ -8,7 +8,7 @@ from membership.models import Identity, Member, MemberTag, Tag
 from membership.service import add_relation, create_store, upsert_staff
 from membership.tags import ensure_tag, tag_member, untag_member
 from membership.timeline import record_event
-from segments import jobs, service
+from segments import service, wecom_tags
 from segments.models import WecomTagChange
 
 
@@ -46,10 +46,10 @@ def _wecom_member(s, name: str, external: str, staff) -> int:
     return m.id
 
 
-def test_entering_tags_the_member_and_leaving_removes_only_the_rules_tag(settings, drain, monkeypatch):
+def test_entering_tags_the_member_and_leaving_removes_only_the_rules_tag(settings, drain, stand_in):
     """Given a VIP segment with a remove-on-leave rule, when members enter and leave, then the rule's tag follows."""
     fake = FakeWeCom()
-    monkeypatch.setattr(jobs, "_client", lambda: fake)
+    stand_in(wecom=fake)
     with session_scope() as s:
         store = create_store(s, code="S001", name="一店")
         staff = upsert_staff(s, userid="zhangsan", name="张三", store_id=store.id)
@@ -84,7 +84,7 @@ def test_entering_tags_the_member_and_leaving_removes_only_the_rules_tag(setting
     assert fake.calls  # the sync job ran after each commit and reached "WeCom"
 
 
-def test_wecom_sync_groups_changes_per_staff_and_customer(settings, drain):
+def test_wecom_sync_groups_changes_per_staff_and_customer(settings, drain, stand_in):
     """Given queued changes for two customers, when synced, then one mark_tag per customer, a tag made in Siyu is
     created on WeCom first, and failures are recorded."""
     with session_scope() as s:
@@ -102,13 +102,14 @@ def test_wecom_sync_groups_changes_per_staff_and_customer(settings, drain):
                                      (c.id, t1.id, True), (a, local.id, True))])
     drain()
     fake = FakeWeCom(fail_for="wmB")
-    assert jobs.sync_wecom_tags(client=fake) == 1
+    stand_in(wecom=fake)
+    assert wecom_tags.sync_wecom_tags() == 1
     assert fake.calls == [("zhangsan", "wmA", ["et1", "etlocal only"], ["et2"])]
     with session_scope() as s:
         status = [(ch.member_id, ch.status) for ch in s.scalars(select(WecomTagChange).order_by(WecomTagChange.id))]
         assert s.get(Tag, local.id).wecom_tag_id == "etlocal only"
     assert status == [(a, "done"), (a, "done"), (a, "done"), (b, "failed"), (c.id, "skipped"), (a, "done")]
-    assert jobs.sync_wecom_tags(client=fake) == 0  # nothing pending: safe to run twice
+    assert wecom_tags.sync_wecom_tags() == 0  # nothing pending: safe to run twice
 
 
 def test_a_message_with_a_keyword_tags_the_sender(settings, drain):

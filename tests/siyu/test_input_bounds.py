@@ -29,11 +29,10 @@ KNOWN = {"match": "contains", "channels": ["official_account"], "definition": {"
 
 
 @pytest.fixture
-def client(settings, monkeypatch):
+def client(settings, stand_in):
     from siyu.app import create_app
 
-    monkeypatch.setattr("bot.clients.wecom_client", FakeWeCom)
-    monkeypatch.setattr("bot.clients.oa_client", FakeOA)
+    stand_in(wecom=FakeWeCom(), oa=FakeOA())
     with TestClient(create_app(), raise_server_exceptions=False) as c:
         yield c
 

@@ -5,6 +5,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import make_url
 
 from siyu import db
@@ -44,3 +45,46 @@ def test_migrations_on_postgresql(pg_url):
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_url(request, tmp_path):
+    """The URL of a database with no tables at all: a SQLite file, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/empty.db"
+        return
+    pg_url = request.getfixturevalue("pg_url")
+    name = f"siyu_migrations_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_the_send_ledger_keeps_its_rows_when_inbox_id_becomes_a_cause_and_back(empty_url):
+    # given a ledger as 0007 left it: a welcome sent for inbox event 42, and a send with no inbox event
+    db.upgrade(empty_url, "0007")
+    engine = create_engine(empty_url)
+    insert = text("INSERT INTO outbound_sends (key, inbox_id, status, created_at) VALUES (:k, :i, 'sent', :at)")
+    with engine.begin() as conn:
+        conn.execute(insert, [{"k": "welcome:A", "i": 42, "at": "2024-01-01 00:00:00"},
+                              {"k": "manual:B", "i": None, "at": "2024-01-01 00:00:00"}])
+    # when upgraded to head, then the rows say what caused them
+    db.upgrade(empty_url)
+    rows = "SELECT key, {} FROM outbound_sends ORDER BY key"
+    with engine.connect() as conn:
+        assert conn.execute(text(rows.format("cause"))).all() == [("manual:B", None), ("welcome:A", "inbox:42")]
+    # and a status outside SendStatus is refused by the database
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text("INSERT INTO outbound_sends (key, status, created_at) VALUES ('x', 'new', :at)"),
+                     {"at": "2024-01-01 00:00:00"})
+    # and when downgraded again, the inbox ids come back
+    db.downgrade(empty_url, "0007")
+    with engine.connect() as conn:
+        assert conn.execute(text(rows.format("inbox_id"))).all() == [("manual:B", None), ("welcome:A", 42)]
+    engine.dispose()

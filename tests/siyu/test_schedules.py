@@ -1,4 +1,5 @@
 """The scheduler registry: every package's schedules install, each entry only enqueues, one process fires them."""
+import importlib
 import json
 import time
 from datetime import timedelta
@@ -7,9 +8,13 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi.testclient import TestClient
 
-import config.queue
 import siyu.server
+from config.database import session_scope
+from config.queue import QUEUES, func_name, in_process_runner, recording
+from config.types import utcnow
+from membership.models import Member, TimelineEvent
 from config.settings import SettingsError, get_settings
+from segments.service import create_segment
 from siyu.schedules import check_overrides, elected_scheduler, install, schedules
 
 
@@ -17,20 +22,53 @@ def test_every_schedule_installs_with_a_valid_trigger(settings):
     sched = BackgroundScheduler(timezone=settings.tz)
     assert install(sched) == len(schedules()) >= 5
     ids = {job.id for job in sched.get_jobs()}
-    assert {"bot.scheduled.enqueue_nightly_sync", "webhooks.scheduled.enqueue_sweep",
+    assert {"webhooks.scheduled.enqueue_nightly_sync", "webhooks.scheduled.enqueue_sweep",
             "segments.scheduled.start_of_day"} <= ids
     # cron entries fire in the business time zone, not the server's
     start_of_day = sched.get_job("segments.scheduled.start_of_day")
     assert str(start_of_day.trigger.timezone) == "Asia/Shanghai"
 
 
-def test_each_entry_only_enqueues(settings, monkeypatch):
-    queued = []
-    monkeypatch.setattr(config.queue, "_dispatch", lambda func, args, queue, retries: queued.append(func.__name__))
-    for func, _ in schedules():
-        func()
-    # one job per entry: the work itself happens in a worker, not in the scheduler process
-    assert len(queued) == len(schedules())
+def _row_counts() -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from siyu.models import metadata
+    from webhooks.inbox import inbox_engine
+
+    counts = {}
+    for table in metadata.sorted_tables:
+        engine = inbox_engine() if table.name in ("webhook_inbox", "webhook_nonces") else None
+        with session_scope(engine) as s:
+            counts[table.name] = s.scalar(select(func.count()).select_from(table))
+    return counts
+
+
+def test_each_entry_only_enqueues_one_job_a_worker_can_import(settings):
+    # given every installed schedule, and a member that a segment made since would take in (so that a schedule
+    # refreshing segments itself, instead of queueing the refresh, would write rows)
+    with session_scope() as s:
+        create_segment(s, name="加微", definition={"event": "contact.added"})
+    assert in_process_runner().drain(30)
+    with session_scope() as s:
+        member = Member(name="客户")
+        s.add(member)
+        s.flush()
+        s.add(TimelineEvent(member_id=member.id, type="contact.added", at=utcnow(), data={}))
+    sched = BackgroundScheduler(timezone=settings.tz)
+    install(sched)
+    before = _row_counts()
+    for job in sched.get_jobs():
+        # when it fires
+        with recording() as queued:
+            job.func()
+        # then it queued exactly one job, which is not the entry itself but a module-level function RQ can
+        # import by its dotted name, and it wrote nothing itself: the work happens in a worker
+        assert len(queued) == 1, job.id
+        [work] = queued
+        module, _, name = func_name(work.func).rpartition(".")
+        assert getattr(importlib.import_module(module), name) is work.func and work.func is not job.func, job.id
+        assert work.queue in QUEUES
+    assert _row_counts() == before
 
 
 def test_given_overrides_when_installed_then_the_schedule_uses_them_and_an_unknown_id_is_refused(settings, monkeypatch):
@@ -51,20 +89,19 @@ def test_given_overrides_when_installed_then_the_schedule_uses_them_and_an_unkno
         check_overrides()
 
 
-def test_given_a_scheduler_that_lost_the_lease_when_a_schedule_fires_then_nothing_is_enqueued(settings, monkeypatch):
-    queued = []
-    monkeypatch.setattr(config.queue, "_dispatch", lambda func, args, queue, retries: queued.append(func.__name__))
+def test_given_a_scheduler_that_lost_the_lease_when_a_schedule_fires_then_nothing_is_enqueued(settings):
     leading = [True]
     sched = BackgroundScheduler(timezone=settings.tz)
     install(sched, guard=lambda: leading[0])
     sweep = sched.get_job("webhooks.scheduled.enqueue_sweep")
-    # given the lease is held, a fire enqueues
-    sweep.func()
-    assert queued == ["sweep_inbox"]
-    # when the lease is no longer held, then a fire enqueues nothing
-    leading[0] = False
-    sweep.func()
-    assert queued == ["sweep_inbox"]
+    with recording() as queued:
+        # given the lease is held, a fire enqueues
+        sweep.func()
+        assert [j.func.__name__ for j in queued] == ["sweep_inbox"]
+        # when the lease is no longer held, then a fire enqueues nothing
+        leading[0] = False
+        sweep.func()
+        assert [j.func.__name__ for j in queued] == ["sweep_inbox"]
 
 
 def test_given_two_embedded_servers_on_one_var_dir_then_one_runs_the_schedules_until_it_stops(settings, monkeypatch):

@@ -1,9 +1,6 @@
 """A tag put on in Siyu reaches WeCom: the corp tag is created once and marked on the customer (mark_tag)."""
-import pytest
 from fastapi.testclient import TestClient
 
-from bot.clients import reset_clients
-from bot.sandbox.state import reset_state
 from config.database import session_scope
 from config.queue import in_process_runner
 from config.settings import get_settings
@@ -12,16 +9,6 @@ from membership.service import add_relation, create_store, upsert_staff
 from tests.conftest import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-@pytest.fixture
-def sandbox(settings, sandbox_server, monkeypatch):
-    monkeypatch.setenv("SIYU_PUBLIC_URL", sandbox_server)
-    get_settings.cache_clear()
-    reset_clients()
-    yield reset_state()
-    in_process_runner().drain(30)
-    reset_clients()
 
 
 def _wecom_tags_of(sandbox, userid, ext) -> set[str]:

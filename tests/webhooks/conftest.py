@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 
-from config.queue import in_process_runner
+from config.queue import in_process_runner, using
 from config.settings import get_settings
 from tests.conftest import ADMIN_TOKEN
 
@@ -31,27 +31,25 @@ def client(settings):
         yield c
 
 
+class Enqueued(list):
+    """A queue backend (config.queue.using) that runs nothing: each job as (func name, args, queue)."""
+
+    def dispatch(self, job) -> None:
+        self.append((job.func.__name__, job.args, job.queue))
+
+
 @pytest.fixture
-def enqueued(monkeypatch):
-    """Jobs the intake enqueues, recorded instead of run: [(func name, args, queue)]."""
-    calls = []
-
-    def record(func, *args, queue="default", session=None, **_):
-        calls.append((func.__name__, args, queue))
-
-    from webhooks.dispatch import load_handlers
-
-    load_handlers()
-    for where in ("webhooks.inbox", "webhooks.jobs", "webhooks.wecom.contacts", "webhooks.official_account.handlers"):
-        monkeypatch.setattr(f"{where}.enqueue", record)
-    return calls
+def enqueued():
+    """Every job the test enqueues (once its transaction commits), recorded, not run: [(func name, args, queue)]."""
+    with using(Enqueued()) as calls:
+        yield calls
 
 
 def handle(source: str, plaintext: str):
     """Store a payload as the intake would and run its job once (use with `enqueued`); the inbox row after."""
     from webhooks.crypto import parse_body
     from webhooks.inbox import inbox_scope, store
-    from webhooks.jobs import process_inbox
+    from webhooks.inbox import process_inbox
     from webhooks.models import InboxEvent
 
     data, _ = parse_body(plaintext)
@@ -209,18 +207,18 @@ class FakeOA:
 
 
 @pytest.fixture
-def fake_oa(monkeypatch, settings):
+def fake_oa(stand_in, settings):
     """A FakeOA answering every official-account call Siyu makes."""
     fake = FakeOA()
-    monkeypatch.setattr("bot.clients.oa_client", lambda: fake)
+    stand_in(oa=fake)
     return fake
 
 
 @pytest.fixture
-def fake_wecom(monkeypatch, settings):
+def fake_wecom(stand_in, settings):
     """A FakeWeCom answering every WeCom call Siyu makes."""
     fake = FakeWeCom()
-    monkeypatch.setattr("bot.clients.wecom_client", lambda: fake)
+    stand_in(wecom=fake)
     return fake
 
 

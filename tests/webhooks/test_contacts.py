@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from config.database import session_scope
 from membership.identity import IdentityIn, bind
 from membership.models import Member, MemberTag, Relation, Staff, Store, Tag, TimelineEvent
-from tests.webhooks.conftest import fixture_text, handle
+from tests.webhooks.conftest import fixture_text, handle, inbox_rows, wecom_creds, wecom_post
 
 ADD = fixture_text("wecom", "event__change_external_contact__add_external_contact.xml")
 EDIT = fixture_text("wecom", "event__change_external_contact__edit_external_contact.xml")
@@ -68,7 +68,7 @@ def test_add_through_a_channel_code_creates_member_relation_store_tags(shop, enq
 
 def test_the_same_add_handled_again_changes_nothing(shop, enqueued, fake_wecom):
     from webhooks.inbox import inbox_scope, requeue
-    from webhooks.jobs import process_inbox
+    from webhooks.inbox import process_inbox
 
     fake_wecom.add_contact("wmEXT0001", "zhangsan", state="STATE")
     row = handle("wecom", ADD)
@@ -96,16 +96,31 @@ def test_an_add_sharing_a_unionid_joins_the_oa_follower(shop, enqueued, fake_wec
         assert s.scalar(select(Relation.member_id)) == follower.id
 
 
-def test_an_edit_before_its_add_ends_with_one_relation_and_one_welcome_job(shop, enqueued, fake_wecom):
+def test_an_edit_before_its_add_ends_with_one_relation_and_one_welcome_job(shop, client, enqueued, fake_wecom):
+    from webhooks.inbox import process_inbox
+    from webhooks.models import InboxApplied
+    from webhooks.wecom.welcome import send_welcome
+
     fake_wecom.add_contact("wmEXT0001", "zhangsan", state="STATE", remark="老客户")
-    # given the edit arrives first, then the add
-    handle("wecom", EDIT)
-    handle("wecom", ADD)
-    # then one relation with the remark, contact.added once, contact.edited once
+    # given WeCom delivers the edit first, then the add (which carries the welcome code)
+    assert wecom_post(client, wecom_creds(), EDIT).status_code == 200
+    assert wecom_post(client, wecom_creds(), ADD).status_code == 200
+    edit, add = inbox_rows()
+    # then one welcome job was queued, the add's, on the fast queue
+    assert [c for c in enqueued if c[0] == "send_welcome"] == [("send_welcome", (add.id,), "fast")]
+    # when the workers handle them in that order
+    assert [process_inbox(edit.id), process_inbox(add.id)] == ["done", "done"]
+    # then both handlers ran (each read the contact from WeCom and committed its effects under its mark)
+    assert fake_wecom.named("get_external_contact") == [("get_external_contact", "wmEXT0001")] * 2
+    with session_scope() as s:
+        assert set(s.scalars(select(InboxApplied.inbox_id))) == {edit.id, add.id}
+    # and they left one relation with the remark, contact.added once, contact.edited once
     assert _count(Relation) == 1
     with session_scope() as s:
         assert s.scalar(select(Relation.remark)) == "老客户"
     assert len(_events("contact.added")) == 1 and len(_events("contact.edited")) == 1
+    # and the welcome job sends the code's text once
+    assert send_welcome(add.id) == "sent" and len(fake_wecom.named("send_welcome_msg")) == 1
 
 
 def test_an_edit_mirrors_tags_added_and_removed_in_wecom(shop, enqueued, fake_wecom):
@@ -178,7 +193,7 @@ def test_transfer_fail_is_recorded_on_the_customer(shop, enqueued, fake_wecom):
 
 
 def test_the_welcome_is_sent_once_with_the_codes_text(shop, enqueued, fake_wecom):
-    from webhooks.jobs import send_welcome
+    from webhooks.wecom.welcome import send_welcome
 
     row = handle("wecom", ADD)
     # when the welcome job runs twice
@@ -189,7 +204,7 @@ def test_the_welcome_is_sent_once_with_the_codes_text(shop, enqueued, fake_wecom
 
 
 def test_a_welcome_that_failed_is_tried_again(shop, enqueued, fake_wecom, monkeypatch):
-    from webhooks.jobs import send_welcome
+    from webhooks.wecom.welcome import send_welcome
 
     row = handle("wecom", ADD)
     calls = []
@@ -210,8 +225,8 @@ def test_a_welcome_that_failed_is_tried_again(shop, enqueued, fake_wecom, monkey
 
 
 def test_a_send_whose_outcome_is_unknown_is_never_repeated(shop, enqueued, fake_wecom, monkeypatch):
-    from webhooks.jobs import send_welcome
-    from webhooks.models import OutboundSend
+    from webhooks.wecom.welcome import send_welcome
+    from bot.models import OutboundSend
 
     row = handle("wecom", ADD)
     calls = []
@@ -245,8 +260,8 @@ def _age_inbox_row(inbox_id: int, seconds: int) -> None:
 
 
 def test_a_welcome_job_that_starts_after_the_codes_20_seconds_does_not_call_wecom(shop, enqueued, fake_wecom):
-    from webhooks.jobs import send_welcome
-    from webhooks.models import OutboundSend
+    from webhooks.wecom.welcome import send_welcome
+    from bot.models import OutboundSend
 
     # given an add event received 21 seconds ago (the fast queue was backed up)
     row = handle("wecom", ADD)
@@ -262,8 +277,8 @@ def test_a_welcome_job_that_starts_after_the_codes_20_seconds_does_not_call_weco
 
 
 def test_a_failed_welcome_is_not_retried_once_its_code_expired(shop, enqueued, fake_wecom, monkeypatch):
-    from webhooks.jobs import send_welcome
-    from webhooks.models import OutboundSend
+    from webhooks.wecom.welcome import send_welcome
+    from bot.models import OutboundSend
 
     row = handle("wecom", ADD)
     calls = []

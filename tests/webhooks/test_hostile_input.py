@@ -200,7 +200,7 @@ def test_no_hostile_url_check_answers_5xx(lenient, path, query):
 
 
 def test_the_cases_named_in_the_issue_are_stored_within_their_columns(lenient, monkeypatch):
-    from webhooks.jobs import process_inbox
+    from webhooks.inbox import process_inbox
 
     # given a WeCom message with a 150-digit MsgId, a 90-character MsgType and a 90-character Event
     assert lenient.post(PATHS["wecom"], params=(q := sealed("wecom", LONG))[0], content=q[1]).status_code == 200
@@ -280,7 +280,7 @@ _documents = st.one_of(
 )
 
 
-@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(source=st.sampled_from(sorted(PATHS)), raw=_documents, as_json=st.booleans())
 def test_any_well_signed_plaintext_answers_below_500_and_a_refused_one_stores_nothing(lenient, source, raw, as_json):
     query, body = sealed(source, raw, as_json=as_json and source != "wecom")

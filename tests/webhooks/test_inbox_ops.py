@@ -8,14 +8,15 @@ from sqlalchemy import update
 
 from config.database import session_scope
 from config.types import utcnow
-from webhooks.inbox import inbox_scope
+from webhooks.inbox import MAX_ATTEMPTS, inbox_scope
+from webhooks.models import InboxEvent
 from tests.webhooks.conftest import ADMIN, fixture_text, inbox_rows, wecom_creds, wecom_post
 
 ADD = fixture_text("wecom", "event__change_external_contact__add_external_contact.xml")
 
 
 def test_failed_handling_retries_then_ends_failed_listed_and_replayable(client, enqueued, fake_wecom, monkeypatch):
-    from webhooks.jobs import MAX_ATTEMPTS, process_inbox
+    from webhooks.inbox import MAX_ATTEMPTS, process_inbox
 
     # given a handler that keeps failing
     monkeypatch.setattr(fake_wecom, "get_external_contact", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
@@ -35,19 +36,16 @@ def test_failed_handling_retries_then_ends_failed_listed_and_replayable(client, 
     assert [(i["id"], i["status"], i["attempts"]) for i in listed] == [(row.id, "failed", MAX_ATTEMPTS)]
     # and after the cause is fixed, a replay handles it
     monkeypatch.undo()
-    monkeypatch.setattr("bot.clients.wecom_client", lambda: fake_wecom)
-    for where in ("webhooks.inbox", "webhooks.jobs"):
-        monkeypatch.setattr(f"{where}.enqueue", lambda func, *args, **kw: enqueued.append((func.__name__, args)))
     fake_wecom.add_contact("wmEXT0001", "zhangsan")
     r = client.post(f"/api/v1/inbox/{row.id}/replay", headers=ADMIN)
     assert r.status_code == 200 and r.json()["status"] == "received"
-    assert ("process_inbox", (row.id,)) in enqueued
+    assert ("process_inbox", (row.id,), "default") in enqueued
     assert process_inbox(row.id) == "done"
     assert client.get("/api/v1/inbox", params={"status": "failed"}, headers=ADMIN).json()["items"] == []
 
 
 def test_replaying_a_done_event_is_refused(client, enqueued, fake_wecom):
-    from webhooks.jobs import process_inbox
+    from webhooks.inbox import process_inbox
 
     fake_wecom.add_contact("wmEXT0001", "zhangsan")
     wecom_post(client, wecom_creds(), ADD)
@@ -57,8 +55,36 @@ def test_replaying_a_done_event_is_refused(client, enqueued, fake_wecom):
     assert client.post("/api/v1/inbox/999/replay", headers=ADMIN).status_code == 404
 
 
-def test_the_inbox_api_needs_the_admin_role(client):
-    assert client.get("/api/v1/inbox").status_code == 401
+def test_the_inbox_api_needs_the_admin_role(client, enqueued, fake_wecom):
+    from webhooks.inbox import process_inbox
+
+    # given a failed event, and tokens of every role below admin
+    fake_wecom.get_external_contact = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom"))
+    wecom_post(client, wecom_creds(), ADD)
+    [row] = inbox_rows()
+    with inbox_scope() as s:
+        s.execute(update(InboxEvent).where(InboxEvent.id == row.id).values(attempts=MAX_ATTEMPTS - 1))
+    with pytest.raises(RuntimeError):
+        process_inbox(row.id)
+    client.post("/api/v1/stores", json={"code": "S001", "name": "静安店"}, headers=ADMIN)
+    client.post("/api/v1/staff", json={"userid": "zhangsan", "name": "张三", "store": "S001"}, headers=ADMIN)
+    others = {}
+    for role, scope in (("marketer", {}), ("store_manager", {"store": "S001"}), ("staff", {"staff": "zhangsan"})):
+        made = client.post("/api/v1/tokens", json={"name": role, "role": role, **scope}, headers=ADMIN)
+        others[role] = {"Authorization": f"Bearer {made.json()['token']}"}
+    replay = f"/api/v1/inbox/{row.id}/replay"
+    # when anybody but an admin lists the inbox or replays the event, then it is refused: 401 without a token,
+    # 403 with the token of any other role
+    assert client.get("/api/v1/inbox").status_code == 401 and client.post(replay).status_code == 401
+    for role, headers in others.items():
+        assert client.get("/api/v1/inbox", headers=headers).status_code == 403, role
+        assert client.post(replay, headers=headers).status_code == 403, role
+    # and nothing was replayed by them, while the admin sees the event and replays it
+    assert [r.status for r in inbox_rows()] == ["failed"]
+    assert enqueued.count(("process_inbox", (row.id,), "default")) == 1
+    listed = client.get("/api/v1/inbox", headers=ADMIN)
+    assert listed.status_code == 200 and [i["id"] for i in listed.json()["items"]] == [row.id]
+    assert client.post(replay, headers=ADMIN).json()["status"] == "received"
 
 
 def test_the_sweeper_requeues_only_events_whose_job_was_lost(client, enqueued):
@@ -83,23 +109,39 @@ def test_the_sweeper_requeues_only_events_whose_job_was_lost(client, enqueued):
     assert due - utcnow() > timedelta(minutes=8)
 
 
-def test_the_schedules_enqueue_the_sweeper_and_the_purge_without_running_them(monkeypatch):
-    import config.queue
-    from webhooks.jobs import sweep_inbox
-    from webhooks.retention import purge_inbox_payloads
-    from webhooks.scheduled import SCHEDULES, enqueue_inbox_purge, enqueue_sweep
+def test_the_schedules_enqueue_the_sweeper_and_the_purge_without_running_them(client, enqueued):
+    from apscheduler.schedulers.background import BackgroundScheduler
 
-    queued = []
-    monkeypatch.setattr(config.queue, "_dispatch",
-                        lambda func, args, queue, retries: queued.append((func, args, queue, retries)))
-    # given the intake's schedule table: the sweeper every minute, the payload purge once a day
-    assert SCHEDULES == [(enqueue_sweep, {"trigger": "interval", "seconds": 60}),
-                         (enqueue_inbox_purge, {"trigger": "cron", "hour": 4, "minute": 20})]
-    # when its entries fire
-    enqueue_sweep()
-    enqueue_inbox_purge()
-    # then each job is queued once on `low` (the next minute's sweep is the sweeper's retry)
-    assert queued == [(sweep_inbox, (), "low", 0), (purge_inbox_payloads, (), "low", 1)]
+    from config.queue import recording
+    from siyu.schedules import install
+    from webhooks.models import InboxEvent
+
+    # given an event stuck in `received` for minutes, and a finished one past the retention period
+    wecom_post(client, wecom_creds(), ADD)
+    wecom_post(client, wecom_creds(), ADD.replace("wmEXT0001", "wmEXT0003"))
+    stuck, old = inbox_rows()
+    with inbox_scope() as s:
+        s.execute(update(InboxEvent).where(InboxEvent.id == stuck.id).values(due_at=utcnow() - timedelta(minutes=5)))
+        s.execute(update(InboxEvent).where(InboxEvent.id == old.id)
+                  .values(status="done", received_at=utcnow() - timedelta(days=31)))
+    before = [(r.status, r.due_at, r.payload) for r in inbox_rows()]
+    sched = BackgroundScheduler()
+    install(sched)
+    # when the installed sweep and purge entries fire
+    with recording() as jobs:
+        sched.get_job("webhooks.scheduled.enqueue_sweep").func()
+        sched.get_job("webhooks.scheduled.enqueue_inbox_purge").func()
+    # then each queued one job on `low` (the sweeper without retries: the next minute's sweep is its retry),
+    # and neither did its work in the scheduler: the stuck row is not re-queued, the old payload is still there
+    assert [(j.func.__name__, j.args, j.queue, j.retries) for j in jobs] == [
+        ("sweep_inbox", (), "low", 0), ("purge_inbox_payloads", (), "low", 1)]
+    assert [(r.status, r.due_at, r.payload) for r in inbox_rows()] == before
+    # and the queued jobs, run by a worker, do that work
+    enqueued.clear()
+    for job in jobs:
+        job.func(*job.args)
+    assert enqueued == [("process_inbox", (stuck.id,), "default")]
+    assert [r.payload for r in inbox_rows()] == [stuck.payload, ""]
 
 
 def test_a_channel_code_is_created_in_wecom_with_a_siyu_state(client, fake_wecom):

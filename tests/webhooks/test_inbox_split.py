@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 
 from config.database import engine_for, session_scope
+from config.queue import using
 from membership.models import Relation, TimelineEvent
 from tests.webhooks.conftest import ADMIN, fixture_text, handle, inbox_rows, wecom_creds, wecom_post
 
@@ -140,7 +141,7 @@ def test_an_oa_keyword_reply_is_answered_while_a_job_holds_the_main_write_lock(p
 
 def test_an_event_whose_effects_committed_is_not_applied_again_by_a_second_copy(settings, enqueued, fake_wecom):
     from webhooks.inbox import inbox_scope
-    from webhooks.jobs import process_inbox
+    from webhooks.inbox import process_inbox
     from webhooks.models import InboxEvent
 
     fake_wecom.add_contact("wmEXT0001", "zhangsan")
@@ -165,7 +166,7 @@ def test_an_event_whose_effects_committed_is_not_applied_again_by_a_second_copy(
 def test_two_concurrent_copies_of_a_job_apply_an_event_once_on_postgresql(settings, enqueued, fake_wecom, monkeypatch):
     from webhooks.crypto import parse_body
     from webhooks.inbox import inbox_scope, store
-    from webhooks.jobs import process_inbox
+    from webhooks.inbox import process_inbox
 
     fake_wecom.add_contact("wmEXT0001", "zhangsan")
     fetched, release = threading.Event(), threading.Event()
@@ -243,32 +244,34 @@ def test_the_embedded_inbox_lives_in_its_own_file(settings):
 
 
 @SQLITE_ONLY
-def test_an_enqueue_that_hangs_does_not_hold_up_the_next_acknowledgement(settings, monkeypatch):
-    import config.queue
+def test_an_enqueue_that_hangs_does_not_hold_up_the_next_acknowledgement(settings):
     from webhooks.crypto import parse_body
     from webhooks.intake import accept
 
     hung, release, dispatched = threading.Event(), threading.Event(), []
 
-    def dispatch(func, args, queue, retries):
-        dispatched.append(args)
-        if len(dispatched) == 1:  # the first enqueue hangs, as with a Redis that does not answer
-            hung.set()
-            release.wait(BOUND * 3)
+    class Hanging:
+        """A queue backend whose first enqueue hangs, as with a Redis that does not answer."""
 
-    monkeypatch.setattr(config.queue, "_dispatch", dispatch)
+        def dispatch(self, job):
+            dispatched.append(job.args)
+            if len(dispatched) == 1:
+                hung.set()
+                release.wait(BOUND * 3)
+
     other = ADD.replace("wmEXT0001", "wmEXT0002")
     requests = Requests()
     try:
-        # given a callback stored and committed whose enqueue hangs
-        requests.send(lambda: accept("wecom", ADD, parse_body(ADD)[0]))
-        assert hung.wait(BOUND)
-        # when the next callback arrives
-        second, out = requests.send(lambda: accept("wecom", other, parse_body(other)[0]))
-        second.join(BOUND)
-        # then it is stored and enqueued without waiting for the first one's enqueue
-        assert not second.is_alive() and out and out[0].created
-        assert len(inbox_rows()) == 2 and len(dispatched) == 2
+        with using(Hanging()):
+            # given a callback stored and committed whose enqueue hangs
+            requests.send(lambda: accept("wecom", ADD, parse_body(ADD)[0]))
+            assert hung.wait(BOUND)
+            # when the next callback arrives
+            second, out = requests.send(lambda: accept("wecom", other, parse_body(other)[0]))
+            second.join(BOUND)
+            # then it is stored and enqueued without waiting for the first one's enqueue
+            assert not second.is_alive() and out and out[0].created
+            assert len(inbox_rows()) == 2 and len(dispatched) == 2
     finally:
         release.set()
         for thread in requests.threads:

@@ -75,15 +75,19 @@ def test_corp_tag_changes_make_the_catalogue_follow_wecom(settings, enqueued, fa
         assert list(s.scalars(select(Tag))) == []
 
 
-def test_template_card_clicks_reach_registered_handlers(settings, enqueued, monkeypatch):
+def test_template_card_clicks_reach_registered_handlers(settings, enqueued):
     from webhooks import registry
 
     seen = []
-    monkeypatch.setattr(registry, "TEMPLATE_CARD_HANDLERS", [])
-    monkeypatch.setattr("webhooks.wecom.cards.TEMPLATE_CARD_HANDLERS", registry.TEMPLATE_CARD_HANDLERS)
-    registry.on_template_card(
-        lambda session, card: seen.append((card["TaskId"], card["EventKey"], card["FromUserName"])))
-    row = handle("wecom", fixture_text("wecom", "event__template_card_event.xml"))
+
+    def handler(session, card):
+        seen.append((card["TaskId"], card["EventKey"], card["FromUserName"]))
+
+    registry.on_template_card(handler)
+    try:
+        row = handle("wecom", fixture_text("wecom", "event__template_card_event.xml"))
+    finally:
+        registry.TEMPLATE_CARD_HANDLERS.remove(handler)
     assert row.status == "done" and seen == [("task-42-zhangsan", "task_done", "zhangsan")]
 
 

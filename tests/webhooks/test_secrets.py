@@ -43,7 +43,7 @@ def test_a_502_from_tencent_names_no_secret(settings, monkeypatch):
 
 
 def test_a_failed_handler_stores_its_traceback_without_secrets_or_phones(client, enqueued, fake_wecom, monkeypatch):
-    from webhooks.jobs import process_inbox
+    from webhooks.inbox import process_inbox
 
     # given a handler whose failure text carries an access token and a phone
     monkeypatch.setattr(fake_wecom, "get_external_contact", lambda *a, **k: (_ for _ in ()).throw(RuntimeError(LEAKY)))
@@ -60,8 +60,8 @@ def test_a_failed_handler_stores_its_traceback_without_secrets_or_phones(client,
 
 def test_a_send_whose_outcome_is_unknown_stores_a_redacted_error(settings):
     from bot.errors import TransportError
-    from webhooks.models import OutboundSend
-    from webhooks.sends import send_once
+    from bot.models import OutboundSend
+    from bot.sends import send_once
 
     # given a send that fails in a way whose text carries a token and a phone (not one bot made)
     def send():
@@ -69,10 +69,10 @@ def test_a_send_whose_outcome_is_unknown_stores_a_redacted_error(settings):
 
     # when it is tried, then it is recorded unknown, with the error redacted
     with pytest.raises(OSError):
-        send_once("welcome:CODE1", None, send)
+        send_once(key="welcome:CODE1", cause=None, send=send)
     # and the same for a transport failure bot reports
-    outcome = send_once("welcome:CODE2", None, lambda: (_ for _ in ()).throw(TransportError(None, LEAKY, "x")))
-    assert outcome == "unknown"
+    assert send_once(key="welcome:CODE2", cause=None,
+                     send=lambda: (_ for _ in ()).throw(TransportError(None, LEAKY, "x"))) == "unknown"
     with session_scope() as s:
         errors = list(s.scalars(select(OutboundSend.error).order_by(OutboundSend.id)))
     assert len(errors) == 2 and all("access_token=***" in e for e in errors)

@@ -6,6 +6,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.clients import oa_client
 from bot.errors import PermanentAPIError
 from config.queue import enqueue
 from membership.identity import IdentityIn, bind
@@ -31,8 +32,6 @@ def follower(session: Session, ev: Event, *, fetch: bool) -> Member:
     identities = [_openid_identity(ev.source, openid)]
     name = None
     if fetch:
-        from bot.clients import oa_client
-
         try:
             info = oa_client().get_user_info(openid)
         except PermanentAPIError as exc:

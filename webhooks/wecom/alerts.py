@@ -5,21 +5,20 @@ import logging
 
 from sqlalchemy import select
 
+from bot import sends
+from bot.clients import wecom_client
 from config.database import read_scope, session_scope
 from membership.models import Role, Staff
 from membership.service import find_staff
-from webhooks.inbox import inbox_engine
+from webhooks.inbox import cause_of, inbox_engine
 from webhooks.models import InboxEvent
 from webhooks.people import member_by_external
-from webhooks.sends import send_once
 
 log = logging.getLogger(__name__)
 
 
 def loss_alert(inbox_id: int) -> None:
     """Send the alert of one del_follow_user event as an app text message."""
-    from bot.clients import wecom_client
-
     with read_scope(inbox_engine()) as inbox:
         row = inbox.get(InboxEvent, inbox_id)
     data = (row.data if row else None) or {}
@@ -36,5 +35,6 @@ def loss_alert(inbox_id: int) -> None:
                 Staff.userid != staff.userid)))
     text = f"客户流失提醒：客户「{name}」删除了{staff.name}（{staff.userid}）。"
     body = {"touser": "|".join(to), "msgtype": "text", "text": {"content": text}}
-    outcome = send_once(f"loss_alert:{inbox_id}", inbox_id, lambda: wecom_client().send_message(body))
+    outcome = sends.send_once(key=f"loss_alert:{inbox_id}", cause=cause_of(inbox_id),
+                              send=lambda: wecom_client().send_message(body))
     log.info("contact %s: loss alert to %s: %s", data.get("ExternalUserID"), ",".join(to), outcome)

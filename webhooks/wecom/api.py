@@ -8,6 +8,7 @@ from webhooks.crypto import (BadPayload, BadSignature, WrongReceiver, check_sign
                              parse_xml)
 from webhooks.inbox import event_kind
 from webhooks.intake import accept, credentials, raw_body, reject
+from webhooks.wecom.welcome import send_welcome
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 SOURCE = "wecom"
@@ -34,8 +35,6 @@ def receive(msg_signature: str | None = None, timestamp: str | None = None, nonc
     The signature covers the ciphertext alone: it is taken out of the body without building a document,
     and only a verified, decrypted plaintext from our corp is parsed.
     """
-    from webhooks.jobs import send_welcome
-
     creds = credentials(SOURCE)
     try:
         encrypted = extract_encrypt(body)

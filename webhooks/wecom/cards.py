@@ -6,7 +6,7 @@ import logging
 from sqlalchemy.orm import Session
 
 from webhooks.dispatch import Event, handles
-from webhooks.registry import TEMPLATE_CARD_HANDLERS
+from webhooks import registry
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ def template_card_clicked(session: Session, ev: Event) -> None:
     """Route the click to every registered handler (the inbox row is its record)."""
     ev.require("FromUserName")  # the staff member who clicked: every card handler needs them
     card = dict(ev.data, inbox_id=ev.inbox_id)
-    if not TEMPLATE_CARD_HANDLERS:
+    if not registry.TEMPLATE_CARD_HANDLERS:
         log.info("template card %s: no handler registered, kept in the inbox", ev.get("TaskId"))
-    for fn in TEMPLATE_CARD_HANDLERS:
+    for fn in registry.TEMPLATE_CARD_HANDLERS:
         fn(session, card)

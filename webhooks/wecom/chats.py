@@ -10,6 +10,7 @@ import logging
 
 from sqlalchemy.orm import Session
 
+from bot.clients import wecom_client
 from bot.errors import PermanentAPIError
 from membership.groups import dismiss_chat, leave_chat, upsert_chat
 from webhooks.dispatch import Event, handles
@@ -31,8 +32,6 @@ def _items(value) -> list[str]:
 @handles(*CHAT, "update")
 def chat_changed(session: Session, ev: Event) -> None:
     """A group chat was created, or its members, owner, name or notice changed."""
-    from bot.clients import wecom_client
-
     chat_id = ev.require("ChatId")
     try:
         info = wecom_client().get_group_chat(chat_id).get("group_chat") or {}

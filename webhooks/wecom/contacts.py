@@ -11,8 +11,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.clients import wecom_client
 from bot.errors import PermanentAPIError
-from bot.transfers import settle as transfer_settle
+from webhooks.transfers import settle as transfer_settle
 from config.queue import enqueue
 from config.types import from_unix
 from membership.identity import IdentityIn, bind
@@ -22,6 +23,7 @@ from membership.tags import ensure_tag, tag_member, untag_member
 from membership.timeline import record_event
 from webhooks.dispatch import Event, handles
 from webhooks.people import channel_code_by_state, member_by_external, wecom_identity
+from webhooks.wecom.alerts import loss_alert
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +32,10 @@ SOURCE_CHANNEL = "wecom:channel_code"  # channel-code tags, already marked on We
 CONTACT = ("wecom", "event", "change_external_contact")
 
 
-def _client():
-    from bot.clients import wecom_client
-
-    return wecom_client()
-
-
 def _fetch(external_userid: str) -> dict | None:
     # 84061 (not an external contact any more) and friends: the customer is gone, which is itself the state.
     try:
-        return _client().get_external_contact(external_userid)
+        return wecom_client().get_external_contact(external_userid)
     except PermanentAPIError as exc:
         log.info("contact %s: not readable (%s)", external_userid, exc)
         return None
@@ -107,7 +103,7 @@ def _apply_channel_tags(session: Session, code, userid: str, external_userid: st
     missing = sorted({t.wecom_tag_id for t in tags if t.wecom_tag_id and t.wecom_tag_id not in on_wecom})
     if missing:
         # Changes Siyu makes through the API produce no callback: mark first, then mirror locally.
-        _client().mark_tag(userid, external_userid, add_tag=missing)
+        wecom_client().mark_tag(userid, external_userid, add_tag=missing)
         on_wecom.update(missing)
     for tag in tags:
         tag_member(session, member_id, tag, source=SOURCE_CHANNEL if tag.wecom_tag_id else "channel_code")
@@ -189,9 +185,5 @@ def transfer_failed(session: Session, ev: Event) -> None:
 
 
 def send_loss_alert(inbox_id: int) -> None:
-    """Tell the staff member and their store's managers that a customer deleted them."""
-    from webhooks.warm import warm
-    from webhooks.wecom.alerts import loss_alert
-
-    warm("wecom")
+    """Job: tell the staff member and their store's managers that a customer deleted them."""
     loss_alert(inbox_id)

@@ -10,6 +10,7 @@ import logging
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from bot.clients import wecom_client
 from membership.models import MemberTag, Tag
 from membership.tags import ensure_tag, get_tag, untag_member
 from webhooks.dispatch import Event, handles
@@ -20,8 +21,6 @@ TAG = ("wecom", "event", "change_external_tag")
 
 def reconcile_tags(session: Session) -> None:
     """Make local WeCom-linked tags equal to WeCom's corp tag list: add, rename, regroup, delete."""
-    from bot.clients import wecom_client
-
     groups = wecom_client().list_corp_tags().get("tag_group") or []
     seen: set[str] = set()
     for group in groups:

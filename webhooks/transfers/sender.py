@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from bot import clients
 from bot.errors import TransportError, WeChatAPIError
-from bot.transfers import service
-from bot.transfers.service import as_int
-from bot.transfers.models import Transfer, TransferStatus
+from webhooks.transfers import service
+from webhooks.transfers.service import as_int
+from webhooks.transfers.models import Transfer, TransferStatus
 from config.database import session_scope
 from config.types import utcnow
 

@@ -7,13 +7,13 @@ import pytest
 from sqlalchemy import select
 
 from bot.sandbox import events
-from bot.transfers import service
-from bot.transfers.models import Transfer
-from bot.transfers.results import poll_transfers
+from webhooks.transfers import service
+from webhooks.transfers.models import Transfer
+from webhooks.transfers.results import poll_transfers
 from config.database import session_scope
 from config.types import utcnow
 from membership.models import Staff
-from tests.bot.transfers.conftest import (
+from tests.webhooks.transfers.conftest import (
     ADMIN, CUSTOMERS, contact_events, deliver, relation_state, relations, snapshot,
 )
 from tests.webhooks.conftest import inbox_rows

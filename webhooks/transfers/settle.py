@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.transfers.models import OPEN, Transfer, TransferStatus
+from webhooks.transfers.models import OPEN, Transfer, TransferStatus
 from config.types import utcnow
 from membership.identity import live_member
 from membership.models import Relation, RelationStatus

@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from bot import clients
 from bot.errors import WeChatAPIError
-from bot.transfers import service, settle
-from bot.transfers.service import as_int
-from bot.transfers.models import Transfer, TransferStatus
+from webhooks.transfers import service, settle
+from webhooks.transfers.service import as_int
+from webhooks.transfers.models import Transfer, TransferStatus
 from config.database import session_scope
 from config.types import utcnow
 

@@ -23,7 +23,7 @@ STAFF = {"zhangsan": ("S001", "staff"), "lisi": ("S001", "staff"), "wangwu": ("S
 
 
 @pytest.fixture
-def client(sandbox_db):
+def client(sandbox):
     """A Siyu app on the test settings, its WeCom client pointing at the served sandbox."""
     from siyu.app import create_app
 
@@ -32,9 +32,8 @@ def client(sandbox_db):
 
 
 @pytest.fixture
-def chain(sandbox_db, client):
+def chain(sandbox, client):
     """Stores S001 (zhangsan with three customers, lisi, manager wangwu) and S002 (manager zhaoliu, qianqi)."""
-    sandbox = sandbox_db
     for code in ("S001", "S002"):
         assert client.post("/api/v1/stores", json={"code": code, "name": code}, headers=ADMIN).status_code == 201
     for userid, (store, role) in STAFF.items():
@@ -96,7 +95,7 @@ def contact_events(ext: str) -> list[tuple[str, dict]]:
 
 def snapshot() -> tuple:
     """Everything a transfer writes: relations, contact events per customer, transfer rows."""
-    from bot.transfers.models import Transfer
+    from webhooks.transfers.models import Transfer
 
     with session_scope() as s:
         transfers = sorted((t.external_userid, t.status, t.errcode) for t in s.scalars(select(Transfer)))

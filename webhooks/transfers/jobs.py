@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from bot.transfers.results import poll_transfers
+from webhooks.transfers.results import poll_transfers
 
 
 def poll_transfers_job() -> dict:

@@ -6,10 +6,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from bot.models import SyncCheckpoint
+from webhooks.models import SyncCheckpoint
 from bot.sandbox.seed import seed_chain
-from bot.sync import sync_wecom
-from bot.sync_guard import ShrinkRefused
+from webhooks.wecom.sync import sync_wecom
+from webhooks.wecom.sync_guard import ShrinkRefused
 from config.database import session_scope
 from membership.models import GroupChat, MemberTag, Relation, Staff
 from membership.service import ensure_staff
@@ -40,11 +40,11 @@ def _synced_chain(state, staff: int = 10):
     return _held()
 
 
-def test_given_a_directory_that_answers_empty_when_synced_then_it_refuses_and_changes_nothing(sandbox_db):
+def test_given_a_directory_that_answers_empty_when_synced_then_it_refuses_and_changes_nothing(sandbox):
     # given a synced chain of 10 staff
-    before = _synced_chain(sandbox_db)
+    before = _synced_chain(sandbox)
     # when WeCom's user/list answers no one (a wrong visible range, another app's secret)
-    sandbox_db.staff.clear()
+    sandbox.staff.clear()
     result = CliRunner().invoke(app, ["sync", "wecom"])
     # then the command refuses in one line that says why and what to do, and exits non-zero
     assert result.exit_code == 1
@@ -66,25 +66,25 @@ def test_given_an_empty_directory_when_synced_with_allow_shrink_then_it_is_appli
     assert _staff() and all(active is False for active, _ in _staff().values())
 
 
-def test_given_a_staff_member_created_through_the_api_when_a_sync_does_not_list_them_then_they_stay_active(sandbox_db):
+def test_given_a_staff_member_created_through_the_api_when_a_sync_does_not_list_them_then_they_stay_active(sandbox):
     # given a staff member created through the API, whom WeCom's directory does not list
     with TestClient(create_app()) as client:
         assert client.post("/api/v1/stores", json={"code": "S1", "name": "店"}, headers=ADMIN).status_code == 201
         made = client.post("/api/v1/staff", json={"userid": "apionly", "name": "新人", "store": "S1"}, headers=ADMIN)
         assert made.status_code == 201 and made.json()["source"] == "api"
-    seed_chain(sandbox_db, stores=1, staff=10, customers=20)
+    seed_chain(sandbox, stores=1, staff=10, customers=20)
     # when synced
     report = sync_wecom(progress=False)
     # then they are left alone (and do not count as a shrink)
     assert report.staff_deactivated == 0
     assert _staff()["apionly"] == (True, "api")
     # when WeCom's directory lists them later, then they are WeCom's
-    sandbox_db.add_staff("apionly", "新人")
+    sandbox.add_staff("apionly", "新人")
     sync_wecom(progress=False)
     assert _staff()["apionly"] == (True, "wecom")
     # and when WeCom stops listing them, then a sync deactivates them like any WeCom staff member
-    del sandbox_db.staff["apionly"]
-    sandbox_db.follow_enabled.remove("apionly")
+    del sandbox.staff["apionly"]
+    sandbox.follow_enabled.remove("apionly")
     assert sync_wecom(progress=False).staff_deactivated == 1
     assert _staff()["apionly"] == (False, "wecom")
 
@@ -119,14 +119,14 @@ def test_given_a_ten_percent_shrink_then_it_passes_and_a_third_is_refused(sandbo
     assert _held() == before
 
 
-def test_given_contact_pages_and_chat_list_that_answer_empty_when_synced_then_nothing_is_ended(sandbox_db):
+def test_given_contact_pages_and_chat_list_that_answer_empty_when_synced_then_nothing_is_ended(sandbox):
     # given a synced chain with customers, tags and group chats
-    before = _synced_chain(sandbox_db)
+    before = _synced_chain(sandbox)
     assert before["relations"] and before["tags"] and before["chats"]
     # when WeCom answers every staff member's customer pages, and the chat list, with nothing
-    for userid in sandbox_db.follows:
-        sandbox_db.follows[userid] = {}
-    sandbox_db.group_chats.clear()
+    for userid in sandbox.follows:
+        sandbox.follows[userid] = {}
+    sandbox.group_chats.clear()
     with pytest.raises(ShrinkRefused) as refused:
         sync_wecom(progress=False)
     # then the refusal names each removal that was too much, and nothing was ended, removed or dismissed

@@ -3,29 +3,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy.orm import Session
 
-from bot.transfers import sender, service
-from bot.transfers.models import Transfer, TransferStatus
-from bot.transfers.schemas import CustomerTransferOut, TransferIn, TransferOut, TransferPage, TransferRowOut
+from webhooks.transfers import sender, service
+from webhooks.transfers.models import Transfer, TransferStatus
+from webhooks.transfers.schemas import CustomerTransferOut, TransferIn, TransferOut, TransferPage, TransferRowOut
 from config.api_errors import ERROR_RESPONSES
 from config.database import request_session
 from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
-from membership.exceptions import Forbidden, InvalidInput, NotFound
 from membership.models import Role
 
 router = APIRouter(prefix="/api/v1", tags=["transfers"], responses=ERROR_RESPONSES)
 UserId = Annotated[str, Path(min_length=1, max_length=64)]
-
-
-def _http(exc: Exception) -> HTTPException:
-    if isinstance(exc, NotFound):
-        return HTTPException(404, str(exc))
-    if isinstance(exc, Forbidden):
-        return HTTPException(403, str(exc))
-    return HTTPException(422, str(exc))
 
 
 def _own_store(who: Principal) -> int | None:
@@ -42,13 +33,10 @@ def transfer_customers(userid: UserId, body: TransferIn, session: Session = requ
     taken over 24 hours later unless they refuse. GET …/transfers shows how it ends.
     Store managers hand over within their own store only.
     """
-    try:
-        claim = service.claim_transfers(
-            session, handover_userid=userid, takeover_userid=body.to, external_userids=body.customers,
-            resigned=body.resigned, message=body.transfer_success_msg, within_store=_own_store(who),
-            requested_by=who.name)
-    except (NotFound, Forbidden, InvalidInput) as exc:
-        raise _http(exc) from None
+    claim = service.claim_transfers(
+        session, handover_userid=userid, takeover_userid=body.to, external_userids=body.customers,
+        resigned=body.resigned, message=body.transfer_success_msg, within_store=_own_store(who),
+        requested_by=who.name)
     # DESIGN 14: the claims are stored before WeCom hears of them (a retry or a second request finds them open).
     session.commit()
     sender.send_claimed(claim.new_ids)
@@ -62,10 +50,7 @@ def list_transfers(userid: UserId, status: TransferStatus | None = None, cursor:
                    limit: int = Query(50, ge=1, le=500), session: Session = request_session,
                    who: Principal = Depends(require(Role.store_manager))):
     """A staff member's handovers, newest first, optionally of one status."""
-    try:
-        service.staff_in_scope(session, userid, _own_store(who))
-    except (NotFound, Forbidden) as exc:
-        raise _http(exc) from None
+    service.staff_in_scope(session, userid, _own_store(who))
     rows = service.transfers_of(session, userid, status=status.value if status else None,
                                 before_id=decode_cursor(cursor), limit=limit + 1)
     page, next_cursor = page_of(rows, limit, lambda r: r.id)

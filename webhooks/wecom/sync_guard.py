@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from config.errors import Conflict
+
 
 @dataclass(frozen=True)
 class Shrink:
@@ -24,7 +26,7 @@ class Shrink:
         return f"{self.verb} {self.removing} of {self.held} {self.what} ({round(100 * self.removing / self.held)} %)"
 
 
-class ShrinkRefused(Exception):
+class ShrinkRefused(Conflict):
     """A sync refused to apply removals; the message is the one line `siyu sync wecom` prints."""
 
     def __init__(self, over: list[Shrink], share: float, kept: str):

@@ -3,7 +3,7 @@
 Idempotent (a second run changes nothing) and resumable: every few pages of customers are written
 in one transaction together with a checkpoint (the cursor, and which relations and tags the run has
 seen so far), so a run that is killed continues where it stopped and still reconciles removals.
-Removals are guarded (bot.sync_guard): an answer that would remove too much at once is refused.
+Removals are guarded (webhooks.wecom.sync_guard): an answer that would remove too much at once is refused.
 """
 from __future__ import annotations
 
@@ -14,9 +14,15 @@ from sqlalchemy import select
 
 from bot.clients import wecom_client
 from bot.errors import PermanentAPIError
-from bot.models import SyncCheckpoint
-from bot.sync_guard import Shrink, refusal
-from bot.sync_write import (
+from bot.wecom import BATCH_USERIDS
+from config.database import session_scope
+from config.settings import get_settings
+from membership.groups import ChangeSummary, active_chat_ids, dismiss_chat, upsert_chat
+from membership.models import Relation, RelationStatus, Staff, StaffSource, Store, Tag
+from membership.tags import ensure_tag
+from webhooks.models import SyncCheckpoint
+from webhooks.wecom.sync_guard import Shrink, refusal
+from webhooks.wecom.sync_write import (
     Contact,
     add_member_tags,
     drop_member_tags,
@@ -26,12 +32,6 @@ from bot.sync_write import (
     upsert_relations,
     vanished_relations,
 )
-from bot.wecom import BATCH_USERIDS
-from config.database import session_scope
-from config.settings import get_settings
-from membership.groups import ChangeSummary, active_chat_ids, dismiss_chat, upsert_chat
-from membership.models import Relation, RelationStatus, Staff, StaffSource, Store
-from membership.tags import ensure_tag
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "wecom"
@@ -140,8 +140,6 @@ def _sync_tags(client, report: SyncReport) -> dict[str, int]:
     groups = client.list_corp_tags().get("tag_group", [])
     out = {}
     with session_scope() as s:
-        from membership.models import Tag
-
         known = {t.wecom_tag_id for t in s.scalars(select(Tag).where(Tag.wecom_tag_id.is_not(None)))}
         for g in groups:
             for t in g.get("tag", []):

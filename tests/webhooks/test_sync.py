@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from bot.models import SyncCheckpoint
+from webhooks.models import SyncCheckpoint
 from bot.sandbox.seed import seed_chain
-from bot.sync import SyncInterrupted, sync_wecom
+from webhooks.wecom.sync import SyncInterrupted, sync_wecom
 from config.database import session_scope
 from membership.models import Identity, Member, MemberTag, Relation, Staff, Store, Tag
 
@@ -33,15 +33,15 @@ def _expected_member_tags(state) -> int:
     return sum(len(v) for v in per_member.values())
 
 
-def test_given_a_chain_of_20000_customers_when_synced_twice_then_exact_and_idempotent(sandbox_db):
+def test_given_a_chain_of_20000_customers_when_synced_twice_then_exact_and_idempotent(sandbox):
     # given: 3 stores, 30 staff, 20,000 customers, every 10th following two staff
-    seeded = seed_chain(sandbox_db, stores=3, staff=30, customers=20000)
+    seeded = seed_chain(sandbox, stores=3, staff=30, customers=20000)
     # when
     first = sync_wecom(progress=False)
     # then: exactly those members, relations and tags
     counts = _counts()
     assert counts == {"stores": 3, "staff": 30, "members": 20000, "wecom_ids": 20000, "unionids": 10000,
-                      "relations": seeded.follows, "tags": 4, "member_tags": _expected_member_tags(sandbox_db)}
+                      "relations": seeded.follows, "tags": 4, "member_tags": _expected_member_tags(sandbox)}
     assert first.contacts_seen == seeded.follows and first.changes > 0
     with session_scope() as s:
         store_of = dict(s.execute(select(Staff.userid, Store.name).join(Store, Staff.store_id == Store.id)).all())

@@ -7,13 +7,13 @@ import pytest
 from sqlalchemy import select
 
 from bot.credentials import SANDBOX_CORP_ID
-from bot.transfers import service
-from bot.transfers.models import Transfer
+from webhooks.transfers import service
+from webhooks.transfers.models import Transfer
 from config.database import engine_for, session_scope
 from membership.identity import IdentityIn, bind
 from membership.models import Staff
 from membership.service import add_relation, upsert_staff
-from tests.bot.transfers.conftest import ADMIN, CUSTOMERS, token
+from tests.webhooks.transfers.conftest import ADMIN, CUSTOMERS, token
 from tests.membership.test_staff_scope import _wait_until_blocked
 
 C1, C2, C3 = CUSTOMERS

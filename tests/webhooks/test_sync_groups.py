@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.sandbox.seed import seed_chain
-from bot.sync import sync_wecom
+from webhooks.wecom.sync import sync_wecom
 from config.database import session_scope
 from membership.models import GroupChat, GroupChatMember, Identity, Member, TimelineEvent
 
@@ -34,19 +34,19 @@ def _chains_chats(sandbox) -> dict[str, tuple]:
             for c in sandbox.group_chats.values()}
 
 
-def test_given_group_chats_when_synced_twice_then_chats_members_and_one_joined_each(sandbox_db):
+def test_given_group_chats_when_synced_twice_then_chats_members_and_one_joined_each(sandbox):
     # given a chain whose seed made 5 chats of 3 customers, and a chat with a customer no staff member has added
-    seed_chain(sandbox_db, stores=1, staff=3, customers=30)
-    stranger_chat = sandbox_db.add_group_chat("staff001", "新客群", external_userids=("wm00000001", "wmGROUPONLY"),
+    seed_chain(sandbox, stores=1, staff=3, customers=30)
+    stranger_chat = sandbox.add_group_chat("staff001", "新客群", external_userids=("wm00000001", "wmGROUPONLY"),
                                               userids=("staff002",))
     # when
     first = sync_wecom(progress=False)
     # then every chat and everyone in it is stored, the group-only customer is a member now,
-    assert _stored_chats() == _chains_chats(sandbox_db)
+    assert _stored_chats() == _chains_chats(sandbox)
     stranger = _member_of("wmGROUPONLY")
     assert stranger is not None
     # and each customer in a chat (never a staff member) has exactly one group.joined for it
-    customers = [(c["chat_id"], m["userid"]) for c in sandbox_db.group_chats.values()
+    customers = [(c["chat_id"], m["userid"]) for c in sandbox.group_chats.values()
                  for m in c["member_list"] if m["type"] == 2]
     assert len(customers) == 5 * 3 + 2
     assert _group_events() == sorted((_member_of(ext), "group.joined", chat_id) for chat_id, ext in customers)
@@ -64,17 +64,16 @@ def test_given_group_chats_when_synced_twice_then_chats_members_and_one_joined_e
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Member)) == members
         assert s.scalar(select(func.count()).select_from(TimelineEvent)) == events
-    assert _stored_chats() == _chains_chats(sandbox_db)
+    assert _stored_chats() == _chains_chats(sandbox)
 
 
-def test_given_a_customer_who_left_between_syncs_when_synced_then_group_left_once(sandbox_db):
+def test_given_a_customer_who_left_between_syncs_when_synced_then_group_left_once(sandbox):
     # given a synced chat of three customers
-    seed_chain(sandbox_db, stores=1, staff=3, customers=30)
-    chat_id = sandbox_db.add_group_chat("staff000", "VIP群",
-                                        external_userids=("wm00000007", "wm00000008", "wm00000009"))
+    seed_chain(sandbox, stores=1, staff=3, customers=30)
+    chat_id = sandbox.add_group_chat("staff000", "VIP群", external_userids=("wm00000007", "wm00000008", "wm00000009"))
     sync_wecom(progress=False)
     # when one of them leaves in WeCom (the callback lost) and Siyu syncs
-    chat = sandbox_db.group_chats[chat_id]
+    chat = sandbox.group_chats[chat_id]
     chat["member_list"] = [m for m in chat["member_list"] if m["userid"] != "wm00000008"]
     report = sync_wecom(progress=False)
     # then that customer alone has left, once, and is no longer in the chat
@@ -86,13 +85,13 @@ def test_given_a_customer_who_left_between_syncs_when_synced_then_group_left_onc
     assert [e for e in _group_events() if e[1] == "group.left"] == [(gone, "group.left", chat_id)]
 
 
-def test_given_a_chat_dismissed_between_syncs_when_synced_then_everyone_left(sandbox_db):
+def test_given_a_chat_dismissed_between_syncs_when_synced_then_everyone_left(sandbox):
     # given a synced chat of two customers
-    seed_chain(sandbox_db, stores=1, staff=3, customers=30)
-    chat_id = sandbox_db.add_group_chat("staff000", "活动群", external_userids=("wm00000010", "wm00000011"))
+    seed_chain(sandbox, stores=1, staff=3, customers=30)
+    chat_id = sandbox.add_group_chat("staff000", "活动群", external_userids=("wm00000010", "wm00000011"))
     sync_wecom(progress=False)
     # when WeCom no longer lists it (dismissed; the callback lost)
-    del sandbox_db.group_chats[chat_id]
+    del sandbox.group_chats[chat_id]
     report = sync_wecom(progress=False)
     # then it is dismissed and both customers have left it
     assert report.group_chats_dismissed == 1 and report.group_members_left == 3  # the owner too

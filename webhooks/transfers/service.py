@@ -9,8 +9,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.transfers import settle
-from bot.transfers.models import OPEN, Transfer, TransferStatus
+from webhooks.transfers import settle
+from webhooks.transfers.models import OPEN, Transfer, TransferStatus
 from config.types import utcnow
 from membership.exceptions import Forbidden, InvalidInput
 from membership.models import Identity, IdentityType, Relation, RelationStatus, Staff

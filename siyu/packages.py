@@ -1,0 +1,34 @@
+"""What each package contributes, listed once: its tables, routers, callback handlers and schedules.
+
+Alembic and `create_all` read MODELS, the app mounts ROUTERS, `siyu.wiring.install()` loads HANDLERS into
+the intake's table, the scheduler installs SCHEDULES, and the worker preloads all of them. A new package
+(campaigns, miniprogram_api, console) adds its modules here; a test fails when a module of one of these
+kinds exists but is not listed.
+"""
+from __future__ import annotations
+
+import importlib
+
+MODELS = ("config.models", "membership.models", "bot.models", "webhooks.models", "webhooks.transfers.models",
+          "segments.models")
+ROUTERS = (  # modules with a `router`, in mount order
+    "siyu.ops", "membership.api", "segments.api",
+    "webhooks.wecom.api", "webhooks.official_account.api", "webhooks.miniprogram.api", "webhooks.admin_api",
+    "webhooks.transfers.api",
+)
+HANDLERS = (  # modules whose `@handles` entries make up the intake's handler table
+    "webhooks.wecom.contacts", "webhooks.wecom.chats", "webhooks.wecom.tags", "webhooks.wecom.cards",
+    "webhooks.official_account.handlers", "webhooks.miniprogram.handlers",
+)
+SCHEDULES = ("webhooks.scheduled", "segments.scheduled")  # modules with `SCHEDULES`
+
+
+def modules(names: tuple[str, ...]) -> list:
+    """The modules named, imported."""
+    return [importlib.import_module(name) for name in names]
+
+
+def import_all() -> None:
+    """Import every listed module (the worker does this once, before it takes jobs)."""
+    for names in (MODELS, ROUTERS, HANDLERS, SCHEDULES):
+        modules(names)
