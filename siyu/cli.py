@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from config import metrics as config_metrics
-from config.files import secure_var_dir
 from config.inputs import MAX_DB_ID
 from config.settings import SettingsError
+from siyu.cli_settings import load_settings as _settings
+from siyu.sandbox_cli import sandbox_app
 
 app = typer.Typer(help="Siyu (私域): WeChat/WeCom SCRM for store chains.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -23,6 +24,7 @@ token_app = typer.Typer(help="Bearer tokens of the admin API.", no_args_is_help=
 app.add_typer(db_app, name="db")
 app.add_typer(sync_app, name="sync")
 app.add_typer(token_app, name="token")
+app.add_typer(sandbox_app, name="sandbox")
 console = Console(stderr=True, soft_wrap=True)  # logs and reasons, one line each; results go to stdout
 out = Console(soft_wrap=True)  # results: one line each, however wide the terminal
 
@@ -45,23 +47,6 @@ def _every_command(ctx: typer.Context) -> None:
     ctx.call_on_close(lambda: in_process_runner().drain(timeout=600))
 
 
-def _settings(metrics: bool = False):
-    """Load settings or stop with the one-line reason; with `metrics`, count into the deployment's metrics directory."""
-    from config.logging import setup_logging
-    from config.settings import get_settings
-
-    try:
-        settings = get_settings()
-        if metrics:  # before anything that defines a metric is imported
-            config_metrics.enable(settings.var_dir)
-    except (SettingsError, config_metrics.MetricsDirError) as exc:
-        console.print(f"[red]configuration error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    setup_logging()
-    secure_var_dir(settings.var_dir)
-    return settings
-
-
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the HTTP API, webhooks and (embedded mode) jobs and schedules."""
@@ -71,7 +56,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     from membership.access import bootstrap_token
     from siyu import db
 
-    settings = _settings(metrics=True)
+    settings = _public_url_follows(_settings(metrics=True), host, port)
     config_metrics.clean_dead()  # the files of this host's processes that are gone (an earlier run's workers)
     if settings.embedded:
         db.upgrade()
@@ -85,6 +70,20 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
                   f"mode: {'embedded' if settings.embedded else 'redis'}")
     uvicorn.run("siyu.server:create_server", factory=True, host=host, port=port, workers=workers,
                 log_level=settings.log_level.lower(), log_config=uvicorn_log_config())
+
+
+def _public_url_follows(settings, host: str, port: int):
+    """Unless SIYU_PUBLIC_URL is set, Siyu (and its sandbox's API base) is reachable where it is served."""
+    import os
+
+    from config.settings import get_settings
+
+    if "public_url" in settings.model_fields_set:
+        return settings
+    reachable = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    os.environ["SIYU_PUBLIC_URL"] = f"http://{reachable}:{port}/"  # the workers uvicorn starts inherit it
+    get_settings.cache_clear()
+    return get_settings()
 
 
 @app.command()
@@ -233,15 +232,6 @@ def token_revoke(
     with _token_session() as session:
         revoke_token(session, token_id=token_id)
     print(f"revoked {token_id}")
-
-
-@app.command()
-def sandbox(host: str = "127.0.0.1", port: int = 8001) -> None:
-    """Serve the Tencent sandbox alone (at /sandbox; point SIYU_PUBLIC_URL at it)."""
-    from bot.sandbox.serve import serve
-
-    _settings()
-    serve(host, port)
 
 
 @app.command()

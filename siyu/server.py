@@ -48,7 +48,13 @@ def create_server() -> FastAPI:
     """The app `siyu serve` runs."""
     # Here, not only in the CLI: every uvicorn (or gunicorn) worker process builds its app with this factory.
     install_log_redaction()
-    secure_var_dir(get_settings().var_dir)
+    settings = get_settings()
+    secure_var_dir(settings.var_dir)
+    if any(settings.uses_sandbox(c) for c in ("wecom", "official_account", "miniprogram", "pay")):
+        # Every worker (and `siyu sandbox seed|send`) must see one sandbox corp, not one each.
+        from bot.sandbox import store
+
+        store.share(settings)
     app = create_app()
     if get_settings().embedded:
         app.router.lifespan_context = _embedded_lifespan

@@ -4,6 +4,8 @@ The main app mounts it at /sandbox when SIYU_SANDBOX=auto; `siyu sandbox --port`
 """
 from __future__ import annotations
 
+import os
+
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -30,7 +32,8 @@ def create_sandbox_app() -> FastAPI:
 
     @app.get("/healthz")
     def healthz():
-        return {"status": "ok"}
+        # The process that answered: a client keeping its connection can tell `siyu serve` workers apart.
+        return {"status": "ok", "pid": os.getpid()}
 
     return app
 

@@ -133,11 +133,12 @@ def _post(client, url, params, body: bytes, headers) -> httpx.Response:
 def notify_paid(out_trade_no: str, settings=None, client: httpx.Client | None = None) -> httpx.Response:
     """The consumer pays a sandbox order: mark it paid and POST TRANSACTION.SUCCESS to its notify_url."""
     from bot.credentials import sandbox_file, sandbox_pay_credentials
-    from bot.sandbox.state import get_state
+    from bot.sandbox.store import shared
     from config.settings import get_settings
 
     settings = settings or get_settings()
-    order = get_state().pay_order(out_trade_no)
+    with shared() as state:
+        order = state.pay_order(out_trade_no)
     resource = {k: v for k, v in order.items() if not k.startswith("_")}
     creds = sandbox_pay_credentials(settings)
     return send_pay_notification(order["_notify_url"], creds, str(sandbox_file(settings, "pay_platform_key.pem")),

@@ -105,3 +105,9 @@ def oa_text(openid: str, content: str, msg_id: int, create_time: int | None = No
     """OA text message from a follower."""
     return xml_of({"ToUserName": to, "FromUserName": openid, "CreateTime": create_time or int(time.time()),
                    "MsgType": "text", "Content": content, "MsgId": msg_id})
+
+
+def mp_text(openid: str, content: str, msg_id: int, create_time: int | None = None, to: str = "gh_sandbox_mp") -> str:
+    """A mini-program user's text to customer service (message push, XML)."""
+    return xml_of({"ToUserName": to, "FromUserName": openid, "CreateTime": create_time or int(time.time()),
+                   "MsgType": "text", "Content": content, "MsgId": msg_id})

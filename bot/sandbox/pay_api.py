@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from bot import pay_crypto as pc
 from bot.credentials import sandbox_pay_credentials
 from bot.sandbox.pay_state import _rfc3339
-from bot.sandbox.state import get_state
+from bot.sandbox.store import shared
 from config.settings import get_settings
 
 router = APIRouter()
@@ -59,13 +59,12 @@ async def jsapi(request: Request):
     body, refused = await _checked(request)
     if refused:
         return refused
-    state = get_state()
     amount = (body.get("amount") or {}).get("total")
     no = body.get("out_trade_no") or ""
     if not (body.get("appid") and no and body.get("description") and body.get("notify_url")
             and isinstance(amount, int) and amount > 0 and (body.get("payer") or {}).get("openid")):
         return _fail(400, "PARAM_ERROR", "appid, description, out_trade_no, notify_url, amount.total, payer.openid")
-    with state.lock:
+    with shared() as state:
         order = state.pay_orders.get(no)
         if order is not None:
             if order["amount"]["total"] != amount or order["trade_state"] != "NOTPAY":
@@ -87,7 +86,8 @@ async def query(out_trade_no: str, request: Request):
     _, refused = await _checked(request)
     if refused:
         return refused
-    order = get_state().pay_orders.get(out_trade_no)
+    with shared() as state:
+        order = state.pay_orders.get(out_trade_no)
     if order is None:
         return _fail(404, "ORDER_NOT_EXIST", "订单不存在")
     return _answer(200, _public(order))
@@ -98,8 +98,7 @@ async def close(out_trade_no: str, request: Request):
     _, refused = await _checked(request)
     if refused:
         return refused
-    state = get_state()
-    with state.lock:
+    with shared() as state:
         order = state.pay_orders.get(out_trade_no)
         if order is None:
             return _fail(404, "ORDER_NOT_EXIST", "订单不存在")
@@ -114,9 +113,8 @@ async def refund(request: Request):
     body, refused = await _checked(request)
     if refused:
         return refused
-    state = get_state()
     amount = body.get("amount") or {}
-    with state.lock:
+    with shared() as state:
         order = state.pay_orders.get(body.get("out_trade_no") or "")
         if order is None:
             return _fail(404, "RESOURCE_NOT_EXISTS", "订单不存在")
@@ -146,5 +144,6 @@ async def refund_query(out_refund_no: str, request: Request):
     _, refused = await _checked(request)
     if refused:
         return refused
-    rec = get_state().pay_refunds.get(out_refund_no)
+    with shared() as state:
+        rec = state.pay_refunds.get(out_refund_no)
     return _answer(200, rec) if rec else _fail(404, "RESOURCE_NOT_EXISTS", "退款单不存在")

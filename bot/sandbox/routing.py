@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
-from bot.sandbox.state import SandboxState, get_state
+from bot.sandbox.state import SandboxState
+from bot.sandbox.store import shared
 
 Handler = Callable[[SandboxState, dict, dict], dict]
 
@@ -39,8 +40,7 @@ class Table:
         route = self.routes.get((method, path))
         if route is None:
             raise HTTPException(404, f"sandbox {self.name}: no API {method} {path}")
-        state = get_state()
-        with state.lock:
+        with shared() as state:  # current across `siyu serve` workers and the `siyu sandbox` commands
             app = self.app_of(state, path)
             refused = state.gate(app, path)
             if refused:

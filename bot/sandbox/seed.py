@@ -46,3 +46,46 @@ def seed_chain(state, stores: int = 3, staff: int = 30, customers: int = 20000, 
         for i in range(min(5, customers)):
             state.add_group_chat(userids[i % staff], f"群{i}", external_userids=tuple(exts[i * 3:i * 3 + 3]))
     return Seeded(depts, userids, exts, follows, tags)
+
+
+@dataclass
+class SmallSeed:
+    stores: list[int]  # department ids (`siyu sync wecom` makes them stores `wecom-<id>`)
+    staff: list[str]
+    customers: list[str]
+    oa_followers: list[str]
+    mp_users: list[str]
+
+
+def seed_small(state, stores: int = 2, staff: int = 4, customers: int = 10, followers: int = 3,
+               mp_users: int = 3) -> SmallSeed:
+    """A small chain to try Siyu with; idempotent: ids, names and times are fixed, so a second run changes nothing.
+
+    Every other customer has a unionid; the OA followers and mini-program users share the first customers'
+    unionids (so Siyu shows them as one member each), and the first customers sit in one group chat.
+    """
+    with state.lock:
+        depts = [state.add_department(f"门店{i + 1}", id=100 + i) for i in range(stores)]
+        userids = []
+        for i in range(staff):
+            userid = f"staff{i:03d}"
+            state.add_staff(userid, f"店员{i}", department=depts[i % stores])
+            userids.append(userid)
+        tags = [state.add_corp_tag_seed("等级", name) for name in ("VIP", "普通")]
+        exts = []
+        for n in range(customers if userids else 0):
+            ext = f"wm{n:08d}"
+            if ext not in state.contacts or ext not in state.follows[userids[n % staff]]:
+                state.add_external_contact(userids[n % staff], external_userid=ext, name=f"客户{n}",
+                                           unionid=f"union{n:06d}" if n % 2 == 0 else None,
+                                           tags=(tags[n % 2],), createtime=1700000000 + n)
+            exts.append(ext)
+        openids = [f"oSANDBOX{n:06d}" for n in range(followers)]
+        for n, openid in enumerate(openids):
+            if openid not in state.oa_followers:
+                state.add_oa_follower(openid, unionid=f"union{2 * n:06d}", nickname=f"粉丝{n}")
+        mp = [state.add_mp_user(f"oMPSANDBOX{n:04d}", unionid=f"union{2 * n:06d}") for n in range(mp_users)]
+        grouped = tuple(exts[:3])
+        if grouped and not any(c["name"] == "会员群" for c in state.group_chats.values()):
+            state.add_group_chat(userids[0], "会员群", external_userids=grouped)
+    return SmallSeed(depts, userids, exts, openids, mp)

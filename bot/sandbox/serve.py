@@ -22,7 +22,11 @@ def standalone_app() -> FastAPI:
 
 def serve(host: str = "127.0.0.1", port: int = 8001) -> None:
     """Serve the sandbox until interrupted."""
+    from bot.sandbox import store
+    from config.settings import get_settings
+
     install_log_redaction()  # its access log would print every gettoken's corpsecret and secret
+    store.share(get_settings())  # the state `siyu sandbox seed|send` change
     uvicorn.run(standalone_app(), host=host, port=port, log_level="info", log_config=uvicorn_log_config())
 
 

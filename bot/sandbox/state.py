@@ -58,6 +58,18 @@ class SandboxState(WeComState, TransferState, WeChatState, PayState):
         self._init_wechat()
         self._init_pay()
 
+    # -- pickling (bot/sandbox/store.py shares the state between processes) ----------------------------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("lock", None)  # a lock and token buckets belong to one process
+        state.pop("_limiter", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
+        self._limiter = None
+
     # -- time ---------------------------------------------------------------------------------
     def now(self) -> float:
         """The sandbox's clock (wall time plus whatever `advance` added)."""
