@@ -101,7 +101,10 @@ def reset() -> None:
     print("sandbox: empty")
 
 
-def _send(fn, **kwargs) -> None:
+WAIT = typer.Option(True, help="Wait until Siyu has handled the callback (its inbox row is done), up to 30 s.")
+
+
+def _send(fn, wait: bool, **kwargs) -> None:
     import logging
 
     import httpx
@@ -109,7 +112,10 @@ def _send(fn, **kwargs) -> None:
     settings = _shared()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its request line carries the callback's signature
     try:
-        result = fn(settings, **kwargs)
+        sent = fn(settings, **kwargs)
+        result = sent.result
+        if wait and 200 <= result["status"] < 300:
+            result["handled"] = _handled(sent)
     except ValueError as exc:
         console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
@@ -121,6 +127,32 @@ def _send(fn, **kwargs) -> None:
     if not 200 <= result["status"] < 300:
         console.print(f"[red]Siyu answered {result['status']}[/red]")
         raise typer.Exit(1)
+    if wait and result["handled"] not in ("done", "unhandled"):
+        console.print(f"[red]Siyu stored the callback but it is {result['handled']} (GET /api/v1/inbox)[/red]")
+        raise typer.Exit(1)
+
+
+def _handled(sent, timeout: float = 30) -> str:
+    """The status of the callback's inbox row once it is no longer `received` (or still `received` at the timeout)."""
+    import time
+
+    from sqlalchemy import select
+
+    from webhooks.crypto import parse_xml
+    from webhooks.inbox import content_key, inbox_scope
+    from webhooks.models import InboxEvent, InboxStatus
+
+    # The same key Siyu stored it under: this command shares Siyu's database (and its inbox).
+    key = content_key(sent.source, sent.plaintext, parse_xml(sent.plaintext))
+    deadline = time.monotonic() + timeout
+    while True:
+        with inbox_scope() as session:
+            status = session.scalar(select(InboxEvent.status).where(InboxEvent.source == sent.source,
+                                                                    InboxEvent.content_key == key))
+        status = getattr(status, "value", status)
+        if (status is not None and status != InboxStatus.received.value) or time.monotonic() > deadline:
+            return status or "not stored"
+        time.sleep(0.1)
 
 
 @send_app.command("add-contact")
@@ -130,11 +162,12 @@ def add_contact(
     customer: str | None = typer.Option(None, help="The customer's external_userid (default: a new one)."),
     name: str = typer.Option("新客户", help="The customer's WeChat name."),
     unionid: str | None = typer.Option(None, help="The customer's unionid (links them to OA and MP identities)."),
+    wait: bool = WAIT,
 ) -> None:
     """A customer adds a staff member (scanning a 联系我 code): change_external_contact/add_external_contact."""
     from bot.sandbox import drive
 
-    _send(drive.add_contact, staff=staff, customer=customer, state=state, name=name, unionid=unionid)
+    _send(drive.add_contact, wait, staff=staff, customer=customer, state=state, name=name, unionid=unionid)
 
 
 @send_app.command("del-contact")
@@ -142,11 +175,12 @@ def del_contact(
     staff: str = typer.Option(..., help="The staff member."),
     customer: str = typer.Option(..., help="The customer's external_userid."),
     by: str = typer.Option("staff", help="Who deleted whom: staff (del_external_contact), customer (del_follow_user)."),
+    wait: bool = WAIT,
 ) -> None:
     """The relation ends: del_external_contact, or del_follow_user with --by customer."""
     from bot.sandbox import drive
 
-    _send(drive.del_contact, staff=staff, customer=customer, by=by)
+    _send(drive.del_contact, wait, staff=staff, customer=customer, by=by)
 
 
 @send_app.command("oa-subscribe")
@@ -155,22 +189,24 @@ def oa_subscribe(
     state: str | None = typer.Option(None, "--state", "--code", help="The OA QR code's scene (qrscene_…)."),
     unionid: str | None = typer.Option(None, help="The follower's unionid."),
     nickname: str = typer.Option("粉丝", help="The follower's nickname."),
+    wait: bool = WAIT,
 ) -> None:
     """Someone follows the official account: the subscribe event (with the QR code's scene, when given)."""
     from bot.sandbox import drive
 
-    _send(drive.oa_subscribe, openid=openid, scene=state, unionid=unionid, nickname=nickname)
+    _send(drive.oa_subscribe, wait, openid=openid, scene=state, unionid=unionid, nickname=nickname)
 
 
 @send_app.command("text")
 def text(
     openid: str = typer.Option(..., help="A follower's openid."),
     text: str = typer.Option(..., "--text", help="What they write."),
+    wait: bool = WAIT,
 ) -> None:
     """A follower writes to the official account; prints the passive reply as they would read it."""
     from bot.sandbox import drive
 
-    _send(drive.oa_text, openid=openid, text=text)
+    _send(drive.oa_text, wait, openid=openid, text=text)
 
 
 @send_app.command("mp-text")
@@ -178,8 +214,9 @@ def mp_text(
     openid: str | None = typer.Option(None, help="A mini-program user's openid (default: a new one)."),
     text: str = typer.Option(..., "--text", help="What they write to customer service."),
     unionid: str | None = typer.Option(None, help="The user's unionid (for a new user)."),
+    wait: bool = WAIT,
 ) -> None:
     """A mini-program user writes to customer service (message push)."""
     from bot.sandbox import drive
 
-    _send(drive.mp_text, openid=openid, text=text, unionid=unionid)
+    _send(drive.mp_text, wait, openid=openid, text=text, unionid=unionid)

@@ -9,6 +9,7 @@ from someone who does not follow) raises ValueError before anything changes.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 import httpx
 
@@ -18,8 +19,17 @@ from bot.sandbox.store import shared
 from bot.sandbox.wecom_state import STATE_MAX
 
 
-def _result(event: str, response: httpx.Response, **fields) -> dict:
-    return {"event": event, **fields, "status": response.status_code, "answer": response.text}
+@dataclass(frozen=True)
+class Sent:
+    """One delivered callback: what to print, and the plaintext Siyu stored it as (to wait for its handling)."""
+
+    result: dict
+    source: str  # wecom, official_account or miniprogram
+    plaintext: str
+
+
+def _sent(source: str, plaintext: str, event: str, response: httpx.Response, **fields) -> Sent:
+    return Sent({"event": event, **fields, "status": response.status_code, "answer": response.text}, source, plaintext)
 
 
 def _staff_for(sandbox, staff: str | None, state: str | None) -> str:
@@ -39,7 +49,7 @@ def _staff_for(sandbox, staff: str | None, state: str | None) -> str:
 
 
 def add_contact(settings, staff: str | None = None, customer: str | None = None, state: str | None = None,
-                name: str = "新客户", unionid: str | None = None, client: httpx.Client | None = None) -> dict:
+                name: str = "新客户", unionid: str | None = None, client: httpx.Client | None = None) -> Sent:
     """A customer adds a staff member (scanning the 联系我 code of `state`): add_external_contact, a welcome_code."""
     if state is not None and not 0 < len(state) <= STATE_MAX:
         raise ValueError(f"--state: WeCom's state is 1 to {STATE_MAX} characters, got {len(state)}")
@@ -53,10 +63,10 @@ def add_contact(settings, staff: str | None = None, customer: str | None = None,
         welcome_code = sandbox.new_welcome_code(staff, ext)
     xml = events.add_external_contact(creds.corp_id, staff, ext, state=state, welcome_code=welcome_code)
     response = callbacks.send_wecom_event(f"{settings.public_url}webhooks/wecom", creds, xml, client=client)
-    return _result("add_external_contact", response, staff=staff, external_userid=ext, state=state)
+    return _sent("wecom", xml, "add_external_contact", response, staff=staff, external_userid=ext, state=state)
 
 
-def del_contact(settings, staff: str, customer: str, by: str = "staff", client: httpx.Client | None = None) -> dict:
+def del_contact(settings, staff: str, customer: str, by: str = "staff", client: httpx.Client | None = None) -> Sent:
     """The relation ends: the staff member deletes the customer (`by="staff"`) or the customer deletes them."""
     if by not in ("staff", "customer"):
         raise ValueError(f"--by: staff or customer, got {by!r}")
@@ -66,14 +76,13 @@ def del_contact(settings, staff: str, customer: str, by: str = "staff", client: 
             raise ValueError(f"--customer {customer}: not a contact of {staff}")
         sandbox.remove_follow(staff, customer)
     make = events.del_external_contact if by == "staff" else events.del_follow_user
-    response = callbacks.send_wecom_event(f"{settings.public_url}webhooks/wecom", creds,
-                                          make(creds.corp_id, staff, customer), client=client)
-    return _result(f"del_{'external_contact' if by == 'staff' else 'follow_user'}", response, staff=staff,
-                   external_userid=customer)
+    xml = make(creds.corp_id, staff, customer)
+    response = callbacks.send_wecom_event(f"{settings.public_url}webhooks/wecom", creds, xml, client=client)
+    return _sent("wecom", xml, make.__name__, response, staff=staff, external_userid=customer)
 
 
 def oa_subscribe(settings, openid: str | None = None, scene: str | None = None, unionid: str | None = None,
-                 nickname: str = "粉丝", client: httpx.Client | None = None) -> dict:
+                 nickname: str = "粉丝", client: httpx.Client | None = None) -> Sent:
     """Someone follows the official account (through the parameter QR code of `scene`, when given)."""
     if scene is not None and not 0 < len(scene) <= 64:
         raise ValueError(f"--state: a QR code's scene_str is 1 to 64 characters, got {len(scene)}")
@@ -87,10 +96,11 @@ def oa_subscribe(settings, openid: str | None = None, scene: str | None = None, 
     xml = events.oa_subscribe(openid, scene_str=scene, to=creds.app_id)
     response = callbacks.send_oa_event(f"{settings.public_url}webhooks/official-account", creds, xml, openid,
                                        client=client)
-    return _result("subscribe", response, openid=openid, scene=scene, reply=_reply(creds, response))
+    return _sent("official_account", xml, "subscribe", response, openid=openid, scene=scene,
+                 reply=_reply(creds, response))
 
 
-def oa_text(settings, openid: str, text: str, client: httpx.Client | None = None) -> dict:
+def oa_text(settings, openid: str, text: str, client: httpx.Client | None = None) -> Sent:
     """A follower writes to the official account; the passive reply Siyu answers with, as the follower reads it."""
     _check_text(text)
     creds = oa_credentials(settings)
@@ -100,11 +110,11 @@ def oa_text(settings, openid: str, text: str, client: httpx.Client | None = None
     xml = events.oa_text(openid, text, _msg_id(), to=creds.app_id)
     response = callbacks.send_oa_event(f"{settings.public_url}webhooks/official-account", creds, xml, openid,
                                        client=client)
-    return _result("text", response, openid=openid, reply=_reply(creds, response))
+    return _sent("official_account", xml, "text", response, openid=openid, reply=_reply(creds, response))
 
 
 def mp_text(settings, openid: str | None, text: str, unionid: str | None = None,
-            client: httpx.Client | None = None) -> dict:
+            client: httpx.Client | None = None) -> Sent:
     """A mini-program user writes to customer service (message push; replies go through the API, not the answer)."""
     _check_text(text)
     creds = mp_credentials(settings)
@@ -113,7 +123,7 @@ def mp_text(settings, openid: str | None, text: str, unionid: str | None = None,
     xml = events.mp_text(openid, text, _msg_id())
     response = callbacks.send_oa_event(f"{settings.public_url}webhooks/miniprogram", creds, xml, openid,
                                        client=client)
-    return _result("mp_text", response, openid=openid)
+    return _sent("miniprogram", xml, "mp_text", response, openid=openid)
 
 
 def _check_text(text: str) -> None:
