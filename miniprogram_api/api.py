@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,7 @@ from membership.tags import member_tags
 from membership.timeline import record_event
 from miniprogram_api import cards
 from miniprogram_api.auth import current_member, issue_token
-from miniprogram_api.exceptions import Conflict, InvalidInput, Unauthorized
+from miniprogram_api.exceptions import InvalidInput, Unauthorized
 from miniprogram_api.schemas import CardOut, CodeIn, PhoneOut, SessionOut, StoreRef, SubscriptionsIn, SubscriptionsOut
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,10 @@ def bind_phone(body: CodeIn, member_id: int = Depends(current_member), session: 
     me = live_member(session, member_id)
     holder = resolve(session, phone)
     if holder is None or holder.id != me.id:
-        # Both carry a different verified phone: never merged automatically (a review row says so).
-        raise Conflict("this phone number is bound to another member; the brand will review it")
+        # Both carry a different verified phone: never merged automatically. Answered, not raised, so that the
+        # transaction commits the review row bind() wrote for the brand.
+        return JSONResponse({"detail": "this phone number is bound to another member; the brand will review it"},
+                            status_code=409)
     log.info("member %s: phone bound (%d merged)", me.id, len(result.merged))
     return PhoneOut(phone_masked=mask_phone(phone.normalized().value))
 
