@@ -122,9 +122,16 @@ def test_a_scrape_of_serve_with_two_workers_adds_up_both_and_the_rq_workers(redi
         probe = (f"<xml><ToUserName><![CDATA[{creds.corp_id}]]></ToUserName><FromUserName><![CDATA[sys]]>"
                  f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
                  "<Event><![CDATA[h9_metrics_probe]]></Event></xml>")
+        # and one a handler re-reads WeCom for (a customer the sandbox does not know: the read is refused, and counted)
+        edit = (f"<xml><ToUserName><![CDATA[{creds.corp_id}]]></ToUserName><FromUserName><![CDATA[sys]]>"
+                f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+                "<Event><![CDATA[change_external_contact]]></Event>"
+                "<ChangeType><![CDATA[edit_external_contact]]></ChangeType><UserID><![CDATA[nobody]]></UserID>"
+                "<ExternalUserID><![CDATA[wmUnknownProbe]]></ExternalUserID></xml>")
         with httpx.Client(base_url=base) as http:
             assert wecom_post(http, creds, probe).status_code == 200
-        # when `siyu worker` works the queue (fetching a WeCom token from the sandbox first) and exits
+            assert wecom_post(http, creds, edit).status_code == 200
+        # when `siyu worker` works the queue (the edit's handler calling the sandbox's WeCom API) and exits
         done = subprocess.run([siyu, "worker", "--burst"], env=env, cwd=tmp_path, capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 0, done.stderr
@@ -133,7 +140,7 @@ def test_a_scrape_of_serve_with_two_workers_adds_up_both_and_the_rq_workers(redi
         for _ in range(6):
             text = httpx.get(f"{base}/metrics").text
             assert _samples(text, "siyu_webhook_rejected_total", source="wecom") == 12
-            assert _samples(text, "siyu_webhook_received_total", source="wecom", outcome="stored") == 1
+            assert _samples(text, "siyu_webhook_received_total", source="wecom", outcome="stored") == 2
             assert _samples(text, "siyu_webhook_unhandled_total", source="wecom") == 1
             assert _samples(text, "siyu_wechat_api_calls_total", channel="wecom") >= 1
     finally:
