@@ -11,7 +11,7 @@ from config.inputs import DbId, Timestamp
 from config.pagination import decode_cursor, page_of
 from membership import service, tokens
 from membership.access import Principal, can_see_member, current_principal, require, visible_members
-from membership.exceptions import Conflict, NotFound
+from membership.exceptions import Conflict, Forbidden, NotFound
 from membership.identity import IdentityIn
 from membership.models import Member, MergeReview, Role
 from membership.schemas import (
@@ -136,6 +136,10 @@ def add_tag(member_id: DbId, body: TagIn, session: Session = request_session,
     if member.merged_into_id:
         raise Conflict(f"member {member_id} was merged into {member.merged_into_id}")
     tag = usable_tag(session, body.name, body.group, may_create=who.allows(Role.marketer))
+    if body.visible_to_member is not None and body.visible_to_member != tag.visible_to_member:
+        if not who.allows(Role.marketer):
+            raise Forbidden("admins and marketers decide which tags consumers see")
+        tag.visible_to_member = body.visible_to_member
     tag_member(session, member.id, tag, source=f"api:{who.name}")
     return member_out(session, member)
 

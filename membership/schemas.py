@@ -109,6 +109,8 @@ class TimelineOut(BaseModel):
 class TagIn(BaseModel):
     name: str = Field(min_length=1, max_length=60)
     group: str = Field(default="", max_length=60)
+    # Admins and marketers mark a catalogue tag as shown to the consumer on their member card (GET /mp/v1/me).
+    visible_to_member: bool | None = None
 
 
 class MergeReviewOut(BaseModel):

@@ -7,13 +7,16 @@ every CLI command and the test suite's root conftest; nothing is registered as a
 - the profile store's hooks (`membership.hooks`) → the segments' listeners (counters, re-checks, WeCom tags);
 - the intake's handler table ← the handler modules of `siyu.packages.HANDLERS`;
 - the intake's template-card clicks (`webhooks.registry`) → CARD_HANDLERS (campaigns' task cards, once built);
-  Pay notifications will be bound here the same way, so that no sibling imports another.
+  Pay notifications will be bound here the same way, so that no sibling imports another;
+- a merge → bookings move to the surviving member;
+- the member card's orders (`miniprogram_api.cards.on_orders`) ← group-buy's order lister, once it lands.
 """
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 
+from campaigns.bookings import service as bookings
 from membership import hooks
 from segments import listeners as segment_listeners
 from siyu import packages
@@ -35,6 +38,7 @@ def install() -> None:
         hooks.on_merge(segment_listeners.on_members_merged)
         hooks.on_trait(segment_listeners.on_trait_changed)
         hooks.on_tag(segment_listeners.on_tag_changed)
+        hooks.on_merge(bookings.move_member)
         dispatch.load(packages.HANDLERS)
         for handler in CARD_HANDLERS:
             registry.on_template_card(handler)

@@ -134,25 +134,53 @@ def custom_send(state, body, q):
 # -- mini-program ---------------------------------------------------------------------------------------
 @api("GET", "sns/jscode2session", auth=False)
 def jscode2session(state, body, q):
+    if not q.get("appid"):
+        return err("missing_appid")
     if q.get("appid") != state.mp_app_id:
         return err("invalid_appid")
     if q.get("secret") != state.mp_secret:
         return err("invalid_secret")
-    rec = state.take_code(state.mp_login_codes, q.get("js_code", ""))
+    if q.get("grant_type") != "authorization_code":
+        return err("invalid_grant_type")
+    if not q.get("js_code"):
+        return err("missing_code")
+    # Tencent: an unknown or expired code is 40029, one redeemed before is 40163.
+    rec, refused = state.redeem_code(state.mp_login_codes, q["js_code"])
     if rec is None:
-        return err("invalid_code")
+        return err(refused)
     user = state.mp_users[rec["openid"]]
     return {k: user[k] for k in ("openid", "session_key", "unionid") if k in user}
 
 
 @api("POST", "wxa/business/getuserphonenumber")
 def getuserphonenumber(state, body, q):
-    rec = state.take_code(state.mp_phone_codes, body.get("code", ""))
+    if body.get("__invalid_json__"):
+        return err("invalid_json")
+    # Tencent documents one errcode for a phone code that is unknown, expired or used before: 40029.
+    rec = state.take_code(state.mp_phone_codes, str(body.get("code") or ""))
     if rec is None:
         return err("invalid_code")
-    phone = rec["phone"]
-    return ok(phone_info={"phoneNumber": phone, "purePhoneNumber": phone, "countryCode": rec["country_code"],
+    phone, country = rec["phone"], rec["country_code"]
+    return ok(phone_info={"phoneNumber": phone if country == "86" else f"+{country}{phone}",
+                          "purePhoneNumber": phone, "countryCode": country,
                           "watermark": {"timestamp": int(state.now()), "appid": state.mp_app_id}})
+
+
+# Lengths Tencent allows per keyword kind of a subscribe message (47003 "argument invalid" beyond them).
+SUBSCRIBE_LIMITS = {"thing": 20, "phrase": 5, "name": 10, "character_string": 32, "number": 32, "letter": 32,
+                    "symbol": 5, "car_number": 8, "amount": 32, "phone_number": 17, "time": 64, "date": 64}
+
+
+def _subscribe_data_refused(data) -> dict | None:
+    if not isinstance(data, dict) or not data:
+        return err("argument_invalid", "data")
+    for key, entry in data.items():
+        value = entry.get("value") if isinstance(entry, dict) else None
+        kind = key.rstrip("0123456789")
+        if not isinstance(value, str) or not value or kind not in SUBSCRIBE_LIMITS \
+                or len(value) > SUBSCRIBE_LIMITS[kind]:
+            return err("argument_invalid", f"data.{key}.value")
+    return None
 
 
 @api("POST", "cgi-bin/message/subscribe/send")
@@ -160,6 +188,11 @@ def subscribe_send(state, body, q):
     openid, template_id = body.get("touser", ""), body.get("template_id", "")
     if openid not in state.mp_users:
         return err("invalid_openid")
+    if not template_id:
+        return err("invalid_template")
+    refused = _subscribe_data_refused(body.get("data"))
+    if refused:
+        return refused
     if (openid, template_id) not in state.mp_grants:
         return {"errcode": 43101, "errmsg": "user refuse to accept the msg"}
     state.mp_grants.discard((openid, template_id))  # a grant is good for one message

@@ -71,8 +71,15 @@ class WeChatState:
 
     def take_code(self, codes: dict[str, dict], code: str) -> dict | None:
         """The record of a live, unused code, marking it used; None when unknown, used or expired."""
-        rec = codes.get(code)
-        if rec is None or rec["used"] or self.now() - rec["issued_at"] > CODE_TTL:
-            return None
-        rec["used"] = True
+        rec, _ = self.redeem_code(codes, code)
         return rec
+
+    def redeem_code(self, codes: dict[str, dict], code: str) -> tuple[dict | None, str | None]:
+        """(record, None) for a live, unused code, marking it used; else (None, "invalid_code" | "code_used")."""
+        rec = codes.get(code)
+        if rec is not None and rec["used"]:
+            return None, "code_used"
+        if rec is None or self.now() - rec["issued_at"] > CODE_TTL:
+            return None, "invalid_code"
+        rec["used"] = True
+        return rec, None

@@ -29,11 +29,15 @@ def test_mp_login_and_phone_codes_are_single_use(sandbox):
     assert session["openid"] and session["unionid"] == "u-2" and session["session_key"]
     with pytest.raises(PermanentAPIError) as exc:
         mp.code2session(code)
+    assert exc.value.errcode == 40163  # Tencent: "code been used"
+    with pytest.raises(PermanentAPIError) as exc:
+        mp.code2session("never-issued")
     assert exc.value.errcode == 40029
     phone = sandbox.new_phone_code("13912345678")
     assert mp.get_user_phone_number(phone)["phone_info"]["purePhoneNumber"] == "13912345678"
-    with pytest.raises(PermanentAPIError):
+    with pytest.raises(PermanentAPIError) as exc:
         mp.get_user_phone_number(phone)
+    assert exc.value.errcode == 40029  # Tencent documents one code for unknown, expired and used phone codes
 
 
 def test_mp_subscribe_send_needs_a_grant_and_msg_sec_check(sandbox):
@@ -46,3 +50,38 @@ def test_mp_subscribe_send_needs_a_grant_and_msg_sec_check(sandbox):
     assert mp.send_subscribe(openid, "TPL", {"thing1": {"value": "x"}}, page="pages/index")["errcode"] == 0
     assert mp.msg_sec_check(openid, "你好")["result"]["suggest"] == "pass"
     assert mp.msg_sec_check(openid, "代开发票")["result"]["suggest"] == "risky"
+
+
+def test_jscode2session_refuses_what_tencent_refuses(sandbox, sandbox_server):
+    # given the sandbox's jscode2session spoken to directly, as Tencent's is
+    import requests
+
+    url = f"{sandbox_server.rstrip('/')}/sandbox/wechat/sns/jscode2session"
+    code = sandbox.new_login_code()
+    good = {"appid": sandbox.mp_app_id, "secret": sandbox.mp_secret, "js_code": code,
+            "grant_type": "authorization_code"}
+
+    def errcode(**changes):
+        return requests.get(url, params={**good, **changes}, timeout=10).json().get("errcode")
+
+    # then a wrong appid, secret or grant_type, a missing or unknown code are refused with Tencent's errcodes
+    assert errcode(appid="wx-other") == 40013
+    assert errcode(secret="wrong") == 40001
+    assert errcode(grant_type="client_credential") == 40002
+    assert errcode(js_code="") == 41008
+    assert errcode(js_code="unknown") == 40029
+    # and the code works once, then is 40163
+    assert errcode() is None
+    assert errcode() == 40163
+
+
+def test_subscribe_send_refuses_data_tencent_refuses(sandbox):
+    mp = mp_client()
+    openid = sandbox.add_mp_user()
+    sandbox.grant_subscribe(openid, "TPL")
+    refused = ({}, {"thing1": {"value": "x" * 21}}, {"phrase1": {"value": "太长的短语啊"}}, {"nope1": {"value": "x"}})
+    for data in refused:
+        with pytest.raises(PermanentAPIError) as exc:
+            mp.send_subscribe(openid, "TPL", data)
+        assert exc.value.errcode == 47003
+    assert mp.send_subscribe(openid, "TPL", {"thing1": {"value": "x" * 20}})["errcode"] == 0

@@ -1,0 +1,1 @@
+"""Service bookings: services, store hours and capacity, slots, bookings and their progress, reminders."""
