@@ -10,17 +10,18 @@ from __future__ import annotations
 import importlib
 
 MODELS = ("config.models", "membership.models", "bot.models", "webhooks.models", "webhooks.transfers.models",
-          "segments.models")
+          "segments.models", "campaigns.groupbuy.models")
 ROUTERS = (  # modules with a `router`, in mount order
     "siyu.ops", "membership.api", "segments.api",
     "webhooks.wecom.api", "webhooks.official_account.api", "webhooks.miniprogram.api", "webhooks.admin_api",
-    "webhooks.transfers.api",
+    "webhooks.transfers.api", "webhooks.wechatpay.api", "campaigns.groupbuy.api", "miniprogram_api.groupbuy_api",
 )
 HANDLERS = (  # modules whose `@handles` entries make up the intake's handler table
     "webhooks.wecom.contacts", "webhooks.wecom.chats", "webhooks.wecom.tags", "webhooks.wecom.cards",
     "webhooks.official_account.handlers", "webhooks.miniprogram.handlers",
+    "webhooks.wechatpay.handlers",
 )
-SCHEDULES = ("webhooks.scheduled", "segments.scheduled")  # modules with `SCHEDULES`
+SCHEDULES = ("webhooks.scheduled", "segments.scheduled", "campaigns.groupbuy.scheduled")  # modules with `SCHEDULES`
 
 
 def modules(names: tuple[str, ...]) -> list:
