@@ -1,6 +1,8 @@
 """/mp/v1/groupbuy: the consumer's side of group-buy — see an offer, open or join a group, pay, follow the order."""
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Path
 from sqlalchemy.orm import Session
 
@@ -13,17 +15,17 @@ from campaigns.groupbuy.schemas import ConsumerOfferOut, OrderOut, OrderPay, Ref
 from miniprogram_api.auth import current_member
 
 router = APIRouter(prefix="/mp/v1/groupbuy", tags=["mini-program"], responses=ERROR_RESPONSES)
-Id = Path(ge=1, le=MAX_DB_ID)
+Id = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
 
 
 @router.get("/offers/{offer_id}", response_model=ConsumerOfferOut)
-def get_offer(offer_id: int = Id, session: Session = request_session, _: int = Depends(current_member)):
+def get_offer(offer_id: Id, session: Session = request_session, _: int = Depends(current_member)):
     """An offer with its open groups that still have a free seat."""
     return offers.consumer_view(session, offer_id)
 
 
 @router.post("/offers/{offer_id}/groups", response_model=SeatOut, status_code=201)
-def open_group(body: RefIn | None = None, offer_id: int = Id, session: Session = request_session,
+def open_group(offer_id: Id, body: RefIn | None = None, session: Session = request_session,
                member_id: int = Depends(current_member)):
     """Open a group with the caller's seat in it; 409 when the offer is sold out or not on sale."""
     seat = seats.open_group(session, offer_id=offer_id, member_id=member_id, ref=body.ref if body else None)
@@ -31,7 +33,7 @@ def open_group(body: RefIn | None = None, offer_id: int = Id, session: Session =
 
 
 @router.post("/groups/{group_id}/join", response_model=SeatOut, status_code=201)
-def join_group(body: RefIn | None = None, group_id: int = Id, session: Session = request_session,
+def join_group(group_id: Id, body: RefIn | None = None, session: Session = request_session,
                member_id: int = Depends(current_member)):
     """Take a seat in a group; 409 when it is full, closed or the offer is out of stock."""
     seat = seats.join_group(session, group_id=group_id, member_id=member_id, ref=body.ref if body else None)

@@ -15,7 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.clients import mp_client, pay_client
+from bot.clients import pay_client
+from bot.credentials import mp_credentials
 from bot.errors import WeChatAPIError
 from config.database import session_scope
 from config.errors import Conflict, NotFound, Upstream
@@ -47,7 +48,7 @@ def _openid(session: Session, member_id: int) -> str:
     members.get_member(session, member_id)
     openid = session.scalar(select(Identity.value).where(
         Identity.member_id == member_id, Identity.type == IdentityType.mp_openid.value,
-        Identity.scope == mp_client().creds.app_id).order_by(Identity.id).limit(1))
+        Identity.scope == mp_credentials(get_settings()).app_id).order_by(Identity.id).limit(1))
     if not openid:
         raise Conflict("this member has no mini-program openid: sign in (POST /mp/v1/session) first")
     return openid
@@ -133,7 +134,7 @@ def prepay(session: Session, *, order_id: int) -> dict:
     """Prepay the order through Pay v3 JSAPI and answer what `wx.requestPayment` takes, as it takes it."""
     order = session.get(Order, order_id)
     offer = session.get(Offer, order.offer_id)
-    appid = mp_client().creds.app_id
+    appid = mp_credentials(get_settings()).app_id
     expire = (order.hold_until + CHINA).strftime("%Y-%m-%dT%H:%M:%S+08:00")
     client = pay_client()
     try:
