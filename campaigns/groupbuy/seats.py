@@ -59,31 +59,33 @@ def _staff(session: Session, ref: str | None) -> Staff | None:
     return members.find_staff(session, ref) if ref else None
 
 
-def _take_stock(session: Session, offer_id: int, now: datetime):
-    return session.execute(
+def _take_stock(session: Session, offer_id: int, now: datetime) -> None:
+    # The offer row is every reservation's hot spot: taken last, so its lock is held only until the commit.
+    taken = session.execute(
         update(Offer).where(Offer.id == offer_id, Offer.stock_taken < Offer.stock, Offer.starts_at <= now,
                             Offer.ends_at > now)
-        .values(stock_taken=Offer.stock_taken + 1)
-        .returning(Offer.price_fen, Offer.group_size, Offer.time_limit_minutes)).first()
+        .values(stock_taken=Offer.stock_taken + 1).returning(Offer.id)).first()
+    if taken is None:  # raising rolls the seat and the order back with the rest of the transaction
+        raise Conflict("this offer is sold out or not on sale now")
 
 
 def open_group(session: Session, *, offer_id: int, member_id: int, ref: str | None = None) -> Seat:
     """Open a new group of an offer with the member's seat in it; Conflict when the offer is sold out or closed."""
     now = utcnow()
     openid = _openid(session, member_id)
-    offer = _take_stock(session, offer_id, now)
+    offer = session.get(Offer, offer_id)
     if offer is None:
-        if session.get(Offer, offer_id) is None:
-            raise NotFound(f"offer {offer_id} not found")
-        raise Conflict("this offer is sold out or not on sale now")
+        raise NotFound(f"offer {offer_id} not found")
     group = Group(offer_id=offer_id, leader_member_id=member_id, size=offer.group_size, seats=1, paid=0,
                   status=GroupStatus.open.value, expires_at=now + timedelta(minutes=offer.time_limit_minutes),
                   created_at=now)
     session.add(group)
     session.flush()
-    groups.schedule_deadline(session, group.id, group.expires_at)
-    return _order(session, group_id=group.id, offer_id=offer_id, member_id=member_id, openid=openid,
+    seat = _order(session, group_id=group.id, offer_id=offer_id, member_id=member_id, openid=openid,
                   amount=offer.price_fen, group_ends=group.expires_at, staff=_staff(session, ref), now=now)
+    _take_stock(session, offer_id, now)
+    groups.schedule_deadline(session, group.id, group.expires_at)
+    return seat
 
 
 def join_group(session: Session, *, group_id: int, member_id: int, ref: str | None = None) -> Seat:
@@ -98,11 +100,11 @@ def join_group(session: Session, *, group_id: int, member_id: int, ref: str | No
         if session.get(Group, group_id) is None:
             raise NotFound(f"group {group_id} not found")
         raise Conflict("this group is full or closed")
-    offer = _take_stock(session, group.offer_id, now)
-    if offer is None:  # raising rolls the seat back with the rest of the transaction
-        raise Conflict("this offer is sold out or not on sale now")
-    return _order(session, group_id=group_id, offer_id=group.offer_id, member_id=member_id, openid=openid,
-                  amount=offer.price_fen, group_ends=group.expires_at, staff=_staff(session, ref), now=now)
+    price = session.scalar(select(Offer.price_fen).where(Offer.id == group.offer_id))
+    seat = _order(session, group_id=group_id, offer_id=group.offer_id, member_id=member_id, openid=openid,
+                  amount=price, group_ends=group.expires_at, staff=_staff(session, ref), now=now)
+    _take_stock(session, group.offer_id, now)
+    return seat
 
 
 def _order(session: Session, *, group_id: int, offer_id: int, member_id: int, openid: str, amount: int,
