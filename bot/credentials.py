@@ -61,6 +61,7 @@ class PayCredentials:
     public_key_id: str | None
     api_base: str
     sandbox: bool
+    platform_cert_paths: tuple[str, ...] = ()  # platform certificates (PEM), also verifying, chosen by serial
 
 
 def _generated(settings: Settings, name: str, make) -> str:
@@ -211,4 +212,5 @@ def pay_credentials(settings: Settings) -> PayCredentials:
         public_key_id=settings.pay_public_key_id,
         api_base=settings.pay_api_base,
         sandbox=False,
+        platform_cert_paths=tuple(p for p in (settings.pay_platform_cert_paths or "").split(",") if p),
     )

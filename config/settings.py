@@ -77,12 +77,16 @@ class Settings(BaseSettings):
     pay_cert_serial: str | None = None
     pay_public_key_path: str | None = None
     pay_public_key_id: str | None = None
+    # WeChat Pay platform certificates (PEM files, comma-separated) beside the public key: a merchant migrating
+    # between the two is signed by either, and `Wechatpay-Serial` says which.
+    pay_platform_cert_paths: str | None = None
     pay_api_base: str = "https://api.mch.weixin.qq.com/"
 
     sandbox: str = "auto"
     public_url: str = "http://127.0.0.1:8000/"  # where Siyu (and the in-process sandbox) is reachable
     inbox_retention_days: int = 30  # decrypted callback payloads are emptied after this; rows and keys stay
     quiet_hours: str = "21:00-09:00"  # business time in which nothing is sent to customers ('' for none)
+    groupbuy_hold_minutes: int = 15  # an unpaid group-buy seat is released this long after it was taken
 
     # Tencent API calls: every call has a timeout; limits are "calls/seconds" bands per corp and API.
     wechat_http_timeout: float = 10.0
@@ -219,6 +223,22 @@ class Settings(BaseSettings):
             raise ValueError(f"SIYU_{info.field_name.upper()}: no file at {v}")
         return v or None
 
+    @field_validator("pay_platform_cert_paths")
+    @classmethod
+    def _cert_files(cls, v: str | None) -> str | None:
+        paths = [p.strip() for p in (v or "").split(",") if p.strip()]
+        for path in paths:
+            if not Path(path).is_file():
+                raise ValueError(f"SIYU_PAY_PLATFORM_CERT_PATHS: no file at {path}")
+        return ",".join(paths) or None
+
+    @field_validator("groupbuy_hold_minutes")
+    @classmethod
+    def _hold(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"SIYU_GROUPBUY_HOLD_MINUTES: at least 1 minute, got {v}")
+        return v
+
     @field_validator("quiet_hours")
     @classmethod
     def _quiet_hours(cls, v: str) -> str:
@@ -327,7 +347,7 @@ CHANNELS: dict[str, ChannelRule] = {
         ("pay_cert_serial", "requests name the merchant certificate"),
         ("pay_public_key_path", "answers and notifications are verified with it"),
         ("pay_public_key_id", "answers and notifications name the public key by it"),
-    )),
+    ), optional=("pay_platform_cert_paths",)),
 }
 SECRET_SETTINGS = frozenset({
     "admin_token", "secret_key", "database_url", "redis_url", "wecom_token", "wecom_aes_key",

@@ -7,9 +7,10 @@ every CLI command and the test suite's root conftest; nothing is registered as a
 - the profile store's hooks (`membership.hooks`) → the segments' listeners (counters, re-checks, WeCom tags);
 - the intake's handler table ← the handler modules of `siyu.packages.HANDLERS`;
 - the intake's template-card clicks (`webhooks.registry`) → CARD_HANDLERS (campaigns' task cards, once built);
-  Pay notifications will be bound here the same way, so that no sibling imports another;
 - a merge → bookings move to the surviving member;
-- the member card's orders (`miniprogram_api.cards.on_orders`) ← group-buy's order lister, once it lands.
+- the member card's orders (`miniprogram_api.cards.on_orders`) ← group-buy's order lister;
+- the intake's Pay notifications (`webhooks.registry`) → group-buy: the order and refund lookups that check a
+  notification before it is answered, and the handler that applies it, so that no sibling imports another.
 """
 from __future__ import annotations
 
@@ -17,7 +18,11 @@ import threading
 from collections.abc import Callable
 
 from campaigns.bookings import service as bookings
+from campaigns.groupbuy import payments as groupbuy_payments
+from campaigns.groupbuy import offers as groupbuy_offers
+from campaigns.groupbuy import refunds as groupbuy_refunds
 from membership import hooks
+from miniprogram_api import cards
 from segments import listeners as segment_listeners
 from siyu import packages
 from webhooks import dispatch, registry
@@ -42,4 +47,8 @@ def install() -> None:
         dispatch.load(packages.HANDLERS)
         for handler in CARD_HANDLERS:
             registry.on_template_card(handler)
+        registry.on_pay_order(groupbuy_payments.expected_amount)
+        registry.on_pay_refund(groupbuy_refunds.expected)
+        registry.on_pay_notification(groupbuy_payments.on_notification)
+        cards.on_orders(groupbuy_offers.orders_of_member)
         _installed = True

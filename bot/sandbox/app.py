@@ -47,6 +47,8 @@ def _mount_wechat(app: FastAPI) -> None:
 
 
 def _mount_pay(app: FastAPI) -> None:
+    from bot.sandbox import pay_notify_api
     from bot.sandbox.pay_api import router
 
     app.include_router(router, prefix="/pay")
+    app.include_router(pay_notify_api.router, prefix="/pay")

@@ -143,3 +143,17 @@ def notify_paid(out_trade_no: str, settings=None, client: httpx.Client | None = 
     creds = sandbox_pay_credentials(settings)
     return send_pay_notification(order["_notify_url"], creds, str(sandbox_file(settings, "pay_platform_key.pem")),
                                  resource, client=client)
+
+
+def notify_refunded(out_refund_no: str, notify_url: str, refund_status: str = "SUCCESS", settings=None,
+                    client: httpx.Client | None = None) -> httpx.Response:
+    """A sandbox refund settles: POST the signed REFUND.* notification WeChat Pay sends to `notify_url`."""
+    from bot.credentials import sandbox_file, sandbox_pay_credentials
+    from bot.sandbox.state import get_state
+    from config.settings import get_settings
+
+    settings = settings or get_settings()
+    resource = get_state().refund_resource(out_refund_no, refund_status)
+    creds = sandbox_pay_credentials(settings)
+    return send_pay_notification(notify_url, creds, str(sandbox_file(settings, "pay_platform_key.pem")), resource,
+                                 event_type=f"REFUND.{refund_status}", original_type="refund", client=client)

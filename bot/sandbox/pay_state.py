@@ -20,6 +20,17 @@ class PayState:
                 order["success_time"] = _rfc3339(self.now())
             return order
 
+    def refund_resource(self, out_refund_no: str, refund_status: str = "SUCCESS") -> dict:
+        """The decrypted `resource` of the REFUND.* notification WeChat Pay sends when a refund settles."""
+        with self.lock:
+            rec = self.pay_refunds[out_refund_no]
+            order = self.pay_orders[rec["out_trade_no"]]
+            return {"mchid": order.get("mchid"), "out_trade_no": rec["out_trade_no"],
+                    "transaction_id": rec["transaction_id"], "out_refund_no": out_refund_no,
+                    "refund_id": rec["refund_id"], "refund_status": refund_status,
+                    "success_time": rec.get("success_time"), "user_received_account": rec["user_received_account"],
+                    "amount": {k: rec["amount"][k] for k in ("total", "refund", "payer_total", "payer_refund")}}
+
 
 def _rfc3339(ts: float) -> str:
     import datetime as dt

@@ -1,0 +1,1 @@
+"""Group-buy (拼团): offers, groups, one order per seat paid through WeChat Pay, and the refund ledger."""

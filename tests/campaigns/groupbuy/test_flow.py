@@ -1,0 +1,181 @@
+"""Group-buy end to end over real HTTP: invitation, seats, WeChat Pay (sandbox), success, failure, refunds."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bot.sandbox.state import get_state
+from config.database import session_scope
+from campaigns.groupbuy.models import Refund
+from membership.models import TimelineEvent
+from membership.traits import get_traits
+from tests.campaigns.groupbuy.conftest import (ADMIN, consumer, drain, make_offer, order_row, pay, time_passes)
+
+
+def _timeline(member_id: int) -> list[str]:
+    with session_scope() as s:
+        return list(s.scalars(select(TimelineEvent.type).where(TimelineEvent.member_id == member_id,
+                                                               TimelineEvent.type.startswith("groupbuy."))
+                              .order_by(TimelineEvent.id)))
+
+
+def _spent(member_id: int) -> int:
+    with session_scope() as s:
+        return int(get_traits(s, member_id).get("total_spent_fen", 0))
+
+
+def test_a_staff_invitation_to_a_paid_full_group_lands_on_the_timeline_and_credits_the_staff_member(http):
+    # given a store, a staff member, and an offer for groups of 3
+    http.post("/api/v1/stores", json={"code": "S001", "name": "静安店"}, headers=ADMIN)
+    http.post("/api/v1/staff", json={"userid": "zhangsan", "name": "张三", "store": "S001"}, headers=ADMIN)
+    offer = make_offer(http, stores=["S001"])
+    people = [consumer(i) for i in range(3)]
+    # when the first consumer, invited by zhangsan, opens a group, and two friends join through the same link
+    opened = http.post(f"/mp/v1/groupbuy/offers/{offer['id']}/groups", json={"ref": "zhangsan"},
+                       headers=people[0][1])
+    assert opened.status_code == 201, opened.text
+    group_id = opened.json()["group_id"]
+    seen = http.get(f"/mp/v1/groupbuy/offers/{offer['id']}", headers=people[1][1]).json()
+    assert [g["id"] for g in seen["groups"]] == [group_id] and seen["groups"][0]["seats"] == 1
+    joined = [http.post(f"/mp/v1/groupbuy/groups/{group_id}/join", json={"ref": "zhangsan"}, headers=h)
+              for _, h in people[1:]]
+    assert [j.status_code for j in joined] == [201, 201]
+    orders = [opened.json()["order"]] + [j.json()["order"] for j in joined]
+    assert {o["amount_fen"] for o in orders} == {9900}
+    assert all(o["pay_params"]["package"].startswith("prepay_id=wx") for o in orders)
+    # then the group is full: a fourth consumer is refused
+    fourth = consumer(3)
+    assert http.post(f"/mp/v1/groupbuy/groups/{group_id}/join", headers=fourth[1]).status_code == 409
+    # when all three pay in WeChat (the sandbox notifies Siyu over HTTP)
+    for o in orders:
+        assert pay(o["out_trade_no"]).status_code == 200
+    drain()
+    # then each order is paid and the group succeeded, as the consumer sees it
+    for (member_id, headers), o in zip(people, orders, strict=True):
+        seen = http.get(f"/mp/v1/groupbuy/orders/{o['out_trade_no']}", headers=headers).json()
+        assert seen == {"out_trade_no": o["out_trade_no"], "status": "paid", "amount_fen": 9900,
+                        "group": {"id": group_id, "status": "succeeded", "size": 3, "paid": 3}}
+        # and the member's timeline tells the story, and their spend follows the payment
+        assert _timeline(member_id) == ["groupbuy.joined", "groupbuy.paid", "groupbuy.succeeded"]
+        assert _spent(member_id) == 9900
+    # and another member may not read the order
+    assert http.get(f"/mp/v1/groupbuy/orders/{orders[0]['out_trade_no']}", headers=fourth[1]).status_code == 404
+    # and zhangsan is credited with the three paid seats
+    stats = http.get(f"/api/v1/groupbuy/offers/{offer['id']}", headers=ADMIN).json()["stats"]
+    assert stats["by_staff"] == {"zhangsan": {"orders": 3, "paid": 3, "paid_fen": 29700}}
+    assert stats["groups"]["succeeded"] == 1 and stats["orders"]["paid"] == 3
+    with session_scope() as s:
+        paid = s.scalars(select(TimelineEvent.data).where(TimelineEvent.type == "groupbuy.paid")).all()
+    assert {d["staff"] for d in paid} == {"zhangsan"}
+
+
+def test_a_group_that_expires_unfilled_refunds_each_paid_seat_once_and_releases_the_unpaid_one(http, clock):
+    # given a group of 3 with two paid seats and one unpaid
+    offer = make_offer(http)
+    people = [consumer(i) for i in range(3)]
+    opened = http.post(f"/mp/v1/groupbuy/offers/{offer['id']}/groups", headers=people[0][1]).json()
+    group_id = opened["group_id"]
+    others = [http.post(f"/mp/v1/groupbuy/groups/{group_id}/join", headers=h).json()["order"] for _, h in people[1:]]
+    paid_nos = [opened["order"]["out_trade_no"], others[0]["out_trade_no"]]
+    for no in paid_nos:
+        pay(no)
+    drain()
+    # when the group's deadline passes (and its deadline job runs twice, as a retry would)
+    time_passes(deadlines=True)
+    assert clock.run_delayed("deadline_job") == 1
+    from campaigns.groupbuy.groups import deadline_job
+
+    assert deadline_job(group_id) == "unchanged"
+    drain()
+    # then each paid seat is refunded once, under an out_refund_no derived from its own order
+    with session_scope() as s:
+        refunds = {r.out_trade_no: r for r in s.scalars(select(Refund))}
+    assert set(refunds) == set(paid_nos)
+    assert all(r.out_refund_no == f"R{no}" and r.status == "succeeded" for no, r in refunds.items())
+    sandbox_refunds = [r for r in get_state().pay_refunds.values()]
+    assert sorted(r["out_refund_no"] for r in sandbox_refunds) == sorted(f"R{no}" for no in paid_nos)
+    assert all(r["amount"]["refund"] == 9900 for r in sandbox_refunds)
+    for no in paid_nos:
+        assert order_row(no).status == "refunded"
+    # and the unpaid seat was released, its stock back on sale
+    assert order_row(others[1]["out_trade_no"]).status == "released"
+    assert http.get(f"/api/v1/groupbuy/offers/{offer['id']}", headers=ADMIN).json()["remaining"] == 30
+    # and the paying members' timelines and spend show the refund
+    for member_id, _ in people[:2]:
+        assert _timeline(member_id) == ["groupbuy.joined", "groupbuy.paid", "groupbuy.failed", "groupbuy.refunded"]
+        assert _spent(member_id) == 0
+    # and the refund notifications WeChat Pay sends afterwards change nothing
+    from bot.sandbox.callbacks import notify_refunded
+    from config.settings import get_settings
+
+    for no in paid_nos:
+        assert notify_refunded(f"R{no}", f"{get_settings().public_url}webhooks/wechatpay").status_code == 200
+    drain()
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(TimelineEvent)
+                        .where(TimelineEvent.type == "groupbuy.refunded")) == 2
+
+
+def test_a_payment_after_the_hold_is_released_is_refunded_automatically(http, clock):
+    # given a seat held and not paid in time
+    offer = make_offer(http)
+    member_id, headers = consumer(1)
+    order = http.post(f"/mp/v1/groupbuy/offers/{offer['id']}/groups", headers=headers).json()["order"]
+    time_passes(holds=True)
+    assert clock.run_delayed("release_job") == 1
+    drain()
+    assert order_row(order["out_trade_no"]).status == "released"
+    group = http.get(f"/mp/v1/groupbuy/orders/{order['out_trade_no']}", headers=headers).json()["group"]
+    assert group["status"] == "open"
+    # when the payment arrives anyway (WeChat's cashier was already open)
+    get_state().pay_orders[order["out_trade_no"]]["trade_state"] = "NOTPAY"  # the sandbox closed it; a race did not
+    assert pay(order["out_trade_no"]).status_code == 200
+    drain()
+    # then the money goes back, once, and the member's spend nets to zero
+    row = order_row(order["out_trade_no"])
+    assert row.status == "refunded" and row.late
+    assert [r["out_refund_no"] for r in get_state().pay_refunds.values()] == [f"R{order['out_trade_no']}"]
+    assert _timeline(member_id) == ["groupbuy.joined", "groupbuy.paid", "groupbuy.refunded"]
+    assert _spent(member_id) == 0
+
+
+def test_a_refund_call_that_fails_once_is_retried_with_the_same_out_refund_no(http, clock, stand_in):
+    from bot.clients import pay_client
+    from bot.errors import TransportError
+
+    # given WeChat Pay whose first refund call times out (the refund is not taken)
+    real = pay_client()
+    calls = []
+
+    class FlakyPay:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def refund(self, out_trade_no, out_refund_no, *args, **kwargs):
+            calls.append(out_refund_no)
+            if len(calls) == 1:
+                raise TransportError(None, "ReadTimeout: timed out", "pay/refund")
+            return real.refund(out_trade_no, out_refund_no, *args, **kwargs)
+
+    stand_in(pay=FlakyPay())
+    # and a paid seat in a group that fails
+    offer = make_offer(http)
+    _, headers = consumer(1)
+    order = http.post(f"/mp/v1/groupbuy/offers/{offer['id']}/groups", headers=headers).json()["order"]
+    pay(order["out_trade_no"])
+    drain()
+    # when the group fails and its refund is made: the first call times out, the queue retries
+    time_passes(deadlines=True)
+    clock.run_delayed("deadline_job")
+    drain()  # includes the queue's retry, 5 seconds later
+    # then the retry asked the refund query first (no refund there), then called again with the same out_refund_no
+    with session_scope() as s:
+        refund = s.scalar(select(Refund))
+    assert calls == [f"R{order['out_trade_no']}"] * 2
+    assert refund.status == "succeeded" and refund.attempts == 2
+    # and WeChat Pay holds one refund of the order, which is refunded
+    assert list(get_state().pay_refunds) == [f"R{order['out_trade_no']}"]
+    assert order_row(order["out_trade_no"]).status == "refunded"
+    # and another run of the job changes nothing and calls nobody
+    from campaigns.groupbuy.refunds import refund_job
+
+    assert refund_job(refund.id) == "succeeded" and len(calls) == 2
