@@ -10,17 +10,17 @@ from __future__ import annotations
 import importlib
 
 MODELS = ("config.models", "membership.models", "bot.models", "webhooks.models", "webhooks.transfers.models",
-          "segments.models")
+          "segments.models", "campaigns.models")
 ROUTERS = (  # modules with a `router`, in mount order
     "siyu.ops", "membership.api", "segments.api",
     "webhooks.wecom.api", "webhooks.official_account.api", "webhooks.miniprogram.api", "webhooks.admin_api",
-    "webhooks.transfers.api",
+    "webhooks.transfers.api", "campaigns.api",
 )
 HANDLERS = (  # modules whose `@handles` entries make up the intake's handler table
     "webhooks.wecom.contacts", "webhooks.wecom.chats", "webhooks.wecom.tags", "webhooks.wecom.cards",
     "webhooks.official_account.handlers", "webhooks.miniprogram.handlers",
 )
-SCHEDULES = ("webhooks.scheduled", "segments.scheduled")  # modules with `SCHEDULES`
+SCHEDULES = ("webhooks.scheduled", "segments.scheduled", "campaigns.scheduled")  # modules with `SCHEDULES`
 
 
 def modules(names: tuple[str, ...]) -> list:
