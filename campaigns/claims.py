@@ -46,7 +46,8 @@ class Work:
 
 def _due(run_id: int, now: datetime):
     s = CampaignSend
-    return (select(s).join(CampaignRun, CampaignRun.id == s.run_id).join(Campaign, Campaign.id == CampaignRun.campaign_id)
+    return (select(s).join(CampaignRun, CampaignRun.id == s.run_id)
+            .join(Campaign, Campaign.id == CampaignRun.campaign_id)
             .where(s.run_id == run_id, Campaign.status == CampaignStatus.running.value,
                    or_(and_(s.status == SendStatus.planned.value, s.due_at <= now),
                        and_(s.status == SendStatus.claimed.value, s.lease_until < now),
@@ -137,7 +138,8 @@ def lock_quota(session: Session, member_ids: list[int], month: str, quota: int) 
     table = MassQuota.__table__
     for start in range(0, len(member_ids), 1000):
         rows = [{"member_id": m, "month": month, "quota": quota, "used": 0} for m in member_ids[start:start + 1000]]
-        session.execute(_insert(session, table).values(rows).on_conflict_do_nothing(index_elements=["member_id", "month"]))
+        session.execute(_insert(session, table).values(rows)
+                        .on_conflict_do_nothing(index_elements=["member_id", "month"]))
     q = MassQuota
     # A changed setting applies from now on, never below what is already reserved (the CHECK).
     session.execute(update(q).where(q.member_id.in_(member_ids), q.month == month, q.quota != quota)

@@ -68,8 +68,9 @@ def finish_if_sent(run_id: int) -> bool:
     now = clock.now()
     with session_scope() as s:
         open_ = exists().where(CampaignSend.run_id == run_id, CampaignSend.status.in_(OPEN))
-        done = s.execute(update(CampaignRun).where(CampaignRun.id == run_id, CampaignRun.status == RunStatus.sending.value,
-                                                   CampaignRun.planned_at.is_not(None), ~open_)
+        run = CampaignRun
+        done = s.execute(update(run).where(run.id == run_id, run.status == RunStatus.sending.value,
+                                           run.planned_at.is_not(None), ~open_)
                          .values(status=RunStatus.sent.value, finished_at=now)
                          .returning(CampaignRun.campaign_id)).scalar()
         if done is None:

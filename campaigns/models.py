@@ -115,7 +115,8 @@ class CampaignSend(Base):
     """One WeCom call: a run's chunk of one staff member's customers (add_msg_template), its msgid and fail_list."""
 
     __tablename__ = "campaign_sends"
-    __table_args__ = (UniqueConstraint("run_id", "staff_id", "chunk"), CheckConstraint(_check(SendStatus), name="status"),
+    __table_args__ = (UniqueConstraint("run_id", "staff_id", "chunk"),
+                      CheckConstraint(_check(SendStatus), name="status"),
                       Index("ix_campaign_sends_run_status", "run_id", "status"))
 
     id: Mapped[int] = mapped_column(primary_key=True)

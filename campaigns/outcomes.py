@@ -33,7 +33,8 @@ def submitted(session: Session, *, send_id: int, attempt: int, msgid: str | None
                  submitted_at=now, next_poll_at=now + FIRST_POLL, lease_until=None,
                  done_at=None if msgid else now)
     if send is None:
-        log.warning("campaign send %s: attempt %s lost its claim; its result is left to reconciliation", send_id, attempt)
+        log.warning("campaign send %s: attempt %s lost its claim; its result is left to reconciliation",
+                    send_id, attempt)
         return False
     st = CampaignStep
     mine = (st.send_id == send_id) & st.status.in_([StepStatus.claimed.value, StepStatus.unknown.value])
@@ -55,7 +56,8 @@ def refused(session: Session, *, send_id: int, attempt: int, error: str, retry: 
                  recipients=None, lease_until=None, error=error) is None:
             return
         claims.release(session, mine)
-        session.execute(update(st).where(mine).values(status=StepStatus.planned.value, contacted_at=None, updated_at=now))
+        session.execute(update(st).where(mine).values(status=StepStatus.planned.value, contacted_at=None,
+                                                      updated_at=now))
         return
     if _take(session, send_id, attempt, status=SendStatus.failed.value, lease_until=None, error=error,
              done_at=now) is None:

@@ -7,7 +7,7 @@ late (the scheduler was down, a backup was restored), it is recorded `missed` an
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -44,7 +44,7 @@ def fire_due(session: Session, now: datetime) -> list[int]:
             late = now - at > lateness
             status = RunStatus.missed if late else RunStatus.sending
             run_id = session.execute(_insert(session, CampaignRun.__table__).values(
-                campaign_id=campaign.id, key=f"{campaign.schedule_kind}:{at.isoformat()}", status=status.value,
+                campaign_id=campaign.id, key=f"{campaign.schedule_kind}:{at.astimezone(timezone.utc).isoformat()}", status=status.value,
                 due_at=at, created_at=now).on_conflict_do_nothing(index_elements=["campaign_id", "key"])
                 .returning(CampaignRun.id)).scalar()
             if run_id is None:
