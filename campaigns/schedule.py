@@ -44,7 +44,8 @@ def fire_due(session: Session, now: datetime) -> list[int]:
             late = now - at > lateness
             status = RunStatus.missed if late else RunStatus.sending
             run_id = session.execute(_insert(session, CampaignRun.__table__).values(
-                campaign_id=campaign.id, key=f"{campaign.schedule_kind}:{at.astimezone(timezone.utc).isoformat()}", status=status.value,
+                campaign_id=campaign.id, key=f"{campaign.schedule_kind}:{at.astimezone(timezone.utc).isoformat()}",
+                status=status.value,
                 due_at=at, created_at=now).on_conflict_do_nothing(index_elements=["campaign_id", "key"])
                 .returning(CampaignRun.id)).scalar()
             if run_id is None:
