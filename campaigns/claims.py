@@ -51,7 +51,7 @@ def _due(run_id: int, now: datetime):
             .where(s.run_id == run_id, Campaign.status == CampaignStatus.running.value,
                    or_(and_(s.status == SendStatus.planned.value, s.due_at <= now),
                        and_(s.status == SendStatus.claimed.value, s.lease_until < now),
-                       s.status == SendStatus.unknown.value))
+                       and_(s.status == SendStatus.unknown.value, s.due_at <= now)))
             .order_by(s.id).limit(1).with_for_update(skip_locked=True, of=s))
 
 

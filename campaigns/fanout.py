@@ -98,7 +98,7 @@ def due_work(now: datetime) -> tuple[list[int], list[int]]:
             s_.run_id.in_(running),
             ((s_.status == SendStatus.planned.value) & (s_.due_at <= now))
             | ((s_.status == SendStatus.claimed.value) & (s_.lease_until < now))
-            | (s_.status == SendStatus.unknown.value)).distinct()))
+            | ((s_.status == SendStatus.unknown.value) & (s_.due_at <= now))).distinct()))
         stale = set(s.scalars(running.where(CampaignRun.planned_at.is_not(None),
                                             ~exists().where(s_.run_id == CampaignRun.id, s_.status.in_(OPEN)))))
         polls = list(s.scalars(select(s_.id).where(s_.status == SendStatus.submitted.value, s_.next_poll_at <= now)

@@ -41,7 +41,7 @@ def call(work: Work) -> str:
         answer = wecom_client().add_msg_template(body_of(work.action, work.userid, work.recipients))
     except TransportError as exc:
         with session_scope() as s:
-            outcomes.unknown(s, send_id=work.send_id, attempt=work.attempt, error=str(exc))
+            outcomes.unknown(s, send_id=work.send_id, attempt=work.attempt, error=str(exc), now=clock.now())
         log.warning("campaign send %s: outcome unknown, reconciled before any retry: %s", work.send_id, exc)
         return "unknown"
     except WeChatAPIError as exc:
@@ -52,7 +52,8 @@ def call(work: Work) -> str:
         return "refused"
     except Exception as exc:  # not WeCom's answer: whether anything went out is unknown
         with session_scope() as s:
-            outcomes.unknown(s, send_id=work.send_id, attempt=work.attempt, error=f"{type(exc).__name__}: {exc}")
+            outcomes.unknown(s, send_id=work.send_id, attempt=work.attempt, error=f"{type(exc).__name__}: {exc}",
+                             now=clock.now())
         raise
     with session_scope() as s:
         outcomes.submitted(s, send_id=work.send_id, attempt=work.attempt, msgid=answer.get("msgid") or None,
@@ -106,7 +107,7 @@ def reconcile(work: Work) -> str:
         found = find_task(work)
     except WeChatAPIError as exc:
         with session_scope() as s:
-            outcomes.unknown(s, send_id=work.send_id, attempt=work.attempt, error=f"reconcile: {exc}")
+            outcomes.unknown(s, send_id=work.send_id, attempt=work.attempt, error=f"reconcile: {exc}", now=clock.now())
         return "unknown"
     with session_scope() as s:
         if found is None:

@@ -67,9 +67,13 @@ def refused(session: Session, *, send_id: int, attempt: int, error: str, retry: 
                                                   updated_at=now))
 
 
-def unknown(session: Session, *, send_id: int, attempt: int, error: str) -> None:
+RECONCILE_AFTER = timedelta(minutes=1)  # WeCom may still be making the task a lost answer was about
+
+
+def unknown(session: Session, *, send_id: int, attempt: int, error: str, now: datetime) -> None:
     """The call got no usable answer: it may be out; reconciled against get_groupmsg_list_v2 before any retry."""
-    if _take(session, send_id, attempt, status=SendStatus.unknown.value, lease_until=None, error=error) is not None:
+    if _take(session, send_id, attempt, status=SendStatus.unknown.value, lease_until=None, error=error,
+             due_at=now + RECONCILE_AFTER) is not None:
         claims._mark_steps(session, send_id, StepStatus.unknown, StepStatus.claimed)
 
 
