@@ -57,9 +57,13 @@ def fan_out(run_id: int, limit: int | None = None) -> str:
     return f"{handled} chunks"
 
 
-def enqueue_run(run_id: int, at: datetime | None = None, session=None) -> None:
-    """Queue the run's job (now or at `at`), once per run and time."""
-    suffix = f"-{int(at.timestamp())}" if at else ""
+def enqueue_run(run_id: int, at: datetime | None = None, session=None, tag: str = "") -> None:
+    """Queue the run's job (now or at `at`), once per run, time and `tag`.
+
+    The tick tags its restarts by minute: the id of a job whose worker was killed stays "started" in RQ until
+    RQ cleans it up, and must not keep the run from being picked up again (claims make a second job harmless).
+    """
+    suffix = (f"-{int(at.timestamp())}" if at else "") + (f"-{tag}" if tag else "")
     enqueue(run_job, run_id, at=at, job_id=f"campaign-run-{run_id}{suffix}", session=session)
 
 

@@ -22,10 +22,11 @@ def tick() -> dict:
     for run_id in fired:
         enqueue_run(run_id)
     for entry_id in entries:
-        enqueue(triggers.enter_job, entry_id, job_id=f"campaign-entry-{entry_id}")
+        enqueue(triggers.enter_job, entry_id, job_id=f"campaign-entry-{entry_id}-{int(now.timestamp()) // 60}")
     runs, polls = due_work(now)
     for run_id in runs:
-        enqueue_run(run_id)
+        enqueue_run(run_id, tag=f"tick{int(now.timestamp()) // 60}")
     for send_id in polls:
-        enqueue(poll_job, send_id, queue="low", job_id=f"campaign-poll-{send_id}", retries=0)
+        enqueue(poll_job, send_id, queue="low", job_id=f"campaign-poll-{send_id}-{int(now.timestamp()) // 60}",
+                retries=0)
     return {"fired": len(fired), "entries": len(entries), "runs": len(runs), "polls": len(polls)}
