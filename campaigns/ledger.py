@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import Integer, String, and_, case, cast, func, literal, select, true, update
+from sqlalchemy import Integer, String, and_, case, cast, func, literal, select, text, true, update
 from sqlalchemy.orm import Session
 
 from campaigns.models import CampaignRun, CampaignSend, CampaignStep, SendStatus, StepStatus
@@ -44,7 +44,7 @@ def audience_of(segment_id: int | None, member_id: int | None):
     return q
 
 
-def _ledger_select(run: CampaignRun, campaign_id: int, step: str, members):
+def _ledger_select(run: CampaignRun, step: str, members, chunk: int):
     m = Member
     owner = (select(Relation.staff_id).join(Staff, Staff.id == Relation.staff_id)
              .where(Relation.member_id == m.id, Relation.status == RelationStatus.active.value, Staff.active)
@@ -59,14 +59,12 @@ def _ledger_select(run: CampaignRun, campaign_id: int, step: str, members):
     sendable = and_(inner.c.ext.is_not(None), inner.c.staff_id.is_not(None))
     status = case((sendable, StepStatus.planned.value), else_=StepStatus.skipped.value)
     reason = case((inner.c.ext.is_(None), NO_WECOM_CONTACT), (inner.c.staff_id.is_(None), NO_STAFF), else_=None)
+    # The n-th chunk of each staff member's sendable customers, in member order: one add_msg_template each.
+    position = func.row_number().over(partition_by=(inner.c.staff_id, sendable), order_by=inner.c.member_id) - 1
     key = literal(f"run:{run.id}:member:") + cast(inner.c.member_id, String) + literal(f":{step}")
-    cols = {
-        "key": key, "run_id": literal(run.id), "campaign_id": literal(campaign_id), "member_id": inner.c.member_id,
-        "step": literal(step), "status": status, "reason": reason, "staff_id": inner.c.staff_id,
-        "store_id": inner.c.store_id, "external_userid": inner.c.ext,
-        "updated_at": literal(run.planned_at, CampaignStep.updated_at.type),
-    }
-    return cols, select(*[c.label(n) for n, c in cols.items()]).where(true())
+    return select(key.label("key"), inner.c.member_id, status.label("status"), reason.label("reason"),
+                  inner.c.staff_id, inner.c.store_id, inner.c.ext.label("external_userid"),
+                  case((sendable, cast(position // chunk, Integer)), else_=None).label("chunk")).subquery()
 
 
 def plan(session: Session, *, run_id: int, campaign_id: int, segment_id: int | None, step: str,
@@ -78,28 +76,30 @@ def plan(session: Session, *, run_id: int, campaign_id: int, segment_id: int | N
     if won is None:
         return 0
     run = session.get(CampaignRun, run_id, populate_existing=True)
-    cols, sel = _ledger_select(run, campaign_id, step, audience_of(segment_id, run.member_id))
-    written = session.execute(_insert(session, CampaignStep.__table__).from_select(list(cols), sel)
-                              .on_conflict_do_nothing(index_elements=["key"])).rowcount
-    ranked = _ranked(run_id, chunk)
-    groups = select(ranked.c.staff_id, ranked.c.chunk).group_by(ranked.c.staff_id, ranked.c.chunk).subquery()
-    session.execute(_insert(session, CampaignSend.__table__).from_select(
+    staged = _ledger_select(run, step, audience_of(segment_id, run.member_id), chunk)
+    sends = CampaignSend.__table__
+    groups = select(staged.c.staff_id, staged.c.chunk).where(staged.c.chunk.is_not(None)).distinct().subquery()
+    session.execute(_insert(session, sends).from_select(
         ["run_id", "staff_id", "chunk", "status", "due_at", "attempt"],
         select(literal(run_id), groups.c.staff_id, groups.c.chunk, literal(SendStatus.planned.value),
                literal(now, CampaignSend.due_at.type), literal(0)).where(true()))
         .on_conflict_do_nothing(index_elements=["run_id", "staff_id", "chunk"]))
-    target = (select(CampaignSend.id).where(CampaignSend.run_id == run_id, CampaignSend.staff_id == ranked.c.staff_id,
-                                            CampaignSend.chunk == ranked.c.chunk).scalar_subquery())
-    st = CampaignStep
-    session.execute(update(st).where(st.id == ranked.c.id).values(send_id=target)
-                    .execution_options(synchronize_session=False))
+    # Each row points at its send through one join (no UPDATE pass over the ledger afterwards).
+    send = CampaignSend
+    joined = (select(staged.c.key, literal(run_id), literal(campaign_id), staged.c.member_id, literal(step),
+                     staged.c.status, staged.c.reason, staged.c.staff_id, staged.c.store_id,
+                     staged.c.external_userid, send.id, literal(now, CampaignStep.updated_at.type))
+              .select_from(staged.outerjoin(send, and_(send.run_id == run_id, send.staff_id == staged.c.staff_id,
+                                                       send.chunk == staged.c.chunk)))
+              .where(true()))
+    cols = ["key", "run_id", "campaign_id", "member_id", "step", "status", "reason", "staff_id", "store_id",
+            "external_userid", "send_id", "updated_at"]
+    session.execute(_insert(session, CampaignStep.__table__).from_select(cols, joined)
+                    .on_conflict_do_nothing(index_elements=["key"]))
+    if session.get_bind().dialect.name == "postgresql":
+        # The ledger went from nothing to the whole audience in this transaction: without fresh statistics
+        # the claims' statements would be planned for an empty table.
+        session.execute(text("ANALYZE campaign_steps"))
+    written = session.scalar(select(func.count()).select_from(CampaignStep).where(CampaignStep.run_id == run_id))
     log.info("campaign run %s: ledger written, %d rows", run_id, written)
     return written
-
-
-def _ranked(run_id: int, chunk: int):
-    # The n-th chunk of each staff member's planned rows, in member order: one add_msg_template each.
-    st = CampaignStep
-    position = func.row_number().over(partition_by=st.staff_id, order_by=st.member_id) - 1
-    return (select(st.id.label("id"), st.staff_id.label("staff_id"), cast(position // chunk, Integer).label("chunk"))
-            .where(st.run_id == run_id, st.status == StepStatus.planned.value).subquery())
