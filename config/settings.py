@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     # schedule id -> APScheduler trigger kwargs, e.g. {"trigger": "cron", "hour": 4}
     schedule_overrides: dict[str, dict] = {}
     sync_max_shrink: float = 0.2  # share of what Siyu holds from WeCom one sync may remove without --allow-shrink
+    # Campaigns: WeCom's per-customer mass-message quota per natural month, the default frequency cap across
+    # campaigns (0: no cap), how late a scheduled run may fire, and how long a worker's claim on a chunk lasts.
+    mass_message_monthly_quota: int = 4
+    campaign_frequency_cap: int = 0  # messages per member within campaign_frequency_days, 0 for no cap
+    campaign_frequency_days: int = 7
+    campaign_max_lateness_minutes: int = 30  # a scheduled run later than this is recorded `missed`, not fired
+    campaign_lease_seconds: float = 300.0
+    campaign_confirm_hours: int = 72  # a mass message the staff member has not confirmed by then is not_confirmed
+    campaign_remind_after_hours: int = 4  # remind_groupmsg_send once a message waits this long (≤ 3 a day)
 
     @field_validator("database_url")
     @classmethod
@@ -155,6 +164,28 @@ class Settings(BaseSettings):
     def _lease(cls, v: float) -> float:
         if v < 1:
             raise ValueError(f"SIYU_SCHEDULER_LEASE_SECONDS: at least 1 second, got {v}")
+        return v
+
+    @field_validator("mass_message_monthly_quota", "campaign_frequency_days", "campaign_max_lateness_minutes",
+                     "campaign_confirm_hours", "campaign_remind_after_hours")
+    @classmethod
+    def _positive(cls, v: int, info) -> int:
+        if v < 1:
+            raise ValueError(f"SIYU_{info.field_name.upper()}: at least 1, got {v}")
+        return v
+
+    @field_validator("campaign_frequency_cap")
+    @classmethod
+    def _cap(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError(f"SIYU_CAMPAIGN_FREQUENCY_CAP: 0 (no cap) or more, got {v}")
+        return v
+
+    @field_validator("campaign_lease_seconds")
+    @classmethod
+    def _campaign_lease(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError(f"SIYU_CAMPAIGN_LEASE_SECONDS: at least 1 second, got {v}")
         return v
 
     @field_validator("sync_max_shrink")

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import importlib
 
-MODELS = ("config.models", "membership.models", "bot.models", "webhooks.models", "webhooks.transfers.models",
-          "segments.models", "campaigns.bookings.models", "campaigns.groupbuy.models", "miniprogram_api.models")
+MODELS = (
+    "config.models", "membership.models", "bot.models", "webhooks.models", "webhooks.transfers.models",
+    "segments.models", "campaigns.models", "campaigns.bookings.models", "campaigns.groupbuy.models",
+    "miniprogram_api.models",
+)
 ROUTERS = (  # modules with a `router`, in mount order
     "siyu.ops", "membership.api", "segments.api",
     "webhooks.wecom.api", "webhooks.official_account.api", "webhooks.miniprogram.api", "webhooks.admin_api",
-    "webhooks.transfers.api", "webhooks.wechatpay.api", "campaigns.bookings.api", "campaigns.groupbuy.api",
+    "webhooks.transfers.api", "webhooks.wechatpay.api",
+    "campaigns.api", "campaigns.bookings.api", "campaigns.groupbuy.api",
     "miniprogram_api.api", "miniprogram_api.bookings", "miniprogram_api.groupbuy_api",
 )
 HANDLERS = (  # modules whose `@handles` entries make up the intake's handler table
@@ -22,7 +26,7 @@ HANDLERS = (  # modules whose `@handles` entries make up the intake's handler ta
     "webhooks.official_account.handlers", "webhooks.miniprogram.handlers",
     "webhooks.wechatpay.handlers",
 )
-SCHEDULES = ("webhooks.scheduled", "segments.scheduled", "campaigns.bookings.scheduled",
+SCHEDULES = ("webhooks.scheduled", "segments.scheduled", "campaigns.scheduled", "campaigns.bookings.scheduled",
              "campaigns.groupbuy.scheduled")  # modules with `SCHEDULES`
 
 

@@ -4,7 +4,8 @@ A lower floor never imports a higher one, and siblings never import each other: 
 another, the reaction is bound here. `install()` is called by the app factory, the worker, the scheduler,
 every CLI command and the test suite's root conftest; nothing is registered as a side effect of an import.
 
-- the profile store's hooks (`membership.hooks`) → the segments' listeners (counters, re-checks, WeCom tags);
+- the profile store's hooks (`membership.hooks`) → the segments' listeners (counters, re-checks, WeCom tags)
+  and the trigger campaigns' entries; the segments' usage registry ← the campaigns whose audience a segment is;
 - the intake's handler table ← the handler modules of `siyu.packages.HANDLERS`;
 - the intake's template-card clicks (`webhooks.registry`) → CARD_HANDLERS (campaigns' task cards, once built);
 - a merge → bookings move to the surviving member;
@@ -17,13 +18,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from campaigns import service as campaigns
+from campaigns import triggers as campaign_triggers
 from campaigns.bookings import service as bookings
-from campaigns.groupbuy import payments as groupbuy_payments
 from campaigns.groupbuy import offers as groupbuy_offers
+from campaigns.groupbuy import payments as groupbuy_payments
 from campaigns.groupbuy import refunds as groupbuy_refunds
 from membership import hooks
 from miniprogram_api import cards
 from segments import listeners as segment_listeners
+from segments import usage as segment_usage
 from siyu import packages
 from webhooks import dispatch, registry
 
@@ -44,6 +48,8 @@ def install() -> None:
         hooks.on_trait(segment_listeners.on_trait_changed)
         hooks.on_tag(segment_listeners.on_tag_changed)
         hooks.on_merge(bookings.move_member)
+        hooks.on_event(campaign_triggers.on_timeline_event)  # trigger campaigns enter members
+        segment_usage.uses(campaigns.users_of_segment)  # a segment a campaign reaches is not deleted
         dispatch.load(packages.HANDLERS)
         for handler in CARD_HANDLERS:
             registry.on_template_card(handler)

@@ -1,11 +1,17 @@
 """Sandbox WeCom messaging: mass-message tasks and their results, app messages and template cards."""
 from __future__ import annotations
 
+import time
+
 from bot.sandbox.errors import err, ok
 from bot.sandbox.wecom_api import WECOM
 
 api = WECOM.api
 MASS_MAX_CUSTOMERS = 10000  # external_userid per add_msg_template
+MASS_TEXT_MAX_BYTES = 4000  # text.content
+MASS_MAX_ATTACHMENTS = 9
+TASK_PAGE_MAX = 1000  # get_groupmsg_task / get_groupmsg_send_result: limit at most 1,000 (default 500)
+REMINDS_PER_DAY = 3  # remind_groupmsg_send: at most three reminders per mass message in 24 hours
 
 
 @api("POST", "externalcontact/add_msg_template")
@@ -15,6 +21,17 @@ def add_msg_template(state, body, q):
         return err("invalid_parameter", "chat_type")
     if not body.get("text") and not body.get("attachments"):
         return err("invalid_parameter", "text or attachments is required")
+    text = body.get("text")
+    if text is not None and (not isinstance(text, dict) or not isinstance(text.get("content", ""), str)):
+        return err("invalid_parameter", "text: {\"content\": …}")
+    if text and len(text.get("content", "").encode()) > MASS_TEXT_MAX_BYTES:
+        return err("invalid_parameter", f"text.content: at most {MASS_TEXT_MAX_BYTES} bytes")
+    if len(body.get("attachments") or []) > MASS_MAX_ATTACHMENTS:
+        return err("invalid_parameter", f"at most {MASS_MAX_ATTACHMENTS} attachments")
+    if chat_type == "group" and not body.get("sender"):
+        return err("invalid_parameter", "sender is required for chat_type group")
+    if state.msg_template_delay:  # tests slow the calls down to catch a worker in the middle of a fan-out
+        time.sleep(state.msg_template_delay)
     exts = body.get("external_userid") or []
     sender = body.get("sender")
     if len(exts) > MASS_MAX_CUSTOMERS:
@@ -77,7 +94,12 @@ def groupmsg_task(state, body, q):
         return err("invalid_msgid")
     rows = [{"userid": u, "status": s["status"], **({"send_time": s["send_time"]} if s["send_time"] else {})}
             for u, s in task["senders"].items()]
-    return ok(task_list=rows, next_cursor="")
+    limit = int(body.get("limit") or 500)
+    if not 1 <= limit <= TASK_PAGE_MAX:
+        return err("invalid_parameter", f"limit: 1 to {TASK_PAGE_MAX}")
+    offset = int(body.get("cursor") or 0)
+    nxt = str(offset + limit) if offset + limit < len(rows) else ""
+    return ok(task_list=rows[offset:offset + limit], next_cursor=nxt)
 
 
 @api("POST", "externalcontact/get_groupmsg_send_result")
@@ -88,7 +110,9 @@ def groupmsg_send_result(state, body, q):
     sender = task["senders"].get(body.get("userid", ""))
     if sender is None:
         return ok(send_list=[], next_cursor="")
-    limit = min(int(body.get("limit") or 500), 1000)
+    limit = int(body.get("limit") or 500)
+    if not 1 <= limit <= TASK_PAGE_MAX:
+        return err("invalid_parameter", f"limit: 1 to {TASK_PAGE_MAX}")
     offset = int(body.get("cursor") or 0)
     page = sender["results"][offset:offset + limit]
     nxt = str(offset + limit) if offset + limit < len(sender["results"]) else ""
@@ -100,6 +124,11 @@ def remind_groupmsg_send(state, body, q):
     task = _task(state, body)
     if task is None:
         return err("invalid_msgid")
+    now = state.now()
+    recent = [t for t in task.get("remind_times", []) if now - t < 86400]
+    if len(recent) >= REMINDS_PER_DAY:
+        return err("freq_limit", f"at most {REMINDS_PER_DAY} reminders per mass message in 24 hours")
+    task["remind_times"] = [*recent, now]
     task["reminded"] = task.get("reminded", 0) + 1
     return ok()
 

@@ -27,6 +27,7 @@ class WeComState:
         self.group_chats: dict[str, dict] = {}
         self.app_messages: list[dict] = []
         self.cards: dict[str, dict] = {}  # response_code -> the template_card message
+        self.msg_template_delay: float = 0.0  # seconds each add_msg_template takes (tests of interrupted fan-outs)
 
     # -- seeding ----------------------------------------------------------------------------------
     def add_department(self, name: str, parentid: int = 1, id: int | None = None) -> int:
@@ -140,6 +141,11 @@ class WeComState:
                     result["status"], result["send_time"] = 1, now
             sender["status"], sender["send_time"] = 2, now
             return sender["results"]
+
+    def msg_tasks_of(self, userid: str) -> list[dict]:
+        """The mass-message tasks staff `userid` was asked to send, oldest first."""
+        with self.lock:
+            return [t for t in self.msg_tasks.values() if userid in t["senders"]]
 
     def mass_quota_left(self, external_userid: str) -> int:
         """Mass messages this customer can still receive this month."""

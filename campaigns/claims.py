@@ -1,0 +1,179 @@
+"""Claiming a chunk (one send row) for a WeCom call: the lease, the pause flag, the contact policy and the quota.
+
+A worker takes the next due send of a running campaign with `FOR UPDATE SKIP LOCKED` (SQLite: its one writer
+at a time), so two workers never hold one chunk. A send whose earlier claim expired, or whose call ended
+unknown, may be out already: it comes back as `reconcile`, never as a new call. Each member's quota row of
+the month is locked (in member order) while the policy reads their recent contacts, so two campaigns
+claiming one member are serialised, and the reservation is a conditional UPDATE under a CHECK.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy.orm import Session
+
+from campaigns import policy as contact
+from campaigns.ledger import _insert
+from campaigns.models import (
+    Campaign, CampaignRun, CampaignSend, CampaignStatus, CampaignStep, MassQuota, SendStatus, StepStatus,
+)
+from config.settings import get_settings
+from membership import timeline
+from membership.models import Staff
+
+log = logging.getLogger(__name__)
+
+COUNTED = (StepStatus.claimed.value, StepStatus.submitted.value, StepStatus.confirmed.value, StepStatus.unknown.value)
+RETRY_AFTER = timedelta(seconds=60)  # a call WeCom refused for a passing reason (rate, busy) is tried again
+
+
+@dataclass(frozen=True)
+class Work:
+    """What the claimer must do next with send `send_id` (`call`, `reconcile`, `wait` until `until`, `none`)."""
+
+    kind: str
+    send_id: int | None = None
+    attempt: int = 0
+    userid: str | None = None
+    recipients: tuple[str, ...] = ()
+    action: dict | None = None
+    claimed_at: datetime | None = None
+    until: datetime | None = None
+
+
+def _due(run_id: int, now: datetime):
+    s = CampaignSend
+    return (select(s).join(CampaignRun, CampaignRun.id == s.run_id)
+            .join(Campaign, Campaign.id == CampaignRun.campaign_id)
+            .where(s.run_id == run_id, Campaign.status == CampaignStatus.running.value,
+                   or_(and_(s.status == SendStatus.planned.value, s.due_at <= now),
+                       and_(s.status == SendStatus.claimed.value, s.lease_until < now),
+                       and_(s.status == SendStatus.unknown.value, s.due_at <= now)))
+            .order_by(s.id).limit(1).with_for_update(skip_locked=True, of=s))
+
+
+def claim_next(session: Session, *, run_id: int, now: datetime) -> Work | None:
+    """Claim the run's next due chunk (None: nothing due, or the campaign is not running)."""
+    settings = get_settings()
+    send = session.scalars(_due(run_id, now)).first()
+    if send is None:
+        return None
+    campaign = session.scalar(select(Campaign).join(CampaignRun, CampaignRun.campaign_id == Campaign.id)
+                              .where(CampaignRun.id == run_id))
+    userid = session.scalar(select(Staff.userid).where(Staff.id == send.staff_id))
+    lease = now + timedelta(seconds=settings.campaign_lease_seconds)
+    if send.recipients is not None:  # a call may have gone out: find it before anything is sent again
+        if send.status == SendStatus.claimed.value:
+            log.warning("campaign send %s: claim expired mid-call, reconciling", send.id)
+        send.status, send.attempt, send.lease_until = SendStatus.claimed.value, send.attempt + 1, lease
+        _mark_steps(session, send.id, StepStatus.claimed, StepStatus.unknown)
+        return Work("reconcile", send.id, send.attempt, userid, tuple(send.recipients), campaign.spec["action"],
+                    send.claimed_at)
+    pol = contact.policy_for(campaign.spec.get("policy"), settings)
+    until = contact.quiet_until(pol, now)
+    if until is not None:  # the same for every member of the chunk: it waits, nothing is dropped
+        send.due_at = until
+        return Work("wait", send.id, until=until)
+    recipients = _apply_policy(session, send.id, campaign, pol, now)
+    if not recipients:
+        send.status, send.done_at = SendStatus.done.value, now
+        return Work("none", send.id)
+    send.status, send.attempt, send.lease_until = SendStatus.claimed.value, send.attempt + 1, lease
+    send.recipients, send.claimed_at = recipients, now
+    return Work("call", send.id, send.attempt, userid, tuple(recipients), campaign.spec["action"], now)
+
+
+def _mark_steps(session: Session, send_id: int, to: StepStatus, *from_: StepStatus) -> None:
+    session.execute(update(CampaignStep).where(CampaignStep.send_id == send_id,
+                                               CampaignStep.status.in_([f.value for f in from_]))
+                    .values(status=to.value))
+
+
+def _apply_policy(session: Session, send_id: int, campaign: Campaign, pol: contact.Policy, now: datetime) -> list[str]:
+    st = CampaignStep
+    steps = list(session.execute(select(st.id, st.member_id, st.external_userid, st.key)
+                                 .where(st.send_id == send_id, st.status == StepStatus.planned.value)
+                                 .order_by(st.member_id)))
+    if not steps:
+        return []
+    ids = [s.member_id for s in steps]
+    month = contact.month_of(now, pol.tz)
+    used = lock_quota(session, ids, month, pol.monthly_quota)
+    contacts: dict[int, list[datetime]] = {}
+    if pol.cap.max > 0:
+        for member_id, at in session.execute(
+                select(st.member_id, st.contacted_at).where(
+                    st.member_id.in_(ids), st.status.in_(COUNTED),
+                    st.contacted_at > now - timedelta(days=pol.cap.per_days))):
+            contacts.setdefault(member_id, []).append(at)
+    go, skipped = [], {}
+    for s in steps:
+        decision = contact.evaluate(pol, now=now, contacts=contacts.get(s.member_id, []),
+                                    quota_used=used.get(s.member_id, 0))
+        if decision.action == "send":
+            go.append(s)
+        else:
+            skipped[s.id] = (s, decision.reason)
+    reserved = reserve(session, [s.member_id for s in go], month)
+    for s in go:
+        if s.member_id not in reserved:  # the CHECK-guarded reservation has the last word
+            skipped[s.id] = (s, contact.MONTHLY_QUOTA)
+    sent = [s for s in go if s.member_id in reserved]
+    if sent:
+        session.execute(update(st).where(st.id.in_([s.id for s in sent]))
+                        .values(status=StepStatus.claimed.value, contacted_at=now, quota_month=month, updated_at=now))
+    for s, reason in skipped.values():
+        session.execute(update(st).where(st.id == s.id).values(status=StepStatus.skipped.value, reason=reason,
+                                                               updated_at=now))
+        timeline.record_event(session, s.member_id, "campaign.skipped",
+                              {"campaign_id": campaign.id, "reason": reason}, at=now, dedupe_key=f"{s.key}:skipped")
+    return [s.external_userid for s in sent]
+
+
+def lock_quota(session: Session, member_ids: list[int], month: str, quota: int) -> dict[int, int]:
+    """Lock (creating them) the members' quota rows of `month`, in member order; their `used` counts."""
+    table = MassQuota.__table__
+    for start in range(0, len(member_ids), 1000):
+        rows = [{"member_id": m, "month": month, "quota": quota, "used": 0} for m in member_ids[start:start + 1000]]
+        session.execute(_insert(session, table).values(rows)
+                        .on_conflict_do_nothing(index_elements=["member_id", "month"]))
+    q = MassQuota
+    # A changed setting applies from now on, never below what is already reserved (the CHECK).
+    session.execute(update(q).where(q.member_id.in_(member_ids), q.month == month, q.quota != quota)
+                    .values(quota=case((q.used > quota, q.used), else_=quota)))
+    rows = session.execute(select(q.member_id, q.used).where(q.member_id.in_(member_ids), q.month == month)
+                           .order_by(q.member_id).with_for_update())
+    return dict(rows.all())
+
+
+def reserve(session: Session, member_ids: list[int], month: str) -> set[int]:
+    """Take one mass message of each member's quota of `month`; the members whose reservation held."""
+    if not member_ids:
+        return set()
+    q = MassQuota
+    return set(session.scalars(update(q).where(q.member_id.in_(member_ids), q.month == month, q.used < q.quota)
+                               .values(used=q.used + 1).returning(q.member_id)))
+
+
+def release(session: Session, condition) -> int:
+    """Give back the quota reservations of the steps matching `condition` (each once); how many."""
+    st = CampaignStep
+    freed = session.execute(update(st).where(condition, st.quota_month.is_not(None)).values(quota_month=None)
+                            .returning(st.member_id, st.quota_month)).all()
+    by_month: dict[str, list[int]] = {}
+    for member_id, month in freed:
+        by_month.setdefault(month, []).append(member_id)
+    q = MassQuota
+    for month, ids in by_month.items():
+        session.execute(update(q).where(q.member_id.in_(ids), q.month == month, q.used > 0).values(used=q.used - 1))
+    return len(freed)
+
+
+def exhaust(session: Session, member_ids: list[int], month: str) -> None:
+    """WeCom says these members had their month's quota: no more reservations for them this month."""
+    if member_ids:
+        q = MassQuota
+        session.execute(update(q).where(q.member_id.in_(member_ids), q.month == month).values(used=q.quota))
