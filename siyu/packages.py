@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 
 MODELS = ("config.models", "membership.models", "bot.models", "webhooks.models", "webhooks.transfers.models",
-          "segments.models")
+          "segments.models", "console.models")
 ROUTERS = (  # modules with a `router`, in mount order
     "siyu.ops", "membership.api", "segments.api",
     "webhooks.wecom.api", "webhooks.official_account.api", "webhooks.miniprogram.api", "webhooks.admin_api",
     "webhooks.transfers.api",
+    # The console's pages (console/nav.py gives each its menu entry).
+    "console.auth", "console.overview", "console.members", "console.segments", "console.ops", "console.workbench",
 )
 HANDLERS = (  # modules whose `@handles` entries make up the intake's handler table
     "webhooks.wecom.contacts", "webhooks.wecom.chats", "webhooks.wecom.tags", "webhooks.wecom.cards",
