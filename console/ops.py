@@ -222,11 +222,11 @@ def ops_replay(request: Request, inbox_id: DbId, inbox: Session = inbox_request_
                who: Principal = Depends(anyone_post)):
     """Replay a failed or unhandled callback; the row shows its new state (or why it cannot replay)."""
     section = _section(who, "inbox")
-    errors = attempt(inbox, (), lambda: inbox_admin.replay(inbox, inbox_id))
+    replayed = []
+    errors = attempt(inbox, (), lambda: replayed.append(inbox_admin.replay(inbox, inbox_id)))
     if errors:
         return render(request, "_error_fragment.html", status_code=409, status=409, message=errors["_form"])
-    rows = [r for r in inbox_admin.list_events(after_id=inbox_id - 1, limit=1) if r.id == inbox_id]
-    return render(request, "ops_inbox_row.html", section=section, r=rows[0], replayed=True)
+    return render(request, "ops_inbox_row.html", section=section, r=replayed[0], replayed=True)
 
 
 @router.post("/ops/tokens/{token_id}/revoke")

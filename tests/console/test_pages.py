@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 
 import pytest
@@ -194,10 +195,16 @@ def test_the_overview_of_a_store_manager_is_their_store(client, shop):
 
 
 def _count_statements(engine, fn) -> int:
+    # Only the statements of the request (TestClient runs the app in a portal thread; the jobs that tagging
+    # enqueued run in threads of their own and are finished first).
+    from config.queue import in_process_runner
+
+    in_process_runner().drain(30)
     seen = []
 
     def count(*_):
-        seen.append(1)
+        if not threading.current_thread().name.startswith(("siyu-job", "siyu-fast")):
+            seen.append(1)
 
     event.listen(engine, "before_cursor_execute", count)
     try:
@@ -239,7 +246,7 @@ def test_every_page_loads_its_scripts_and_styles_from_the_server_itself(client, 
         sign_in(client)
     r = client.get(path)
     assert r.status_code == 200, r.text
-    refs = re.findall(r'<(?:script|link|img|iframe)[^>]*(?:src|href)="([^"]+)"', r.text)
+    refs = [u for u in re.findall(r'<(?:script|link|img|iframe)[^>]*(?:src|href)="([^"]+)"', r.text) if u != "data:,"]
     assert refs and all(ref.startswith("/console/") for ref in refs), refs
     assert "default-src 'self'" in r.headers["content-security-policy"]
     for ref in refs:
