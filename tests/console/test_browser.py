@@ -8,9 +8,9 @@ import pytest
 
 from config.database import session_scope
 from tests.conftest import ADMIN_TOKEN
+from tests.console.browser import ARGS, CHROMIUM, DESKTOP, PHONE, require_chromium, screenshot, seed_demo
 
 expect = None  # playwright's, imported with the browser (the module loads without playwright)
-from tests.console.browser import ARGS, CHROMIUM, DESKTOP, PHONE, require_chromium, screenshot, seed_demo
 
 pytestmark = pytest.mark.timeout(240)
 
