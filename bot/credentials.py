@@ -136,8 +136,17 @@ def sandbox_platform_public_key_path(settings: Settings) -> str:
 
 def sandbox_base(settings: Settings, channel: str) -> str:
     """The in-process sandbox's base URL of `channel` (wecom, wechat, pay)."""
-    suffix = {"wecom": "sandbox/wecom/cgi-bin/", "wechat": "sandbox/wechat/", "pay": "sandbox/pay/"}[channel]
+    suffix = {"wecom": "sandbox/wecom/cgi-bin/", "wechat": "sandbox/wechat/", "pay": "sandbox/pay/",
+              "open": "sandbox/open/"}[channel]
     return f"{settings.public_url}{suffix}"
+
+
+OPEN_BASE = "https://open.weixin.qq.com/"  # WeCom's web sign-in page (网页授权) lives on this host
+
+
+def wecom_oauth_base(settings: Settings) -> str:
+    """Where staff's browsers go to sign in with WeCom: open.weixin.qq.com, or the sandbox's page."""
+    return sandbox_base(settings, "open") if settings.uses_sandbox("wecom") else OPEN_BASE
 
 
 def wecom_credentials(settings: Settings) -> WeComCredentials:

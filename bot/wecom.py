@@ -6,6 +6,7 @@ Endpoints wechatpy 1.8.18 lacks go through the SDK's generic `get`/`post`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from urllib.parse import urlencode
 
 from bot.credentials import WeComCredentials
 from bot.errors import PermanentAPIError
@@ -240,6 +241,17 @@ class WeComClient:
         """message/update_template_card: change a sent card (e.g. after a button click)."""
         api = "message/update_template_card"
         return self._agent_sdk(api).post(api, data={"agentid": int(self.creds.agent_id), **body})
+
+    def oauth_url(self, oauth_base: str, redirect_uri: str, state: str) -> str:
+        """The snsapi_base authorize URL that brings a staff member back to `redirect_uri` with a code."""
+        query = urlencode({"appid": self.creds.corp_id, "redirect_uri": redirect_uri, "response_type": "code",
+                           "scope": "snsapi_base", "state": state, "agentid": self.creds.agent_id or ""})
+        return f"{oauth_base}connect/oauth2/authorize?{query}#wechat_redirect"
+
+    def user_by_code(self, code: str) -> dict:
+        """auth/getuserinfo on the app's token: who signed in (`userid`, or `openid` for a non-member)."""
+        api = "auth/getuserinfo"
+        return self._agent_sdk(api).get(api, params={"code": code})
 
     def _agent_sdk(self, api: str):
         # WeCom refuses app messages on the 客户联系 secret's token: say so here, not with a puzzling errcode.

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from config.database import request_session
 from config.secret_files import read_or_create
 from config.settings import get_settings
-from membership.exceptions import Forbidden
+from membership.exceptions import Forbidden, NotFound
 from membership.models import Member, Relation, RelationStatus, Role
 from membership.tokens import live_token
 
@@ -27,6 +27,7 @@ class Principal:
     name: str
     store_id: int | None = None
     staff_id: int | None = None
+    token_id: int | None = None  # the API token's row (None for the bootstrap token and WeCom sign-ins)
 
     def allows(self, *roles: Role) -> bool:
         """True when the caller's role is admin or one of `roles`."""
@@ -51,7 +52,13 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
     row = live_token(session, token, now=now)
     if row is None:
         return None
-    return Principal(role=Role(row.role), name=row.name, store_id=row.store_id, staff_id=row.staff_id)
+    return token_principal(row)
+
+
+def token_principal(row) -> Principal:
+    """The principal a live API token row stands for."""
+    return Principal(role=Role(row.role), name=row.name, store_id=row.store_id, staff_id=row.staff_id,
+                     token_id=row.id)
 
 
 # Declares the scheme in OpenAPI (Swagger UI's Authorize) on every route that depends on it; the answers stay
@@ -100,3 +107,11 @@ def can_see_member(session: Session, principal: Principal, member: Member) -> bo
     if sub is None:
         return True
     return session.scalar(select(Member.id).where(Member.id == member.id, Member.id.in_(sub))) is not None
+
+
+def visible_member(session: Session, principal: Principal, member_id: int) -> Member:
+    """The member with this id if the caller may see them; NotFound otherwise (the same answer as no member)."""
+    member = session.get(Member, member_id)
+    if member is None or not can_see_member(session, principal, member):
+        raise NotFound(f"member {member_id} not found")
+    return member

@@ -10,15 +10,14 @@ from config.database import request_session
 from config.inputs import DbId, Timestamp
 from config.pagination import decode_cursor, page_of
 from membership import service, tokens
-from membership.access import Principal, can_see_member, current_principal, require, visible_members
-from membership.exceptions import Conflict, Forbidden, NotFound
+from membership.access import Principal, current_principal, require, visible_member, visible_members
 from membership.identity import IdentityIn
 from membership.models import Member, MergeReview, Role
 from membership.schemas import (
     EventOut, MemberOut, MemberPage, MergeReviewOut, StaffIn, StaffOut, StoreIn, StoreOut, TagIn, TimelineOut,
     TokenIn, TokenInfo, TokenOut,
 )
-from membership.tags import get_tag, tag_member, untag_member, usable_tag
+from membership.tags import add_member_tag, remove_member_tag
 from membership.timeline import timeline
 from membership.views import member_out, members_out
 
@@ -89,24 +88,21 @@ def _staff_out(staff) -> StaffOut:
 def list_members(
     external_userid: str | None = None, openid: str | None = None, unionid: str | None = None,
     phone: str | None = None, store: str | None = None, tag: str | None = None,
-    cursor: str | None = None, limit: int = Query(50, ge=1, le=200),
+    name: str | None = Query(None, max_length=120), cursor: str | None = None, limit: int = Query(50, ge=1, le=200),
     session: Session = request_session, who: Principal = Depends(current_principal),
 ):
-    """Look members up by any identity, store or tag; a page at a time."""
+    """Look members up by any identity, store, tag or a part of the name; a page at a time."""
     idents = [IdentityIn(t, v) for t, v in (("wecom_external", external_userid), ("unionid", unionid),
                                             ("phone", phone)) if v]
     store_id = service.get_store_by_code(session, store).id if store else None
-    rows = service.find_members(session, identities=idents, openid=openid, store_id=store_id, tag=tag,
+    rows = service.find_members(session, identities=idents, openid=openid, store_id=store_id, tag=tag, name=name,
                                 visible=visible_members(who), after_id=decode_cursor(cursor), limit=limit + 1)
     page, next_cursor = page_of(rows, limit, lambda m: m.id)
     return MemberPage(items=members_out(session, page), next_cursor=next_cursor)
 
 
 def _visible_member(session: Session, who: Principal, member_id: int) -> Member:
-    member = session.get(Member, member_id)
-    if member is None or not can_see_member(session, who, member):
-        raise NotFound(f"member {member_id} not found")
-    return member
+    return visible_member(session, who, member_id)
 
 
 @router.get("/members/{member_id}", response_model=MemberOut)
@@ -133,14 +129,8 @@ def add_tag(member_id: DbId, body: TagIn, session: Session = request_session,
     for admins and marketers to create.
     """
     member = _visible_member(session, who, member_id)
-    if member.merged_into_id:
-        raise Conflict(f"member {member_id} was merged into {member.merged_into_id}")
-    tag = usable_tag(session, body.name, body.group, may_create=who.allows(Role.marketer))
-    if body.visible_to_member is not None and body.visible_to_member != tag.visible_to_member:
-        if not who.allows(Role.marketer):
-            raise Forbidden("admins and marketers decide which tags consumers see")
-        tag.visible_to_member = body.visible_to_member
-    tag_member(session, member.id, tag, source=f"api:{who.name}")
+    add_member_tag(session, member=member, name=body.name, group=body.group, may_create=who.allows(Role.marketer),
+                   source=f"api:{who.name}", visible_to_member=body.visible_to_member)
     return member_out(session, member)
 
 
@@ -149,9 +139,7 @@ def remove_tag(member_id: DbId, name: str, group: str = "", session: Session = r
                who: Principal = Depends(current_principal)):
     """Take a tag off a member."""
     member = _visible_member(session, who, member_id)
-    tag = get_tag(session, name, group)
-    if tag is None or not untag_member(session, member.id, tag, source=f"api:{who.name}"):
-        raise NotFound(f"member {member_id} has no tag {name!r}")
+    remove_member_tag(session, member_id=member.id, name=name, group=group, source=f"api:{who.name}")
     return member_out(session, member)
 
 

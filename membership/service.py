@@ -201,6 +201,7 @@ def find_members(
     openid: str | None = None,
     store_id: int | None = None,
     tag: str | None = None,
+    name: str | None = None,
     visible: Select | None = None,
     after_id: int | None = None,
     limit: int = 50,
@@ -219,6 +220,8 @@ def find_members(
         q = q.where(Member.store_id == store_id)
     if tag is not None:
         q = q.where(exists().where(MemberTag.member_id == Member.id, MemberTag.tag_id == Tag.id, Tag.name == tag))
+    if name:  # a part of the name, any case
+        q = q.where(Member.name.icontains(name, autoescape=True))
     if visible is not None:
         q = q.where(Member.id.in_(visible))
     if after_id is not None:

@@ -6,8 +6,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from membership import hooks
-from membership.exceptions import Forbidden, InvalidInput
-from membership.models import MemberTag, Tag
+from membership.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from membership.models import Member, MemberTag, Tag
 from membership.timeline import record_event
 
 
@@ -76,3 +76,27 @@ def untag_member(session: Session, member_id: int, tag: Tag, source: str = "manu
     for listener in hooks.TAG_LISTENERS:
         listener(session, member_id, tag, False, source)
     return True
+
+
+def add_member_tag(session: Session, *, member: Member, name: str, group: str = "", may_create: bool,
+                   source: str, visible_to_member: bool | None = None) -> None:
+    """Tag a live member by tag name (the API's and the console's one path); Conflict for a merged member.
+
+    `visible_to_member` shows or hides the tag on consumers' member cards; like creating tags, that is for
+    those who may create them (admins and marketers).
+    """
+    if member.merged_into_id:
+        raise Conflict(f"member {member.id} was merged into {member.merged_into_id}")
+    tag = usable_tag(session, name, group, may_create=may_create)
+    if visible_to_member is not None and visible_to_member != tag.visible_to_member:
+        if not may_create:
+            raise Forbidden("admins and marketers decide which tags consumers see")
+        tag.visible_to_member = visible_to_member
+    tag_member(session, member.id, tag, source=source)
+
+
+def remove_member_tag(session: Session, *, member_id: int, name: str, group: str = "", source: str) -> None:
+    """Take a tag off a member by name; NotFound when the member does not carry it."""
+    tag = get_tag(session, name, group)
+    if tag is None or not untag_member(session, member_id, tag, source=source):
+        raise NotFound(f"member {member_id} has no tag {name!r}")

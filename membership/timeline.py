@@ -117,10 +117,12 @@ def _aware(value: datetime) -> datetime:
     return UTCDateTime().process_result_value(value, None)
 
 
-def timeline(session: Session, member_id: int, *, limit: int = 50,
-             before: datetime | None = None) -> list[TimelineEvent]:
-    """A member's events, newest first."""
+def timeline(session: Session, member_id: int, *, limit: int = 50, before: datetime | None = None,
+             before_id: int | None = None) -> list[TimelineEvent]:
+    """A member's events, newest first; `before` with `before_id` continues after that event exactly (a keyset)."""
     q = select(TimelineEvent).where(TimelineEvent.member_id == member_id)
-    if before is not None:
+    if before is not None and before_id is not None:  # events sharing a time are told apart by id
+        q = q.where(or_(TimelineEvent.at < before, (TimelineEvent.at == before) & (TimelineEvent.id < before_id)))
+    elif before is not None:
         q = q.where(TimelineEvent.at < before)
     return list(session.scalars(q.order_by(TimelineEvent.at.desc(), TimelineEvent.id.desc()).limit(limit)))

@@ -49,10 +49,12 @@ def create_token(session: Session, *, name: str, role: Role, store: str | None =
                        staff_id=staff_row.id if staff_row else None, expires_at=expires_at)
 
 
-def list_tokens(session: Session) -> list[ApiToken]:
-    """Every token ever issued, revoked and expired ones included, oldest first."""
+def list_tokens(session: Session, *, after_id: int | None = None, limit: int | None = None) -> list[ApiToken]:
+    """Every token ever issued, revoked and expired ones included, oldest first (a keyset page with `limit`)."""
     q = select(ApiToken).options(selectinload(ApiToken.store), selectinload(ApiToken.staff)).order_by(ApiToken.id)
-    return list(session.scalars(q))
+    if after_id is not None:
+        q = q.where(ApiToken.id > after_id)
+    return list(session.scalars(q if limit is None else q.limit(limit)))
 
 
 def token_info(row: ApiToken) -> TokenInfo:
@@ -74,5 +76,13 @@ def live_token(session: Session, secret: str, *, now: datetime | None = None) ->
     """The token with this secret, unless it was revoked or has expired (read on every request, never cached)."""
     now = now or utcnow()
     q = select(ApiToken).where(ApiToken.token_hash == hash_token(secret), ApiToken.revoked_at.is_(None),
+                               or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
+    return session.scalar(q)
+
+
+def live_token_by_id(session: Session, token_id: int, *, now: datetime | None = None) -> ApiToken | None:
+    """The token with this id, unless it was revoked or has expired (a console session re-checks it per request)."""
+    now = now or utcnow()
+    q = select(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None),
                                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now))
     return session.scalar(q)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from config.database import get_engine, session_scope
 from config.queue import enqueue
 from config.types import utcnow
+from membership.models import Tag
 from membership.tags import ensure_tag
 from segments import counters, failures, materialise, rounds, rules, usage
 from segments.clock import EvalContext, context
@@ -143,6 +144,13 @@ def get_segment(session: Session, segment_id: int) -> Segment:
     return segment
 
 
+def request_refresh(session: Session, segment_id: int) -> Segment:
+    """Queue a full refresh of a segment once this transaction commits (its `refreshed_at` moves when done)."""
+    segment = get_segment(session, segment_id)
+    _refresh_after_commit(session, [segment.id])
+    return segment
+
+
 def list_segments(session: Session) -> list[Segment]:
     """Every segment, by id."""
     return list(session.scalars(select(Segment).order_by(Segment.id)))
@@ -188,9 +196,19 @@ def create_tag_rule(session: Session, *, name: str, tag: str, group: str = "", s
     return rule
 
 
-def list_tag_rules(session: Session) -> list[TagRule]:
-    """Every tag rule, by id."""
-    return list(session.scalars(select(TagRule).order_by(TagRule.id)))
+def list_tag_rules(session: Session, *, after_id: int | None = None, limit: int | None = None) -> list[TagRule]:
+    """Tag rules by id, from `after_id` on (a keyset page when `limit` is given)."""
+    q = select(TagRule).order_by(TagRule.id)
+    if after_id is not None:
+        q = q.where(TagRule.id > after_id)
+    return list(session.scalars(q if limit is None else q.limit(limit)))
+
+
+def rule_tags(session: Session, rules: list[TagRule]) -> dict[int, Tag]:
+    """The tag of each rule, by rule id, in one query."""
+    ids = {r.tag_id for r in rules}
+    tags = {t.id: t for t in session.scalars(select(Tag).where(Tag.id.in_(ids)))} if ids else {}
+    return {r.id: tags[r.tag_id] for r in rules if r.tag_id in tags}
 
 
 # -- jobs these services enqueue -----------------------------------------------------------------------

@@ -12,7 +12,7 @@ import importlib
 MODELS = (
     "config.models", "membership.models", "bot.models", "webhooks.models", "webhooks.transfers.models",
     "segments.models", "campaigns.models", "campaigns.bookings.models", "campaigns.groupbuy.models",
-    "miniprogram_api.models",
+    "miniprogram_api.models", "console.models",
 )
 ROUTERS = (  # modules with a `router`, in mount order
     "siyu.ops", "membership.api", "segments.api",
@@ -20,6 +20,8 @@ ROUTERS = (  # modules with a `router`, in mount order
     "webhooks.transfers.api", "webhooks.wechatpay.api",
     "campaigns.api", "campaigns.bookings.api", "campaigns.groupbuy.api",
     "miniprogram_api.api", "miniprogram_api.bookings", "miniprogram_api.groupbuy_api",
+    # The console's pages (console/nav.py gives each its menu entry).
+    "console.auth", "console.overview", "console.members", "console.segments", "console.ops", "console.workbench",
 )
 HANDLERS = (  # modules whose `@handles` entries make up the intake's handler table
     "webhooks.wecom.contacts", "webhooks.wecom.chats", "webhooks.wecom.tags", "webhooks.wecom.cards",

@@ -2,20 +2,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.api_errors import ERROR_RESPONSES
-from config.database import read_scope, request_session
+from config.database import request_session
 from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
 from membership.access import Principal, require
-from membership.exceptions import Conflict, NotFound
 from membership.models import Role
-from webhooks import service, views
-from webhooks.inbox import inbox_engine, inbox_request_session, requeue
-from webhooks.models import InboxEvent, InboxStatus
-from webhooks.retention import PURGED
+from webhooks import inbox_admin, service, views
+from webhooks.inbox import inbox_request_session
+from webhooks.models import InboxStatus
 from webhooks.schemas import (
     AutoReplyIn, AutoReplyOut, AutoReplyPage, ChannelCodeIn, ChannelCodeOut, ChannelCodePage, InboxOut, InboxPage,
     OAQrCodeIn, OAQrCodeOut, OAQrCodePage,
@@ -33,15 +30,7 @@ def _own_store(who: Principal) -> int | None:
 def list_inbox(status: InboxStatus | None = None, source: str | None = None, cursor: str | None = None,
                limit: int = Query(50, ge=1, le=500), _: Principal = Depends(require())):
     """Stored callbacks, oldest first, filtered by status (failed, unhandled…) and source (admin only)."""
-    q = select(InboxEvent).order_by(InboxEvent.id).limit(limit + 1)
-    if status is not None:
-        q = q.where(InboxEvent.status == status.value)
-    if source:
-        q = q.where(InboxEvent.source == source)
-    if (after := decode_cursor(cursor)) is not None:
-        q = q.where(InboxEvent.id > after)
-    with read_scope(inbox_engine()) as session:  # a reader never holds the lock acknowledgements need
-        rows = list(session.scalars(q))
+    rows = inbox_admin.list_events(status=status, source=source, after_id=decode_cursor(cursor), limit=limit + 1)
     page, next_cursor = page_of(rows, limit, lambda r: r.id)
     return InboxPage(items=[InboxOut.model_validate(r, from_attributes=True) for r in page], next_cursor=next_cursor)
 
@@ -49,16 +38,7 @@ def list_inbox(status: InboxStatus | None = None, source: str | None = None, cur
 @router.post("/inbox/{inbox_id}/replay", response_model=InboxOut)
 def replay_inbox(inbox_id: DbId, session: Session = inbox_request_session, _: Principal = Depends(require())):
     """Handle a failed or unhandled event again, from its first attempt (admin only)."""
-    row = session.get(InboxEvent, inbox_id)
-    if row is None:
-        raise NotFound(f"inbox event {inbox_id} not found")
-    if row.status not in (InboxStatus.failed.value, InboxStatus.unhandled.value):
-        raise Conflict(f"inbox event {inbox_id} is {row.status}; only failed or unhandled ones replay")
-    if row.payload == PURGED:
-        raise Conflict(f"inbox event {inbox_id}: its payload was emptied after the retention period")
-    requeue(session, inbox_id)
-    session.refresh(row)
-    return InboxOut.model_validate(row, from_attributes=True)
+    return InboxOut.model_validate(inbox_admin.replay(session, inbox_id), from_attributes=True)
 
 
 @router.post("/channel-codes", response_model=ChannelCodeOut, status_code=201)

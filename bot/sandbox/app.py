@@ -1,4 +1,5 @@
-"""The sandbox's FastAPI app: WeCom under /wecom/cgi-bin/, OA and MP under /wechat/, Pay under /pay/.
+"""The sandbox's FastAPI app: WeCom under /wecom/cgi-bin/ (its sign-in page under /open/), OA and MP under
+/wechat/, Pay under /pay/.
 
 The main app mounts it at /sandbox when SIYU_SANDBOX=auto; `siyu sandbox --port` serves it alone.
 """
@@ -9,7 +10,7 @@ import os
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bot.sandbox import transfer_api, wecom_messages_api  # noqa: F401  (register their routes in WECOM)
+from bot.sandbox import transfer_api, wecom_messages_api, wecom_oauth_api  # noqa: F401  (register their routes in WECOM)
 from bot.sandbox.routing import json_body
 from bot.sandbox.wecom_api import WECOM
 
@@ -27,6 +28,7 @@ def create_sandbox_app() -> FastAPI:
     def wecom(path: str, request: Request, body: dict = Depends(json_body)):
         return _json(WECOM.dispatch(request.method, path, body, dict(request.query_params)))
 
+    app.include_router(wecom_oauth_api.router, prefix="/open")  # open.weixin.qq.com's authorize page
     _mount_wechat(app)
     _mount_pay(app)
 

@@ -7,6 +7,7 @@ from collections import Counter
 
 WELCOME_CODE_TTL = 20  # seconds, and usable once
 STATE_MAX = 30  # characters in a 联系我 code's state
+OAUTH_CODE_TTL = 300  # seconds an OAuth code lives (WeCom: 5 minutes), and usable once
 
 
 class WeComState:
@@ -28,6 +29,7 @@ class WeComState:
         self.app_messages: list[dict] = []
         self.cards: dict[str, dict] = {}  # response_code -> the template_card message
         self.msg_template_delay: float = 0.0  # seconds each add_msg_template takes (tests of interrupted fan-outs)
+        self.oauth_codes: dict[str, dict] = {}  # OAuth code -> {userid, expires_at}, removed when used
 
     # -- seeding ----------------------------------------------------------------------------------
     def add_department(self, name: str, parentid: int = 1, id: int | None = None) -> int:
@@ -70,6 +72,13 @@ class WeComState:
                 "add_way": add_way, **({"state": state} if state else {}),
             }
             return ext
+
+    def issue_oauth_code(self, userid: str) -> str:
+        """An OAuth code for staff `userid`, as WeCom's authorize page hands the app (single use, 5 minutes)."""
+        with self.lock:
+            code = self.new_id("", 32)
+            self.oauth_codes[code] = {"userid": userid, "expires_at": self.now() + OAUTH_CODE_TTL}
+            return code
 
     def remove_follow(self, userid: str, external_userid: str) -> None:
         """The relation ends (either side deleted the other)."""

@@ -15,7 +15,7 @@ from config.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFou
 from segments.exceptions import EvaluationFailed, InUse, InvalidDefinition, Unevaluable
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("config", "membership", "bot", "segments", "webhooks", "campaigns", "miniprogram_api", "siyu")
+PACKAGES = ("config", "membership", "bot", "segments", "webhooks", "campaigns", "miniprogram_api", "console", "siyu")
 # Exceptions that are no domain error, and why.
 NOT_DOMAIN = {
     "config.settings.SettingsError": "a configuration error: the process stops with one line, no request sees it",
