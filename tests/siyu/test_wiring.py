@@ -101,7 +101,8 @@ def test_every_listener_of_a_package_is_bound_by_the_wiring():
 
 def _modules_where(predicate) -> set[str]:
     found = set()
-    for package in ("config", "membership", "bot", "segments", "webhooks", "campaigns", "miniprogram_api", "console", "siyu"):
+    for package in ("config", "membership", "bot", "segments", "webhooks", "campaigns", "miniprogram_api", "console",
+                    "siyu"):
         for path in (ROOT / package).rglob("*.py"):
             if path.name != "packages.py" and predicate(path, ast.parse(path.read_text())):
                 found.add(".".join(path.relative_to(ROOT).with_suffix("").parts))
