@@ -13,7 +13,7 @@ from campaigns.bookings.schemas import (
 from campaigns.bookings.views import booking_out, service_out
 from config.api_errors import ERROR_RESPONSES
 from config.database import request_session
-from config.errors import Forbidden, NotFound
+from config.errors import Forbidden, InvalidInput, NotFound
 from config.inputs import DbId
 from config.settings import get_settings
 from config.types import utcnow
@@ -84,7 +84,7 @@ def list_bookings(store: str | None = None, day: date | None = Query(None, alias
     """A store's bookings of a business day (default today); store managers and staff see their own store only."""
     own = _own_store(session, who)
     if store is None and own is None:
-        raise NotFound("store: give ?store=<code>")
+        raise InvalidInput("store: give ?store=<code>")
     store_row = members.get_store_by_code(session, store) if store else session.get(Store, own)
     if store_row is None or (own is not None and store_row.id != own):
         raise NotFound(f"store {store!r} not found")
