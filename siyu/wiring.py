@@ -8,7 +8,7 @@ every CLI command and the test suite's root conftest; nothing is registered as a
   and the trigger campaigns' entries; the segments' usage registry ← the campaigns whose audience a segment is;
 - the intake's handler table ← the handler modules of `siyu.packages.HANDLERS`;
 - the intake's template-card clicks (`webhooks.registry`) → CARD_HANDLERS (campaigns' task cards, once built);
-- a merge → bookings move to the surviving member;
+- a merge → bookings and group-buy orders move to the surviving member;
 - the member card's orders (`miniprogram_api.cards.on_orders`) ← group-buy's order lister;
 - the intake's Pay notifications (`webhooks.registry`) → group-buy: the order and refund lookups that check a
   notification before it is answered, and the handler that applies it, so that no sibling imports another.
@@ -48,6 +48,7 @@ def install() -> None:
         hooks.on_trait(segment_listeners.on_trait_changed)
         hooks.on_tag(segment_listeners.on_tag_changed)
         hooks.on_merge(bookings.move_member)
+        hooks.on_merge(groupbuy_offers.move_member)
         hooks.on_event(campaign_triggers.on_timeline_event)  # trigger campaigns enter members
         segment_usage.uses(campaigns.users_of_segment)  # a segment a campaign reaches is not deleted
         dispatch.load(packages.HANDLERS)

@@ -1,7 +1,7 @@
 """Offers: created by admins and marketers, read with their groups and the staff credited through `ref`."""
 from __future__ import annotations
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from config.errors import InvalidInput, NotFound
@@ -100,3 +100,16 @@ def orders_of_member(session: Session, member_id: int) -> list[dict]:
     return [{"kind": "groupbuy", "out_trade_no": o.out_trade_no, "offer_id": o.offer_id, "status": o.status,
              "amount_fen": o.amount_fen, "group": {"id": o.group_id, "status": group_status}}
             for o, group_status in rows]
+
+
+def move_member(session: Session, survivor_id: int, merged_id: int) -> None:
+    """After a merge the survivor holds the merged member's orders.
+
+    A seat of a group the survivor holds a live seat in too stays with the merged record (one live seat per
+    member and group is a unique index; the merged record's pointer still leads to the person).
+    """
+    live = (OrderStatus.pending.value, OrderStatus.paid.value)
+    clash = select(Order.group_id).where(Order.member_id == survivor_id, Order.status.in_(live))
+    session.execute(update(Order).where(Order.member_id == merged_id)
+                    .where(~(Order.status.in_(live) & Order.group_id.in_(clash)))
+                    .values(member_id=survivor_id))

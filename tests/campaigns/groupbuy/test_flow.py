@@ -179,3 +179,27 @@ def test_a_refund_call_that_fails_once_is_retried_with_the_same_out_refund_no(ht
     from campaigns.groupbuy.refunds import refund_job
 
     assert refund_job(refund.id) == "succeeded" and len(calls) == 2
+
+
+def test_a_merge_moves_the_merged_members_orders_to_the_survivor_and_their_card(http):
+    from campaigns.groupbuy.offers import orders_of_member
+    from membership.merge import merge_members
+    from membership.models import Member
+
+    # given two members who turn out to be one person, each holding a seat of a different group
+    first, first_headers = consumer(31)
+    second, second_headers = consumer(32)
+    offer = make_offer(http)
+    a = http.post(f"/mp/v1/groupbuy/offers/{offer['id']}/groups", json={}, headers=first_headers)
+    b = http.post(f"/mp/v1/groupbuy/offers/{offer['id']}/groups", json={}, headers=second_headers)
+    assert (a.status_code, b.status_code) == (201, 201), (a.text, b.text)
+    # when the second is merged into the first
+    with session_scope() as s:
+        assert merge_members(s, s.get(Member, first), s.get(Member, second), "test")
+    # then the survivor holds both orders: on their card and readable with their session
+    with session_scope() as s:
+        numbers = {o["out_trade_no"] for o in orders_of_member(s, first)}
+        assert numbers == {a.json()["order"]["out_trade_no"], b.json()["order"]["out_trade_no"]}
+        assert orders_of_member(s, second) == []
+    mine = http.get(f"/mp/v1/groupbuy/orders/{b.json()['order']['out_trade_no']}", headers=first_headers)
+    assert mine.status_code == 200, mine.text
