@@ -74,7 +74,8 @@ def claim_next(session: Session, *, run_id: int, now: datetime) -> Work | None:
                     send.claimed_at)
     pol = contact.policy_for(campaign.spec.get("policy"), settings)
     until = contact.quiet_until(pol, now)
-    if until is not None:  # the same for every member of the chunk: it waits, nothing is dropped
+    always = until is not None and any(q.contains(until, pol.tz) for q in pol.quiet)  # evaluate() skips them
+    if until is not None and not always:  # the same for every member of the chunk: it waits, nothing is dropped
         send.due_at = until
         return Work("wait", send.id, until=until)
     recipients = _apply_policy(session, send.id, campaign, pol, now)

@@ -44,7 +44,8 @@ def audience_of(segment_id: int | None, member_id: int | None):
     return q
 
 
-def _ledger_select(run: CampaignRun, step: str, members, chunk: int):
+def _owners_one_by_one(members):
+    # One member (a trigger run): three index lookups beat any set-based pass over every relation.
     m = Member
     owner = (select(Relation.staff_id).join(Staff, Staff.id == Relation.staff_id)
              .where(Relation.member_id == m.id, Relation.status == RelationStatus.active.value, Staff.active)
@@ -53,9 +54,33 @@ def _ledger_select(run: CampaignRun, step: str, members, chunk: int):
             .order_by(Staff.id).limit(1).scalar_subquery())
     ext = (select(Identity.value).where(Identity.member_id == m.id, Identity.type == IdentityType.wecom_external.value)
            .order_by(Identity.id).limit(1).scalar_subquery())
-    inner = (select(m.id.label("member_id"), m.store_id.label("store_id"),
-                    func.coalesce(owner, home).label("staff_id"), ext.label("ext"))
-             .where(m.id.in_(members)).subquery())
+    return (select(m.id.label("member_id"), m.store_id.label("store_id"),
+                   func.coalesce(owner, home).label("staff_id"), ext.label("ext"))
+            .where(m.id.in_(members)).subquery())
+
+
+def _owners_all_at_once(members):
+    # A whole audience: hash joins over ranked relations instead of per-member subqueries.
+    m, r = Member, Relation
+    ranked = (select(r.member_id, r.staff_id, func.row_number().over(
+        partition_by=r.member_id, order_by=(r.added_at.desc(), r.id.desc())).label("rn"))
+        .join(Staff, Staff.id == r.staff_id).where(r.status == RelationStatus.active.value, Staff.active)
+        .where(r.member_id.in_(members)).subquery())
+    owner = select(ranked.c.member_id, ranked.c.staff_id).where(ranked.c.rn == 1).subquery()
+    home = (select(Staff.store_id, func.min(Staff.id).label("staff_id"))
+            .where(Staff.active, Staff.store_id.is_not(None)).group_by(Staff.store_id).subquery())
+    ids = (select(Identity.member_id, func.min(Identity.value).label("ext"))
+           .where(Identity.type == IdentityType.wecom_external.value, Identity.member_id.in_(members))
+           .group_by(Identity.member_id).subquery())
+    return (select(m.id.label("member_id"), m.store_id.label("store_id"),
+                   func.coalesce(owner.c.staff_id, home.c.staff_id).label("staff_id"), ids.c.ext.label("ext"))
+            .select_from(m.__table__.outerjoin(owner, owner.c.member_id == m.id)
+                         .outerjoin(home, home.c.store_id == m.store_id).outerjoin(ids, ids.c.member_id == m.id))
+            .where(m.id.in_(members)).subquery())
+
+
+def _ledger_select(run: CampaignRun, step: str, members, chunk: int):
+    inner = _owners_one_by_one(members) if run.member_id is not None else _owners_all_at_once(members)
     sendable = and_(inner.c.ext.is_not(None), inner.c.staff_id.is_not(None))
     status = case((sendable, StepStatus.planned.value), else_=StepStatus.skipped.value)
     reason = case((inner.c.ext.is_(None), NO_WECOM_CONTACT), (inner.c.staff_id.is_(None), NO_STAFF), else_=None)

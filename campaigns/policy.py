@@ -15,6 +15,7 @@ from config.settings import Settings
 
 FREQUENCY_CAP = "frequency_cap"
 MONTHLY_QUOTA = "monthly_quota"
+ALWAYS_QUIET = "always_quiet"  # the quiet spans together cover the whole day: the send could never go
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ def evaluate(policy: Policy, *, now: datetime, contacts: list[datetime], quota_u
     `quota_used` how many mass messages they have this month."""
     until = quiet_until(policy, now)
     if until is not None:
+        if any(q.contains(until, policy.tz) for q in policy.quiet):
+            return Decision("skip", reason=ALWAYS_QUIET)
         return Decision("wait", until=until)
     if policy.cap.max > 0:
         since = now - timedelta(days=policy.cap.per_days)

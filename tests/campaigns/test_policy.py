@@ -33,6 +33,8 @@ def reference(quiet: list[tuple[int, int]], cap_max: int, cap_days: int, quota: 
     t = now
     while quiet_at(t):
         t += timedelta(minutes=1)
+        if t - now > timedelta(days=2):
+            return ("skip", "always_quiet")
     if t != now:
         return ("wait", t)
     recent = [c for c in contacts if now - timedelta(days=cap_days) < c <= now]
