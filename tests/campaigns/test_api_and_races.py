@@ -66,6 +66,10 @@ def test_pause_resume_cancel_move_along_contract_states(sandbox, manual_clock):
         assert other
 
 
+# Concurrency proofs: PostgreSQL only (SQLite has one writer); CI runs them against the real server.
+ON_POSTGRESQL = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+
+
 def _together(fn, n: int) -> None:
     start = threading.Barrier(n)
     errors: list[BaseException] = []
@@ -85,9 +89,8 @@ def _together(fn, n: int) -> None:
     assert not errors, errors
 
 
+@ON_POSTGRESQL
 def test_four_workers_on_one_run_send_each_chunk_once(sandbox, manual_clock):
-    if get_settings().database_url.startswith("sqlite"):
-        pytest.skip("a concurrency proof for PostgreSQL (SQLite has one writer)")
     # given a launched campaign over 1,200 members and 12 staff
     world = build_world(sandbox, members=1200, stores=3, staff=12)
     _, runs = launch_twice(world.segment_id)
@@ -101,9 +104,8 @@ def test_four_workers_on_one_run_send_each_chunk_once(sandbox, manual_clock):
         assert s.scalar(select(func.count()).select_from(CampaignStep)) == 1200
 
 
+@ON_POSTGRESQL
 def test_two_campaigns_at_once_never_pass_a_members_monthly_quota(sandbox, manual_clock, monkeypatch):
-    if get_settings().database_url.startswith("sqlite"):
-        pytest.skip("a concurrency proof for PostgreSQL (SQLite has one writer)")
     # given a quota of one mass message a month and two campaigns to the same 400 members
     monkeypatch.setenv("SIYU_MASS_MESSAGE_MONTHLY_QUOTA", "1")
     get_settings.cache_clear()
