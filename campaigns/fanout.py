@@ -10,7 +10,8 @@ from datetime import datetime
 
 from sqlalchemy import exists, select, update
 
-from campaigns import clock, mass_message
+from campaigns import clock
+from campaigns.actions import action_of
 from campaigns.claims import claim_next
 from campaigns.ledger import plan
 from campaigns.models import Campaign, CampaignRun, CampaignSend, CampaignStatus, RunStatus, SendStatus
@@ -50,9 +51,9 @@ def fan_out(run_id: int, limit: int | None = None) -> str:
             enqueue_run(run_id, at=work.until)
             return "waiting"
         if work.kind == "call":
-            mass_message.call(work)
+            action_of(work.action).call(work)
         elif work.kind == "reconcile":
-            mass_message.reconcile(work)
+            action_of(work.action).reconcile(work)
     finish_if_sent(run_id)
     return f"{handled} chunks"
 
@@ -88,7 +89,12 @@ def finish_if_sent(run_id: int) -> bool:
 
 def poll_job(send_id: int) -> str:
     """Poll one submitted chunk's results."""
-    return mass_message.poll(send_id)
+    with session_scope() as s:
+        spec = s.scalar(select(Campaign.spec).join(CampaignRun, CampaignRun.campaign_id == Campaign.id)
+                        .join(CampaignSend, CampaignSend.run_id == CampaignRun.id).where(CampaignSend.id == send_id))
+    if spec is None:
+        return "gone"
+    return action_of(spec.get("action")).poll(send_id)
 
 
 def due_work(now: datetime) -> tuple[list[int], list[int]]:
