@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 
 import jieba
+from rq import SimpleWorker, Worker
 from sqlalchemy.orm import configure_mappers
+
+from config.redact import redact
 
 from siyu import packages, wiring
 
@@ -31,13 +34,27 @@ def preload() -> None:
     jieba.initialize()
 
 
+class _Redacting:
+    """RQ keeps a failed job's traceback in Redis: it is redacted first, like every stored error."""
+
+    def handle_job_failure(self, job, queue, started_job_registry=None, exc_string=""):
+        return super().handle_job_failure(job, queue, started_job_registry=started_job_registry,
+                                          exc_string=redact(exc_string) or "")
+
+
+class RedactingSimpleWorker(_Redacting, SimpleWorker):
+    """Jobs in the worker process itself (the default)."""
+
+
+class RedactingWorker(_Redacting, Worker):
+    """One forked work-horse per job (`--fork`)."""
+
+
 def run(burst: bool = False, fork: bool = False) -> None:
     """Work the fast, default and low queues of the configured Redis, in that priority."""
-    from rq import SimpleWorker, Worker
-
     from config.queue import QUEUES
     from config.redis import get_redis
 
     preload()
-    worker_class = Worker if fork else SimpleWorker
+    worker_class = RedactingWorker if fork else RedactingSimpleWorker
     worker_class(list(QUEUES), connection=get_redis()).work(burst=burst, with_scheduler=True)

@@ -191,3 +191,20 @@ def sandbox_server():
     served.stop()
 
 
+
+
+@pytest.fixture
+def sandbox(sandbox_server, settings, monkeypatch):
+    """An empty sandbox state; settings (the directory's `settings`) and clients point at the served sandbox."""
+    from bot.clients import reset_clients
+    from bot.sandbox.state import reset_state
+    from config.queue import in_process_runner
+
+    monkeypatch.setenv("SIYU_PUBLIC_URL", sandbox_server)
+    monkeypatch.setenv("SIYU_WECHAT_BACKOFF_BASE", "0.001")
+    get_settings.cache_clear()
+    reset_clients()
+    yield reset_state()
+    in_process_runner().drain(30)  # jobs the test queued use its database and its sandbox
+    reset_clients()
+    get_settings.cache_clear()

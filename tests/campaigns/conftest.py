@@ -7,11 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import insert
 
-from bot.clients import reset_clients
-from bot.sandbox.state import reset_state
 from campaigns import clock
 from config.database import session_scope
-from config.settings import get_settings
 from membership.models import Identity, Member, Relation, Staff, Store
 from segments.models import Segment, SegmentMembership
 
@@ -66,17 +63,6 @@ def build_world(sandbox, members: int = 60, stores: int = 3, staff: int = 6, sec
     for r in relations:
         sandbox.add_external_contact(userids[r["staff_id"] - 1], external_userid=ext[r["member_id"]])
     return World(sandbox, segment_id, list(range(1, members + 1)), owner, ext, userids)
-
-
-@pytest.fixture
-def sandbox(sandbox_server, settings, monkeypatch):
-    """An empty sandbox; settings (the parametrised database, embedded) and clients point at it."""
-    monkeypatch.setenv("SIYU_PUBLIC_URL", sandbox_server)
-    monkeypatch.setenv("SIYU_WECHAT_BACKOFF_BASE", "0.001")
-    get_settings.cache_clear()
-    reset_clients()
-    yield reset_state()
-    reset_clients()
 
 
 @pytest.fixture

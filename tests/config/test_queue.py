@@ -322,3 +322,23 @@ def test_rq_a_second_enqueue_under_a_pending_id_is_a_no_op_until_the_first_ended
     enqueue(note, "third", job_id="welcome:ABC")
     _work(redis)
     assert RAN == ["first", "third"]
+
+
+@pytest.mark.redis
+def test_rq_keeps_a_failed_jobs_traceback_in_redis_only_redacted(rq):
+    from rq import Queue
+    from rq.job import Job
+
+    from siyu.worker import RedactingSimpleWorker
+
+    redis, _ = rq
+    secret = "access_token=ACCESSTOKENabcdef0123456789"
+    # given a job that fails with a secret and a full phone number in its message, and no retries left
+    enqueue(always_fails, f"WeCom said no to {secret} for +8613812345678", retries=0)
+    # when Siyu's worker runs it
+    RedactingSimpleWorker(["fast", "default", "low"], connection=redis).work(burst=True)
+    # then the traceback RQ stored in Redis says what failed, without the token or the phone
+    [job_id] = Queue("default", connection=redis).failed_job_registry.get_job_ids()
+    stored = Job.fetch(job_id, connection=redis).latest_result().exc_string
+    assert "RuntimeError" in stored and "WeCom said no" in stored
+    assert "ACCESSTOKENabcdef0123456789" not in stored and "13812345678" not in stored

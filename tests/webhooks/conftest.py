@@ -220,19 +220,3 @@ def fake_wecom(stand_in, settings):
     fake = FakeWeCom()
     stand_in(wecom=fake)
     return fake
-
-
-@pytest.fixture
-def sandbox(sandbox_server, settings, monkeypatch):
-    """An empty sandbox state; settings and clients point at the served sandbox."""
-    from bot.clients import reset_clients
-    from bot.sandbox.state import reset_state
-
-    monkeypatch.setenv("SIYU_PUBLIC_URL", sandbox_server)
-    monkeypatch.setenv("SIYU_WECHAT_BACKOFF_BASE", "0.001")
-    get_settings.cache_clear()
-    reset_clients()
-    yield reset_state()
-    in_process_runner().drain(30)
-    reset_clients()
-    get_settings.cache_clear()
