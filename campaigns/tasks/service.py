@@ -82,10 +82,12 @@ def update_card(task_pk: int, response_code: str | None) -> str:
         if task is None or task.card_updated_at is not None:
             return "nothing to do"
         code = response_code
-        if code is None:  # done in Siyu, not on the card: spend the send's own code, once
+        own = task.response_code
+        if code is None and own:  # done in Siyu, not on the card: spend the send's own code, once
             t = StaffTask
-            code = s.execute(update(t).where(t.id == task_pk, t.response_code.is_not(None))
-                             .values(response_code=None).returning(t.response_code)).scalar()
+            taken = s.execute(update(t).where(t.id == task_pk, t.response_code == own)
+                              .values(response_code=None).returning(t.id)).scalar()
+            code = own if taken else None
         userid = s.scalar(select(Staff.userid).where(Staff.id == task.staff_id))
     if not code:
         return "no code"
