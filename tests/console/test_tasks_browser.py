@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture
-def tasks_served(served):
+def tasks_served(served):  # noqa: F811
     """The demo chain with a staff-task campaign over every member, launched on a weekday morning."""
     with clock.using(clock.Manual(MORNING)):
         with session_scope() as s:
