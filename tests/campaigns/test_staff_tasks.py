@@ -172,3 +172,46 @@ def test_a_task_past_due_is_overdue_and_its_staff_member_is_reminded_once(world,
     reminders = [m for m in sandbox.app_messages if m["msgtype"] == "text"][len(texts_before):]
     assert [m["touser"] for m in reminders] == [world.staff[1]]
     assert "已逾期" in reminders[0]["text"]["content"]
+
+
+def test_a_card_whose_answer_was_lost_is_settled_by_its_task_id_and_never_sent_twice(world, sandbox, manual_clock,
+                                                                                       monkeypatch):
+    from bot.clients import wecom_client
+    from bot.errors import TransportError
+    from campaigns.tasks import action
+
+    class LosesTheFirstAnswer:
+        """The card reaches WeCom, but its answer is lost on the way back (a timeout), once."""
+
+        lost = 0
+
+        def __getattr__(self, name):
+            return getattr(wecom_client(), name)
+
+        def send_message(self, body):
+            answer = wecom_client().send_message(body)
+            if LosesTheFirstAnswer.lost == 0:
+                LosesTheFirstAnswer.lost += 1
+                raise TransportError(None, "ReadTimeout", "message/send")
+            return answer
+
+    monkeypatch.setattr(action, "wecom_client", LosesTheFirstAnswer)
+    cid = launch(world.segment_id, times=1)
+    with session_scope() as s:
+        unknown = s.scalar(select(func.count()).select_from(StaffTask).where(StaffTask.card_sent_at.is_(None)))
+    assert unknown == 1  # one card's outcome is unknown
+    # when the run is picked up again after the reconciliation delay
+    manual_clock.advance(minutes=2)
+    with session_scope() as s:
+        run_id = s.scalar(select(StaffTask.run_id).limit(1))
+    fanout.run_job(run_id)
+    # then WeCom's task_id uniqueness (42014) settled it: the card was sent again and refused as a duplicate,
+    # so there is still one card per staff member, and every task counts as sent
+    assert sandbox.calls["message/send"] == 3
+    assert Counter(m["touser"] for m in cards(sandbox)) == Counter(world.staff)
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(StaffTask).where(StaffTask.card_sent_at.is_(None))) == 0
+        assigned = s.scalar(select(func.count()).select_from(TimelineEvent)
+                            .where(TimelineEvent.type == "task.assigned"))
+    assert assigned == len(world.members)
+    assert api("GET", f"/api/v1/campaigns/{cid}").json()["stats"]["tasks"]["open"] == 2
