@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.clients import wecom_client
-from bot.errors import WeChatAPIError
+from bot.errors import BusyError, RateLimitedError, TokenError, TransportError, WeChatAPIError
 from campaigns import clock
 from campaigns.models import CampaignStep, StepStatus
 from campaigns.tasks import card
@@ -26,6 +26,7 @@ from membership.models import Staff
 
 log = logging.getLogger(__name__)
 HANDED = (StepStatus.submitted.value, StepStatus.confirmed.value)  # customers the staff member was given
+PASSING = (RateLimitedError, BusyError, TokenError, TransportError)  # a card update worth trying again
 
 
 def status_of(task: StaffTask, now: datetime) -> str:
@@ -67,7 +68,7 @@ def on_card_click(session: Session, clicked: dict) -> None:
     if task is None:
         return  # another app's or campaign's card: the inbox keeps it
     userid = session.scalar(select(Staff.userid).where(Staff.id == task.staff_id))
-    if clicked.get("FromUserName") != userid:
+    if str(clicked.get("FromUserName") or "").lower() != userid.lower():  # WeCom's userids ignore case
         log.warning("task %s: a click by someone not its staff member, ignored", task.id)
         return
     if clicked.get("EventKey") != card.DONE_KEY:
@@ -93,6 +94,12 @@ def update_card(task_pk: int, response_code: str | None) -> str:
         return "no code"
     try:
         wecom_client().update_template_card(card.done_update(userid, code))
+    except PASSING:  # nothing settled: the queue tries again, with the send's code given back if it was that
+        if response_code is None:
+            with session_scope() as s:
+                s.execute(update(StaffTask).where(StaffTask.id == task_pk, StaffTask.response_code.is_(None))
+                          .values(response_code=code))
+        raise
     except WeChatAPIError as exc:  # expired (72 h) or used: the task is done all the same
         with session_scope() as s:
             s.execute(update(StaffTask).where(StaffTask.id == task_pk).values(error=f"update card: {exc}"))

@@ -215,3 +215,21 @@ def test_a_card_whose_answer_was_lost_is_settled_by_its_task_id_and_never_sent_t
                             .where(TimelineEvent.type == "task.assigned"))
     assert assigned == len(world.members)
     assert api("GET", f"/api/v1/campaigns/{cid}").json()["stats"]["tasks"]["open"] == 2
+
+
+def test_a_card_update_wecom_was_too_busy_for_is_tried_again_with_the_same_code(world, sandbox, manual_clock):
+    from bot.errors import BusyError
+
+    launch(world.segment_id, times=1)
+    with session_scope() as s:
+        task_pk, task_id = s.execute(select(StaffTask.id, StaffTask.task_id).where(StaffTask.staff_id == 1)).one()
+    with session_scope() as s, recording():  # the update job is run by hand below
+        assert service.complete(s, task_pk, via="api")
+    sandbox.inject("message/update_template_card", *([-1] * 20))
+    with pytest.raises(BusyError):
+        service.update_card(task_pk, None)
+    sandbox.faults.clear()
+    # the retry finds the send's response_code given back, and spends it
+    assert service.update_card(task_pk, None) == "updated"
+    assert sandbox.task_cards[task_id]["replaced"] == card.DONE_LABEL
+    assert service.update_card(task_pk, None) == "nothing to do"
