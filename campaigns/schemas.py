@@ -82,7 +82,7 @@ TASK_DESCRIPTION_MAX = 112  # ... and sub_title_text up to 112
 TASK_DUE_MAX_HOURS = 30 * 24
 
 
-class StaffTask(_Strict):
+class StaffTaskSpec(_Strict):
     """`wecom_staff_task`: a task card per owning staff member listing their customers in the audience."""
 
     type: Literal["wecom_staff_task"]
@@ -131,7 +131,7 @@ class CampaignIn(_Strict):
     name: str = Field(min_length=1, max_length=120)
     audience: Audience | None = None
     schedule: Schedule | None = None
-    action: MassMessage | StaffTask = Field(discriminator="type")
+    action: MassMessage | StaffTaskSpec = Field(discriminator="type")
     policy: PolicySpec | None = None
     goal: Goal | None = None  # extension: the conversion counted in stats
 

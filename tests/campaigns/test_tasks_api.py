@@ -14,7 +14,7 @@ from membership.models import TimelineEvent
 from siyu.app import create_app
 from tests.campaigns.conftest import build_world
 from tests.campaigns.test_api_and_races import ON_POSTGRESQL, _together
-from tests.campaigns.test_staff_tasks import ADMIN, launch
+from tests.campaigns.test_staff_tasks import ACTION, ADMIN, launch
 
 
 @pytest.fixture
@@ -114,3 +114,15 @@ def test_concurrent_completions_and_task_writes_happen_once_on_postgresql(sandbo
         completed = s.scalar(select(func.count()).select_from(TimelineEvent)
                              .where(TimelineEvent.type == "task.completed"))
     assert completed == 10
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"title": "长" * 27}, "title"), ({"title": "   "}, "title"), ({"due_in_hours": 0}, "due_in_hours"),
+    ({"due_in_hours": 721}, "due_in_hours"), ({"description": "长" * 113}, "description"), ({"text": "x"}, "text"),
+])
+def test_an_invalid_task_action_is_422_pointing_at_the_field(settings, change, field):
+    with TestClient(create_app()) as client:
+        answer = client.post("/api/v1/campaigns", headers=ADMIN, json={
+            "name": "回访", "audience": {"segment_id": 1}, "action": {**ACTION, **change}})
+    assert answer.status_code == 422
+    assert any(field in [str(p) for p in issue["loc"]] for issue in answer.json()["detail"]), answer.json()
