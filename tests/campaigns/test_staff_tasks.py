@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from bot.credentials import wecom_credentials
 from bot.sandbox import events as tencent
 from bot.sandbox import wecom_cards
-from campaigns import fanout
+from campaigns import fanout, ledger
 from campaigns.models import CampaignStep, MassQuota
 from campaigns.tasks import card, service
 from campaigns.tasks.models import StaffTask
@@ -62,8 +62,12 @@ def world(sandbox, manual_clock):
     return build_world(sandbox, members=30, stores=2, staff=2)
 
 
-def test_given_a_campaign_launched_twice_then_each_staff_member_has_one_task_and_one_card(world, sandbox):
+@pytest.mark.parametrize("chunk", [10_000, 4])
+def test_given_a_campaign_launched_twice_then_each_staff_member_has_one_task_and_one_card(world, sandbox, monkeypatch,
+                                                                                          chunk):
     # when a staff-task campaign over a segment across 2 staff is launched twice, its jobs run twice each
+    # (with chunks of 4, each staff member's 15 customers come in 4 sends: still one task and one card)
+    monkeypatch.setattr(ledger, "CHUNK", chunk)
     cid = launch(world.segment_id)
     launch_again = api("POST", f"/api/v1/campaigns/{cid}/launch")
     assert launch_again.status_code == 200
@@ -84,6 +88,7 @@ def test_given_a_campaign_launched_twice_then_each_staff_member_has_one_task_and
         assert tc["card_type"] == "button_interaction"
         assert [b.get("key") for b in tc["button_list"]][:2] == [card.DONE_KEY, card.LATER_KEY]
         assert tc["card_action"]["url"].endswith("/console/workbench")
+        assert tc["horizontal_content_list"][0] == {"keyname": "客户", "value": "15 位"}  # all their customers
     # each customer's timeline says a task was assigned, once; no mass-message quota was spent on them
     assert assigned == Counter({m: 1 for m in world.members})
     assert quota == 0
