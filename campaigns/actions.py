@@ -5,9 +5,11 @@ from __future__ import annotations
 from types import ModuleType
 
 from campaigns import mass_message
+from campaigns.tasks import action as staff_task
 
 ACTIONS: dict[str, ModuleType] = {
     "wecom_mass_message": mass_message,
+    "wecom_staff_task": staff_task,
 }
 
 

@@ -77,6 +77,27 @@ class MassMessage(_Strict):
         return self
 
 
+TASK_TITLE_MAX = 26  # template_card main_title.title: WeCom shows up to 26 characters
+TASK_DESCRIPTION_MAX = 112  # ... and sub_title_text up to 112
+TASK_DUE_MAX_HOURS = 30 * 24
+
+
+class StaffTaskSpec(_Strict):
+    """`wecom_staff_task`: a task card per owning staff member listing their customers in the audience."""
+
+    type: Literal["wecom_staff_task"]
+    title: str = Field(min_length=1, max_length=TASK_TITLE_MAX)
+    description: str = Field(default="", max_length=TASK_DESCRIPTION_MAX)
+    due_in_hours: int = Field(ge=1, le=TASK_DUE_MAX_HOURS)
+
+    @field_validator("title")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a task needs a title")
+        return v.strip()
+
+
 class QuietSpec(_Strict):
     start: str = Field(pattern=HHMM)
     end: str = Field(pattern=HHMM)
@@ -105,12 +126,12 @@ class Goal(_Strict):
 
 
 class CampaignIn(_Strict):
-    """CONTRACT §5. Only `wecom_mass_message` is built so far: another action type answers 422 at action.type."""
+    """CONTRACT §5. An action type not built answers 422 at action.type."""
 
     name: str = Field(min_length=1, max_length=120)
     audience: Audience | None = None
     schedule: Schedule | None = None
-    action: MassMessage
+    action: MassMessage | StaffTaskSpec = Field(discriminator="type")
     policy: PolicySpec | None = None
     goal: Goal | None = None  # extension: the conversion counted in stats
 

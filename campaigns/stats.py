@@ -8,6 +8,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from campaigns.models import Campaign, CampaignStep, Result, StepStatus
+from campaigns.tasks.stats import task_counts
 from membership.models import Staff, Store, TimelineEvent
 
 
@@ -58,4 +59,6 @@ def campaign_stats(session: Session, campaign: Campaign) -> dict:
             total["converted"] += 1
             per_store[stores.get(store_id, "-")]["converted"] += 1
             per_staff[staff.get(staff_id, "-")]["converted"] += 1
+    if campaign.action_type == "wecom_staff_task":  # confirmed counts the customers of tasks done
+        task_counts(session, campaign.id, total, per_store, per_staff, stores, staff, _empty)
     return {**total, "per_store": per_store, "per_staff": per_staff}

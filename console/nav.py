@@ -21,6 +21,7 @@ NAV = (
     Entry("会员", "/console/members", ALL),
     Entry("人群", "/console/segments", (Role.marketer,)),
     Entry("运营", "/console/ops", (Role.marketer, Role.store_manager)),
+    Entry("任务", "/console/tasks", (Role.marketer, Role.store_manager)),
     Entry("工作台", "/console/workbench", (Role.staff,)),
 )
 

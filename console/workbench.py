@@ -1,7 +1,8 @@
 """The staff workbench (/console/workbench): a phone page in WeCom's in-app browser, signed in through WeCom OAuth.
 
 snsapi_base: WeCom's authorize page hands back a single-use code, `auth/getuserinfo` names the staff member,
-and the browser gets a session cookie; no token ever travels in a URL. Tasks join this page when they exist.
+and the browser gets a session cookie; no token ever travels in a URL. On top: the staff member's open and
+overdue tasks with the customers to contact, each done with one tap (htmx, the console's CSRF token).
 """
 from __future__ import annotations
 
@@ -12,21 +13,27 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from bot.clients import wecom_client
+from campaigns import clock
+from campaigns.tasks import service as tasks
+from campaigns.tasks import views as task_views
 from bot.credentials import wecom_oauth_base
 from bot.errors import WeChatAPIError
 from config.database import request_session
 from config.errors import Forbidden
+from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
 from config.settings import get_settings
 from console import sessions
 from console.auth import set_session_cookie
-from console.web import PREFIX, console_router, is_htmx, render, viewer
+from console.web import PREFIX, console_router, is_htmx, poster, render, viewer
 from membership import service as members
 from membership.access import Principal, visible_members
 from membership.views import members_out
 
 router = console_router()
+anyone_post = poster()
 PAGE = 20
+TASKS_SHOWN = 50
 INVALID_CODE = 40029
 
 
@@ -37,8 +44,24 @@ def workbench(request: Request, cursor: str | None = None, session: Session = re
     found = members.find_members(session, visible=visible_members(who), after_id=decode_cursor(cursor),
                                  limit=PAGE + 1)
     page, next_cursor = page_of(found, PAGE, lambda m: m.id)
-    template = "workbench_rows.html" if is_htmx(request) and cursor else "workbench.html"
-    return render(request, template, rows=members_out(session, page), next_cursor=next_cursor)
+    if is_htmx(request) and cursor:
+        return render(request, "workbench_rows.html", rows=members_out(session, page), next_cursor=next_cursor)
+    now = clock.now()
+    mine = [t for status in ("overdue", "open") for t in task_views.find_tasks(
+        session, who, staff=None, status=status, now=now, after_id=None, limit=TASKS_SHOWN)]
+    return render(request, "workbench.html", rows=members_out(session, page), next_cursor=next_cursor,
+                  tasks=task_views.tasks_out(session, mine, now))
+
+
+@router.post("/workbench/tasks/{task_id}/done")
+def workbench_task_done(request: Request, task_id: DbId, session: Session = request_session,
+                        who: Principal = Depends(anyone_post)):
+    """完成: the task is done (once) and its card updated; the task's row comes back, marked done."""
+    task = task_views.visible_task(session, who, task_id)
+    tasks.complete(session, task.id, via="workbench")
+    session.expire_all()
+    done = task_views.tasks_out(session, [task_views.visible_task(session, who, task_id)], clock.now())
+    return render(request, "workbench_task.html", t=done[0])
 
 
 @router.get("/workbench/signin")

@@ -12,16 +12,17 @@ import importlib
 MODELS = (
     "config.models", "membership.models", "bot.models", "webhooks.models", "webhooks.transfers.models",
     "segments.models", "campaigns.models", "campaigns.bookings.models", "campaigns.groupbuy.models",
-    "miniprogram_api.models", "console.models",
+    "campaigns.tasks.models", "miniprogram_api.models", "console.models",
 )
 ROUTERS = (  # modules with a `router`, in mount order
     "siyu.ops", "membership.api", "segments.api",
     "webhooks.wecom.api", "webhooks.official_account.api", "webhooks.miniprogram.api", "webhooks.admin_api",
     "webhooks.transfers.api", "webhooks.wechatpay.api",
-    "campaigns.api", "campaigns.bookings.api", "campaigns.groupbuy.api",
+    "campaigns.api", "campaigns.bookings.api", "campaigns.groupbuy.api", "campaigns.tasks.api",
     "miniprogram_api.api", "miniprogram_api.bookings", "miniprogram_api.groupbuy_api",
     # The console's pages (console/nav.py gives each its menu entry).
     "console.auth", "console.overview", "console.members", "console.segments", "console.ops", "console.workbench",
+    "console.tasks",
 )
 HANDLERS = (  # modules whose `@handles` entries make up the intake's handler table
     "webhooks.wecom.contacts", "webhooks.wecom.chats", "webhooks.wecom.tags", "webhooks.wecom.cards",
@@ -29,7 +30,7 @@ HANDLERS = (  # modules whose `@handles` entries make up the intake's handler ta
     "webhooks.wechatpay.handlers",
 )
 SCHEDULES = ("webhooks.scheduled", "segments.scheduled", "campaigns.scheduled", "campaigns.bookings.scheduled",
-             "campaigns.groupbuy.scheduled")  # modules with `SCHEDULES`
+             "campaigns.groupbuy.scheduled", "campaigns.tasks.scheduled")  # modules with `SCHEDULES`
 
 
 def modules(names: tuple[str, ...]) -> list:

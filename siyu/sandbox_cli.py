@@ -183,6 +183,19 @@ def del_contact(
     _send(drive.del_contact, wait, staff=staff, customer=customer, by=by)
 
 
+@send_app.command("card-click")
+def card_click(
+    staff: str = typer.Option(..., help="The staff member who taps (the card must have reached them)."),
+    task_id: str = typer.Option(..., "--task-id", help="The card's task_id (staff_tasks.task_id)."),
+    key: str = typer.Option("task_done", help="The button's key: task_done (完成) or task_later (稍后)."),
+    wait: bool = WAIT,
+) -> None:
+    """A staff member taps a button on a task card: template_card_event."""
+    from bot.sandbox import drive
+
+    _send(drive.card_click, wait, staff=staff, task_id=task_id, key=key)
+
+
 @send_app.command("oa-subscribe")
 def oa_subscribe(
     openid: str | None = typer.Option(None, help="The follower's openid (default: a new one)."),

@@ -7,7 +7,8 @@ every CLI command and the test suite's root conftest; nothing is registered as a
 - the profile store's hooks (`membership.hooks`) → the segments' listeners (counters, re-checks, WeCom tags)
   and the trigger campaigns' entries; the segments' usage registry ← the campaigns whose audience a segment is;
 - the intake's handler table ← the handler modules of `siyu.packages.HANDLERS`;
-- the intake's template-card clicks (`webhooks.registry`) → CARD_HANDLERS (campaigns' task cards, once built);
+- the intake's template-card clicks (`webhooks.registry`) → CARD_HANDLERS (staff task cards:
+  完成 completes the task and updates the card);
 - a merge → bookings and group-buy orders move to the surviving member;
 - the member card's orders (`miniprogram_api.cards.on_orders`) ← group-buy's order lister;
 - the intake's Pay notifications (`webhooks.registry`) → group-buy: the order and refund lookups that check a
@@ -24,6 +25,7 @@ from campaigns.bookings import service as bookings
 from campaigns.groupbuy import offers as groupbuy_offers
 from campaigns.groupbuy import payments as groupbuy_payments
 from campaigns.groupbuy import refunds as groupbuy_refunds
+from campaigns.tasks import service as staff_tasks
 from membership import hooks
 from miniprogram_api import cards
 from segments import listeners as segment_listeners
@@ -31,7 +33,7 @@ from segments import usage as segment_usage
 from siyu import packages
 from webhooks import dispatch, registry
 
-CARD_HANDLERS: tuple[Callable, ...] = ()  # fn(session, card) per template_card_event; campaigns add theirs
+CARD_HANDLERS: tuple[Callable, ...] = (staff_tasks.on_card_click,)  # fn(session, card) per template_card_event
 
 _lock = threading.Lock()
 _installed = False

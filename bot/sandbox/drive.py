@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import httpx
 
 from bot.credentials import mp_credentials, oa_credentials, wecom_credentials
-from bot.sandbox import callbacks, events
+from bot.sandbox import callbacks, events, wecom_cards
 from bot.sandbox.store import shared
 from bot.sandbox.wecom_state import STATE_MAX
 
@@ -79,6 +79,17 @@ def del_contact(settings, staff: str, customer: str, by: str = "staff", client: 
     xml = make(creds.corp_id, staff, customer)
     response = callbacks.send_wecom_event(f"{settings.public_url}webhooks/wecom", creds, xml, client=client)
     return _sent("wecom", xml, make.__name__, response, staff=staff, external_userid=customer)
+
+
+def card_click(settings, staff: str, task_id: str, key: str, client: httpx.Client | None = None) -> Sent:
+    """A staff member taps button `key` on the task card `task_id`: template_card_event with a fresh ResponseCode."""
+    creds = wecom_credentials(settings)
+    with shared() as sandbox:
+        code = wecom_cards.click(sandbox, staff, task_id, key)  # ValueError: no such card, button, or done already
+        agent_id = sandbox.agent_id
+    xml = events.template_card_event(creds.corp_id, staff, agent_id, code, key, task_id)
+    response = callbacks.send_wecom_event(f"{settings.public_url}webhooks/wecom", creds, xml, client=client)
+    return _sent("wecom", xml, "template_card_event", response, staff=staff, task_id=task_id, key=key)
 
 
 def oa_subscribe(settings, openid: str | None = None, scene: str | None = None, unionid: str | None = None,

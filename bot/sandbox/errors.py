@@ -34,6 +34,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "agent_mismatch": (301002, "not allow operate another agent with this accesstoken"),
     "not_resigned": (40097, "handover user is not resigned"),
     "same_handover_takeover": (40130, "handover and takeover user are the same"),
+    "task_id_taken": (42014, "taskid has existed or empty or exceed max len"),
 }
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+from bot.sandbox import wecom_cards
 from bot.sandbox.errors import err, ok
 from bot.sandbox.wecom_api import WECOM
 
@@ -172,12 +173,12 @@ def message_send(state, body, q):
     valid = [u for u in users if u in state.staff]
     if not valid:
         return err("invalid_userid", "touser")
+    if msgtype == "template_card" and (refused := wecom_cards.card_refusal(state, body["template_card"])):
+        return refused
     msgid = state.new_id("", 40)
     record = {**body, "msgid": msgid, "delivered_to": valid}
     extra = {}
-    if msgtype == "template_card":
-        code = state.new_id("", 40)
-        state.cards[code] = record
+    if msgtype == "template_card" and (code := wecom_cards.sent(state, body["template_card"], record)):
         extra["response_code"] = code
     state.app_messages.append(record)
     return ok(invaliduser="|".join(invalid), invalidparty="", invalidtag="", unlicenseduser="", msgid=msgid, **extra)
@@ -187,10 +188,6 @@ def message_send(state, body, q):
 def update_template_card(state, body, q):
     if refused := _agent_refusal(state, body, q):
         return refused
-    card = state.cards.get(body.get("response_code", ""))
-    if card is None or card.get("updated"):
-        return err("invalid_parameter", "response_code is unknown or already used")
-    if not body.get("button") and not body.get("template_card"):
-        return err("invalid_parameter", "button or template_card is required")
-    card["updated"] = body
+    if refused := wecom_cards.update(state, body):
+        return refused
     return ok(invaliduser=[])

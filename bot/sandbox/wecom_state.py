@@ -27,7 +27,8 @@ class WeComState:
         self.mass_received: Counter = Counter()  # (external_userid, "YYYYMM") -> mass messages this month
         self.group_chats: dict[str, dict] = {}
         self.app_messages: list[dict] = []
-        self.cards: dict[str, dict] = {}  # response_code -> the template_card message
+        self.cards: dict[str, dict] = {}  # response_code -> {task_id, issued_at, used} (wecom_cards.py)
+        self.task_cards: dict[str, dict] = {}  # task_id -> the sent card, its clicks and updates
         self.msg_template_delay: float = 0.0  # seconds each add_msg_template takes (tests of interrupted fan-outs)
         self.oauth_codes: dict[str, dict] = {}  # OAuth code -> {userid, expires_at}, removed when used
 

@@ -145,8 +145,9 @@ def test_group_chats_transfers_staff_and_app_messages(sandbox):
         client.resigned_transfer_customer("a", "b", [ext])
     assert exc.value.errcode == 40097
     assert {u["userid"] for u in client.list_users()["userlist"]} == {"a", "b", "zhangsan"} - {"zhangsan"}
-    sent = client.send_message({"touser": "a", "msgtype": "template_card",
-                                "template_card": {"card_type": "button_interaction", "main_title": {"title": "任务"}}})
+    sent = client.send_message({"touser": "a", "msgtype": "template_card", "template_card": {
+        "card_type": "button_interaction", "main_title": {"title": "任务"}, "task_id": "t-1",
+        "button_list": [{"text": "完成", "key": "done"}]}})
     assert sent["response_code"]
     client.update_template_card({"userids": ["a"], "response_code": sent["response_code"],
                                  "button": {"replace_name": "已完成"}})

@@ -158,3 +158,29 @@ def test_reset_empties_the_sandbox(siyu):
     result = _run("reset")
     assert result.exit_code == 0 and result.stdout == "sandbox: empty\n"
     assert get_state().staff == {} and get_state().contacts == {}
+
+
+def test_card_click_taps_a_task_card_and_siyu_completes_the_task(siyu):
+    from sqlalchemy import select
+
+    from campaigns import clock
+    from campaigns.tasks.models import StaffTask
+    from config.database import session_scope
+    from tests.campaigns.conftest import MORNING, build_world
+    from tests.campaigns.test_staff_tasks import launch
+
+    # given a staff-task campaign whose cards went out (launched on a weekday morning, outside quiet hours)
+    world = build_world(get_state(), members=4, stores=1, staff=1)
+    with clock.using(clock.Manual(MORNING)):
+        launch(world.segment_id, times=1)
+    with session_scope() as s:
+        task_id = s.scalar(select(StaffTask.task_id))
+    # when someone the card never reached taps it, nothing is sent
+    refused = _run("send", "card-click", "--staff", "nobody", "--task-id", task_id)
+    assert refused.exit_code == 2 and "has no card" in refused.stderr
+    # and when they tap 完成, Siyu handles the callback and the task is done
+    result = _run("send", "card-click", "--staff", world.staff[0], "--task-id", task_id)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["handled"] == "done"
+    with session_scope() as s:
+        assert s.scalar(select(StaffTask.status)) == "done"
