@@ -228,7 +228,7 @@ def test_a_card_update_wecom_was_too_busy_for_is_tried_again_with_the_same_code(
     launch(world.segment_id, times=1)
     with session_scope() as s:
         task_pk, task_id = s.execute(select(StaffTask.id, StaffTask.task_id).where(StaffTask.staff_id == 1)).one()
-    with session_scope() as s, recording():  # the update job is run by hand below
+    with recording(), session_scope() as s:  # the update job is run by hand below (recording outlives the commit)
         assert service.complete(s, task_pk, via="api")
     sandbox.inject("message/update_template_card", *([-1] * 20))
     with pytest.raises(BusyError):
