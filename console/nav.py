@@ -20,6 +20,9 @@ NAV = (
     Entry("概览", "/console/", (Role.marketer, Role.store_manager)),
     Entry("会员", "/console/members", ALL),
     Entry("人群", "/console/segments", (Role.marketer,)),
+    Entry("活动", "/console/campaigns", (Role.marketer,)),
+    Entry("拼团", "/console/groupbuy", (Role.marketer, Role.store_manager)),
+    Entry("预约", "/console/bookings", (Role.marketer, Role.store_manager)),
     Entry("运营", "/console/ops", (Role.marketer, Role.store_manager)),
     Entry("工作台", "/console/workbench", (Role.staff,)),
 )

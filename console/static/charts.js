@@ -14,18 +14,30 @@
         ],
       });
     }
+    if (spec.kind === "funnel") {
+      return {tooltip: {trigger: "item"}, animation: false, series: [{
+        type: "funnel", left: "10%", width: "80%", top: 16, bottom: 16, sort: "none", minSize: "8%",
+        label: {show: true, position: "inside", formatter: "{b}  {c}"},
+        data: spec.labels.map((name, i) => ({name: name, value: spec.values[i]})),
+      }]};
+    }
     return Object.assign(base, {
       xAxis: {type: "category", data: spec.labels, axisLabel: {interval: 0}}, yAxis: {type: "value", minInterval: 1},
       series: [{type: "bar", data: spec.values, itemStyle: {color: "#1971c2"}, label: {show: true, position: "top"}}],
     });
   }
-  document.addEventListener("DOMContentLoaded", () => {
-    for (const box of document.querySelectorAll("[data-chart]")) {
+  const charts = [];
+  function draw() {
+    for (const box of document.querySelectorAll("[data-chart]:not([data-drawn])")) {
       const data = document.getElementById("chart-" + box.dataset.chart);
       if (!data || !window.echarts) continue;
       const chart = echarts.init(box, null, {renderer: "svg"});
       chart.setOption(option(JSON.parse(data.textContent)));
-      window.addEventListener("resize", () => chart.resize());
+      box.dataset.drawn = "1";
+      charts.push(chart);
     }
-  });
+  }
+  document.addEventListener("DOMContentLoaded", draw);
+  document.addEventListener("htmx:afterSettle", draw);  // a fragment htmx swapped in (polled results)
+  window.addEventListener("resize", () => charts.forEach((c) => c.isDisposed() || c.resize()));
 })();
