@@ -15,11 +15,21 @@
       });
     }
     if (spec.kind === "funnel") {
-      return {tooltip: {trigger: "item"}, animation: false, series: [{
-        type: "funnel", left: "10%", width: "80%", top: 16, bottom: 16, sort: "none", minSize: "8%",
-        label: {show: true, position: "inside", formatter: "{b}  {c}"},
-        data: spec.labels.map((name, i) => ({name: name, value: spec.values[i]})),
-      }]};
+      // A funnel of centred horizontal bars (the vendored common build has no funnel series): an invisible
+      // bar of half the missing width on each step centres the visible one, the widest step on top.
+      const top = Math.max(1, ...spec.values);
+      return {
+        animation: false, grid: {left: 150, right: 24, top: 8, bottom: 8},
+        tooltip: {trigger: "item", formatter: (p) => (p.seriesIndex === 1 ? `${p.name}: ${p.value}` : "")},
+        xAxis: {type: "value", max: top, show: false},
+        yAxis: {type: "category", inverse: true, data: spec.labels, axisTick: {show: false}, axisLine: {show: false}},
+        series: [
+          {type: "bar", stack: "f", silent: true, itemStyle: {color: "transparent"},
+           data: spec.values.map((v) => (top - v) / 2)},
+          {type: "bar", stack: "f", barWidth: "70%", data: spec.values,
+           itemStyle: {color: "#1971c2"}, label: {show: true, position: "inside", color: "#fff"}},
+        ],
+      };
     }
     return Object.assign(base, {
       xAxis: {type: "category", data: spec.labels, axisLabel: {interval: 0}}, yAxis: {type: "value", minInterval: 1},
