@@ -59,7 +59,8 @@ def _rows(store_id: int):
     """Bookings of a store with what the calendar shows of each, in one statement."""
     return (select(Booking.id, Booking.start, Booking.end, Booking.status, Booking.member_id,
                    Member.name.label("member"), BookableService.name.label("service"), Staff.name.label("staff"))
-            .join(Member, Member.id == Booking.member_id).join(BookableService, BookableService.id == Booking.service_id)
+            .join(Member, Member.id == Booking.member_id)
+            .join(BookableService, BookableService.id == Booking.service_id)
             .outerjoin(Staff, Staff.id == Booking.staff_id).where(Booking.store_id == store_id))
 
 
@@ -117,7 +118,8 @@ def calendar(request: Request, store: str = "", day: date | None = Query(None, a
     day = day or utcnow().astimezone(get_settings().tz).date()
     view = "week" if view == "week" else "day"
     schedule, hours = catalog.schedule_of(session, store_row)
-    context = {"store": store_row, "day": day, "view": view, "timedelta": timedelta, "schedule": schedule, "labels": STATUS_LABELS,
+    context = {"store": store_row, "day": day, "view": view, "timedelta": timedelta, "schedule": schedule,
+               "labels": STATUS_LABELS,
                "moves": _moves(who), "stores": members.list_stores(session) if who.allows(Role.marketer) else [],
                "hours": [h for h in hours if h.weekday == day.isoweekday()], "all_hours": hours}
     if view == "week":

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from starlette.datastructures import ImmutableMultiDict
 
 from campaigns.schemas import CampaignIn
+from config.errors import InvalidInput
 from config.settings import get_settings
 
 
@@ -20,7 +21,7 @@ def _mass_message(form: ImmutableMultiDict) -> dict:
 
 
 ACTION_FORMS = {"wecom_mass_message": ("企业微信群发 (wecom_mass_message)", _mass_message)}
-SCHEDULES = {"manual": "手动启动", "at": "定时 (at)", "cron": "周期 (cron)", "trigger": "事件触发 (trigger)"}
+SCHEDULE_KINDS = {"manual": "手动启动", "at": "定时 (at)", "cron": "周期 (cron)", "trigger": "事件触发 (trigger)"}
 # Where the API's error locations are shown on the form (the longest matching prefix wins).
 FIELD_OF_LOC = {
     ("name",): "name", ("audience",): "segment_id", ("schedule",): "schedule_kind", ("schedule", "at"): "at",
@@ -32,12 +33,12 @@ FIELD_OF_LOC = {
 }
 
 
-class FormError(Exception):
+class FormError(InvalidInput):
     """A field the form could not even turn into the spec (a number that is not one)."""
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
-        self.field, self.message = field, message
+        self.field = field
 
 
 def _int(form: ImmutableMultiDict, field: str, name: str) -> int | None:
@@ -77,7 +78,7 @@ def spec_of(form: ImmutableMultiDict) -> dict:
             trigger["delay_minutes"] = delay
         spec["schedule"] = {"trigger": trigger}
     elif kind != "manual":
-        raise FormError("schedule_kind", f"schedule: one of {', '.join(SCHEDULES)}")
+        raise FormError("schedule_kind", f"schedule: one of {', '.join(SCHEDULE_KINDS)}")
     action = form.get("action_type", "wecom_mass_message")
     if action not in ACTION_FORMS:
         raise FormError("action_type", f"action.type: the form offers {', '.join(ACTION_FORMS)}")
@@ -112,7 +113,7 @@ def validate(form: ImmutableMultiDict) -> tuple[CampaignIn | None, dict[str, str
     try:
         return CampaignIn.model_validate(spec_of(form)), {}
     except FormError as exc:
-        return None, {exc.field: exc.message}
+        return None, {exc.field: exc.detail}
     except ValidationError as exc:
         errors: dict[str, str] = {}
         for e in exc.errors():

@@ -49,14 +49,15 @@ def campaign_list(request: Request, status: str = "", cursor: str | None = None,
                                 lambda r: r.id)
     template = "campaigns_rows.html" if is_htmx(request) and cursor else "campaigns.html"
     return render(request, template, rows=rows, next_cursor=next_cursor, status=status, labels=STATUS_LABELS,
-                  schedules=campaign_form.SCHEDULES)
+                  schedules=campaign_form.SCHEDULE_KINDS)
 
 
 def _form_page(request: Request, session: Session, form, errors: dict, status_code: int = 200):
     segments = session.execute(select(Segment.id, Segment.name).order_by(Segment.name, Segment.id)).all()
     template = "campaign_form.html" if is_htmx(request) and errors else "campaign_new.html"
     return render(request, template, status_code=status_code, form=form, errors=errors, segments=segments,
-                  events=sorted(EVENT_TYPES), schedules=campaign_form.SCHEDULES, actions=campaign_form.ACTION_FORMS)
+                  events=sorted(EVENT_TYPES), schedules=campaign_form.SCHEDULE_KINDS,
+                  actions=campaign_form.ACTION_FORMS)
 
 
 @router.get("/campaigns/new")
@@ -94,7 +95,8 @@ def _live(session: Session, campaign: Campaign) -> dict:
         CampaignRun.planned_at.is_(None)))
     polling = campaign.status == CampaignStatus.running.value and bool(in_flight or unplanned)
     return {"campaign": campaign, "stats": stats, "results": campaign_results.layout(stats),
-            "progress": {"done": stats["targeted"] - in_flight, "total": stats["targeted"], "planning": bool(unplanned)},
+            "progress": {"done": stats["targeted"] - in_flight, "total": stats["targeted"],
+                         "planning": bool(unplanned)},
             "polling": polling, "moves": {m: label for m, (label, from_) in MOVES.items() if campaign.status in from_},
             "labels": STATUS_LABELS}
 
@@ -105,7 +107,7 @@ def campaign_page(request: Request, campaign_id: DbId, session: Session = reques
     """A campaign: its spec, the moves open to it, and its results per store and staff member."""
     campaign = service.get_campaign(session, campaign_id)
     segment = session.get(Segment, campaign.segment_id) if campaign.segment_id else None
-    return render(request, "campaign.html", segment=segment, schedules=campaign_form.SCHEDULES,
+    return render(request, "campaign.html", segment=segment, schedules=campaign_form.SCHEDULE_KINDS,
                   label=campaign_results.label, reason=campaign_results.reason_label, **_live(session, campaign))
 
 
@@ -160,6 +162,7 @@ def _ledger_page(campaign_id: int):
 def campaign_ledger_csv(campaign_id: DbId, session: Session = request_session, who: Principal = Depends(marketer)):
     """The campaign's ledger, one row per member and step, streamed a page at a time."""
     campaign = service.get_campaign(session, campaign_id)
-    total = session.scalar(select(func.count()).select_from(CampaignStep).where(CampaignStep.campaign_id == campaign.id))
+    total = session.scalar(select(func.count()).select_from(CampaignStep)
+                           .where(CampaignStep.campaign_id == campaign.id))
     lines = csv_export.paged(LEDGER_HEADER, _ledger_page(campaign.id))
     return csv_export.download(lines, f"campaign-{campaign.id}-ledger.csv", total)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.groupbuy import offers
-from campaigns.groupbuy.models import Group, GroupStatus, Offer, Order, Refund
+from campaigns.groupbuy.models import Group, Offer, Order, Refund
 from campaigns.groupbuy.schemas import OfferIn
 from config.database import request_session
 from config.errors import InvalidInput
@@ -34,7 +34,8 @@ marketer = viewer_of(Role.marketer)
 marketer_post = poster(Role.marketer)
 PAGE = 20
 GROUP_LABELS = {"open": "拼团中", "succeeded": "已成团", "failed": "未成团"}
-ORDER_LABELS = {"pending": "待支付", "paid": "已支付", "refunding": "退款中", "refunded": "已退款", "released": "已释放"}
+ORDER_LABELS = {"pending": "待支付", "paid": "已支付", "refunding": "退款中", "refunded": "已退款",
+                "released": "已释放"}
 REFUND_LABELS = {"requested": "已申请", "unknown": "待核实", "processing": "处理中", "succeeded": "已退款",
                  "failed": "失败"}
 LABELS = {"groups": GROUP_LABELS, "orders": ORDER_LABELS, "refunds": REFUND_LABELS}
@@ -168,8 +169,8 @@ def offer_page(request: Request, offer_id: DbId, status: str = "", session: Sess
     """An offer: its stats (admins, marketers), groups with seats, orders and refunds, each paged by cursor."""
     offer = offers.get_offer(session, offer_id)
     stats = offers.admin_view(session, offer.id).stats if who.allows(Role.marketer) else None
-    sections = {"groups": _groups(session, who, offer.id, status, None), "orders": _orders(session, who, offer.id, None),
-                "refunds": _refunds(session, who, offer.id, None)}
+    sections = {"groups": _groups(session, who, offer.id, status, None),
+                "orders": _orders(session, who, offer.id, None), "refunds": _refunds(session, who, offer.id, None)}
     return render(request, "groupbuy_offer.html", offer=offer, stats=stats, sections=sections, status=status,
                   labels=LABELS, scoped=visible_members(who) is not None)
 

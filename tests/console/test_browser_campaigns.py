@@ -23,9 +23,10 @@ from membership.timeline import record_event
 from segments.models import Segment, SegmentMembership
 from tests.console import test_browser
 from tests.console.browser import DESKTOP, screenshot
-from tests.console.test_browser import _page, _sign_in, browser, served  # noqa: F401 (fixtures)
+from tests.console.test_browser import _page, _sign_in
 
 pytestmark = pytest.mark.timeout(240)
+browser, served = test_browser.browser, test_browser.served  # the console browser tests' fixtures
 
 
 @pytest.fixture

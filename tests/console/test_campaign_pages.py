@@ -17,12 +17,14 @@ from console import csv_export
 from membership import tokens
 from membership.models import Identity, Role
 from segments.models import Segment, SegmentMembership
-from tests.campaigns.conftest import TEXT, build_world, manual_clock, sandbox  # noqa: F401 (fixtures)
+from tests.campaigns import conftest as campaign_world
+from tests.campaigns.conftest import TEXT, build_world
 from tests.console.conftest import csrf_of, sign_in
 from tests.console.test_pages import _count_statements
 from tests.conftest import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+sandbox, manual_clock = campaign_world.sandbox, campaign_world.manual_clock  # the campaign tests' fixtures
 
 
 def _form(segment, **fields) -> dict:
@@ -283,5 +285,5 @@ def test_a_campaign_page_costs_the_same_statements_for_5_members_as_for_60(clien
         for job in jobs:
             if job.func is fanout.run_job:
                 fanout.run_job(*job.args)
-        counts.append(_count_statements(engine, lambda: client.get(f"/console/campaigns/{cid}")))
+        counts.append(_count_statements(engine, lambda c=cid: client.get(f"/console/campaigns/{c}")))
     assert counts[0] == counts[1]

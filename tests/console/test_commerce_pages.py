@@ -19,9 +19,7 @@ from config.settings import get_settings
 from config.types import utcnow
 from console import bookings as booking_pages
 from membership import service as members
-from membership import tokens
 from membership.identity import IdentityIn, bind
-from membership.models import Role
 from tests.console.conftest import csrf_of, sign_in
 from tests.console.test_pages import _count_statements
 from tests.conftest import ADMIN_TOKEN
@@ -113,8 +111,8 @@ def deals(shop):
         refunded = _order(s, offer, failed, b, 2, "refunded")
         refunding = _order(s, offer, failed, c, 3, "refunding")
         _order(s, offer, theirs, c, 4, "paid")
-        s.add(Refund(order_id=refunded.id, out_refund_no=f"R{refunded.out_trade_no}", out_trade_no=refunded.out_trade_no,
-                     amount_fen=1990, reason="group failed", status="succeeded"))
+        s.add(Refund(order_id=refunded.id, out_refund_no=f"R{refunded.out_trade_no}",
+                     out_trade_no=refunded.out_trade_no, amount_fen=1990, reason="group failed", status="succeeded"))
         s.add(Refund(order_id=refunding.id, out_refund_no="RGB-c", out_trade_no=refunding.out_trade_no,
                      amount_fen=1990, reason="group failed", status="processing"))
         return {"offer": offer.id, "groups": (open_group.id, failed.id, theirs.id)}
