@@ -6,14 +6,12 @@ one entry in ACTION_FORMS (and its template `campaign_action_<type>.html`).
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import ValidationError
 from starlette.datastructures import ImmutableMultiDict
 
 from campaigns.schemas import CampaignIn
 from config.errors import InvalidInput
-from config.settings import get_settings
+from console.web import local_input
 
 
 def _mass_message(form: ImmutableMultiDict) -> dict:
@@ -51,15 +49,6 @@ def _int(form: ImmutableMultiDict, field: str, name: str) -> int | None:
         raise FormError(field, f"{name}: a whole number, got {raw[:20]!r}") from None
 
 
-def _local_time(raw: str) -> str:
-    """A datetime-local value (business time, SIYU_TIMEZONE) as ISO 8601 with its offset; as given otherwise."""
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        return raw
-    return (parsed.replace(tzinfo=get_settings().tz) if parsed.tzinfo is None else parsed).isoformat()
-
-
 def spec_of(form: ImmutableMultiDict) -> dict:
     """The campaign spec the form describes (not yet validated)."""
     spec: dict = {"name": form.get("name", "").strip()}
@@ -68,7 +57,7 @@ def spec_of(form: ImmutableMultiDict) -> dict:
         spec["audience"] = {"segment_id": segment}
     kind = form.get("schedule_kind", "manual")
     if kind == "at":
-        spec["schedule"] = {"at": _local_time(form.get("at", "").strip())}
+        spec["schedule"] = {"at": local_input(form.get("at", ""))}
     elif kind == "cron":
         spec["schedule"] = {"cron": form.get("cron", "").strip()}
     elif kind == "trigger":

@@ -6,7 +6,6 @@ API lets them see); staff see none of it.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from fastapi import Depends, Request
@@ -22,8 +21,7 @@ from config.database import request_session
 from config.errors import InvalidInput
 from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
-from config.settings import get_settings
-from console.web import PREFIX, console_router, is_htmx, poster, render, viewer_of
+from console.web import PREFIX, console_router, is_htmx, local_input, poster, render, viewer_of
 from membership import service as members
 from membership.access import Principal, visible_members
 from membership.models import Member, Role, Staff
@@ -82,20 +80,12 @@ def _fen(raw: str, field: str) -> int:
     return int(fen)
 
 
-def _local(raw: str) -> str:
-    try:
-        parsed = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        return raw
-    return (parsed.replace(tzinfo=get_settings().tz) if parsed.tzinfo is None else parsed).isoformat()
-
-
 def _body(form) -> OfferIn:
     body = {"name": form.get("name", "").strip(), "price_fen": _fen(form.get("price", ""), "price_fen"),
             "original_price_fen": _fen(form.get("original_price", ""), "original_price_fen"),
             "group_size": form.get("group_size", ""), "time_limit_minutes": form.get("time_limit_minutes", ""),
-            "stock": form.get("stock", ""), "starts_at": _local(form.get("starts_at", "")),
-            "ends_at": _local(form.get("ends_at", "")), "stores": form.getlist("stores")}
+            "stock": form.get("stock", ""), "starts_at": local_input(form.get("starts_at", "")),
+            "ends_at": local_input(form.get("ends_at", "")), "stores": form.getlist("stores")}
     return OfferIn.model_validate(body)
 
 

@@ -121,6 +121,9 @@ def test_only_admins_and_marketers_open_campaigns_and_an_unknown_one_is_404(clie
         assert client.get("/console/campaigns").status_code == 403
         assert client.get("/console/campaigns/new").status_code == 403
         assert "活动" not in re.findall(r'<nav>(.*?)</nav>', client.get("/console/members").text, re.S)[0]
+        assert client.get("/console/campaigns/1/ledger.csv").status_code == 403
+        page = client.get("/console/members").text
+        assert client.post("/console/campaigns/1/launch", data={"csrf": csrf_of(page)}).status_code == 403
     client.cookies.clear()
     sign_in(client, _token(Role.marketer))
     assert client.get("/console/campaigns/12345").status_code == 404
