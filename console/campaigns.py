@@ -120,6 +120,19 @@ def campaign_live(request: Request, campaign_id: DbId, session: Session = reques
                   **_live(session, campaign))
 
 
+@router.get("/campaigns/{campaign_id}/results/{table}")
+def campaign_breakdown(request: Request, campaign_id: DbId, table: str, cursor: str | None = None,
+                       session: Session = request_session, who: Principal = Depends(marketer)):
+    """The next page of the per-store or per-staff table (rows for htmx)."""
+    if table not in campaign_results.BREAKDOWNS:
+        raise InvalidInput(f"table: one of {', '.join(campaign_results.BREAKDOWNS)}")
+    campaign = service.get_campaign(session, campaign_id)
+    results = campaign_results.layout(campaign_stats(session, campaign),
+                                      after={table: campaign_results.decode_name_cursor(cursor)})
+    shaped = next(t for t in results["tables"] if t["key"] == table)
+    return render(request, "campaign_breakdown_rows.html", campaign=campaign, t=shaped)
+
+
 @router.post("/campaigns/{campaign_id}/{move}")
 def campaign_move(request: Request, campaign_id: DbId, move: str, session: Session = request_session,
                   who: Principal = Depends(marketer_post)):

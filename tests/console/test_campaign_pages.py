@@ -13,7 +13,7 @@ from campaigns import fanout
 from campaigns.models import Campaign
 from config.database import engine_for, session_scope
 from config.queue import recording
-from console import csv_export
+from console import campaign_results, csv_export
 from membership import tokens
 from membership.models import Identity, Role
 from segments.models import Segment, SegmentMembership
@@ -244,6 +244,25 @@ def test_the_ledger_csv_streams_every_row_a_page_at_a_time_with_its_total_up_fro
     api = client.get(f"/api/v1/campaigns/{cid}", headers=ADMIN).json()["stats"]
     assert results[1][:4] == ["total", "", str(api["targeted"]), str(api["sent"])]
     assert {r[1] for r in results if r[0] == "store"} == set(api["per_store"])
+
+
+def test_the_per_staff_table_pages_by_cursor(client, sandbox, manual_clock, monkeypatch):
+    world = build_world(sandbox, members=9, stores=1, staff=3)
+    sign_in(client)
+    cid = int(_create(client, _form(world.segment_id)).headers["HX-Redirect"].rsplit("/", 1)[1])
+    with recording() as jobs:
+        _move(client, cid, "launch")
+    for job in jobs:
+        if job.func is fanout.run_job:
+            fanout.run_job(*job.args)
+    monkeypatch.setattr(campaign_results, "TABLE_PAGE", 2)
+    page = client.get(f"/console/campaigns/{cid}").text
+    assert list(_cells(page, "results-per_staff")) == ["u000", "u001"]
+    cursor = re.search(r"/results/per_staff\?cursor=([^\"&]+)", page).group(1)
+    rest = client.get(f"/console/campaigns/{cid}/results/per_staff?cursor={cursor}", headers={"HX-Request": "true"})
+    assert re.findall(r"<tr><td>(\w+)</td>", rest.text) == ["u002"] and "cursor=" not in rest.text
+    assert client.get(f"/console/campaigns/{cid}/results/per_planet").status_code == 422
+    assert client.get(f"/console/campaigns/{cid}/results/per_staff?cursor=%%%").status_code == 422
 
 
 def test_a_cell_a_spreadsheet_would_run_is_written_as_text():
