@@ -38,6 +38,9 @@
   }
   const charts = [];
   function draw() {
+    for (const old of charts.splice(0)) {  // charts whose box a swap removed are let go
+      if (document.body.contains(old.getDom())) charts.push(old); else old.dispose();
+    }
     for (const box of document.querySelectorAll("[data-chart]:not([data-drawn])")) {
       const data = document.getElementById("chart-" + box.dataset.chart);
       if (!data || !window.echarts) continue;
