@@ -1,9 +1,6 @@
 """会员: search by phone, name, tag and store; a member's profile with tags, traits and the timeline."""
 from __future__ import annotations
 
-import base64
-from datetime import datetime
-
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
@@ -11,6 +8,7 @@ from config.database import request_session
 from config.errors import InvalidInput, NotFound
 from config.inputs import DbId
 from config.pagination import decode_cursor, page_of
+from console.paging import decode_time_cursor, time_cursor
 from console.web import attempt, console_router, is_htmx, poster, render, viewer
 from membership import service as members
 from membership.access import Principal, visible_member, visible_members
@@ -50,29 +48,11 @@ def member_search(request: Request, phone: str = "", name: str = "", tag: str = 
     return render(request, template, rows=rows, next_cursor=next_cursor, query=query, errors=errors, stores=stores)
 
 
-def _timeline_cursor(event) -> str:
-    return base64.urlsafe_b64encode(f"{event.at.isoformat()}|{event.id}".encode()).decode()
-
-
-def _decode_timeline_cursor(cursor: str | None) -> tuple[datetime | None, int | None]:
-    if not cursor:
-        return None, None
-    try:
-        at, _, last_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        parsed = datetime.fromisoformat(at)
-        decode_cursor(base64.urlsafe_b64encode(last_id.encode()).decode())  # the same bounds as any row id
-        if parsed.tzinfo is None:
-            raise ValueError
-        return parsed, int(last_id)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor: not a cursor this page handed out") from None
-
-
 def _timeline_page(session: Session, member_id: DbId, cursor: str | None) -> tuple[list, str | None]:
-    before, before_id = _decode_timeline_cursor(cursor)
+    before, before_id = decode_time_cursor(cursor)
     events = timeline(session, member_id, limit=TIMELINE_PAGE + 1, before=before, before_id=before_id)
     page = events[:TIMELINE_PAGE]
-    return page, _timeline_cursor(page[-1]) if len(events) > TIMELINE_PAGE else None
+    return page, time_cursor(page[-1].at, page[-1].id) if len(events) > TIMELINE_PAGE else None
 
 
 @router.get("/members/{member_id}")

@@ -50,6 +50,16 @@ def _localtime(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str
     return value.astimezone(get_settings().tz).strftime(fmt)
 
 
+def local_input(raw: str) -> str:
+    """A form's datetime-local value (business time, SIYU_TIMEZONE) as ISO 8601 with its offset, for the API's
+    bodies to validate; anything else as given (the API's message then says what is wrong)."""
+    try:
+        parsed = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return raw
+    return (parsed.replace(tzinfo=get_settings().tz) if parsed.tzinfo is None else parsed).isoformat()
+
+
 def _yuan(fen: int | None) -> str:
     if fen is None:
         return ""

@@ -22,7 +22,7 @@ ROUTERS = (  # modules with a `router`, in mount order
     "miniprogram_api.api", "miniprogram_api.bookings", "miniprogram_api.groupbuy_api",
     # The console's pages (console/nav.py gives each its menu entry).
     "console.auth", "console.overview", "console.members", "console.segments", "console.ops", "console.workbench",
-    "console.tasks",
+    "console.campaigns", "console.groupbuy", "console.bookings", "console.tasks",
 )
 HANDLERS = (  # modules whose `@handles` entries make up the intake's handler table
     "webhooks.wecom.contacts", "webhooks.wecom.chats", "webhooks.wecom.tags", "webhooks.wecom.cards",

@@ -240,7 +240,9 @@ def test_a_page_of_members_costs_the_same_statements_for_3_members_as_for_20(cli
 
 @pytest.mark.parametrize("path", ["/console/login", "/console/", "/console/members", "/console/segments",
                                   "/console/segments/new", "/console/ops/inbox", "/console/ops/tokens",
-                                  "/console/ops/channel-codes", "/console/workbench"])
+                                  "/console/ops/channel-codes", "/console/workbench",
+                                  "/console/campaigns", "/console/campaigns/new", "/console/groupbuy",
+                                  "/console/groupbuy/new", "/console/bookings", "/console/bookings?view=week"])
 def test_every_page_loads_its_scripts_and_styles_from_the_server_itself(client, shop, path):
     if path != "/console/login":
         sign_in(client)
