@@ -24,7 +24,7 @@ from tests.console.test_pages import _count_statements
 from tests.conftest import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-sandbox, manual_clock = campaign_world.sandbox, campaign_world.manual_clock  # the campaign tests' fixtures
+manual_clock = campaign_world.manual_clock  # the campaign tests' clock (`sandbox` is the root conftest's)
 
 
 def _form(segment, **fields) -> dict:
