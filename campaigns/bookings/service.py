@@ -29,7 +29,6 @@ from membership.timeline import record_event
 
 log = logging.getLogger(__name__)
 
-NO_SHOW_GRACE = timedelta(minutes=30)  # after the start, a booking nobody checked in becomes `no_show`
 S = BookingStatus
 MOVES: dict[str, set[str]] = {  # CONTRACT §7; services without a repair's progress go from check-in to completed
     S.booked: {S.checked_in, S.cancelled, S.no_show},
@@ -39,6 +38,11 @@ MOVES: dict[str, set[str]] = {  # CONTRACT §7; services without a repair's prog
 }
 EVENTS = {S.checked_in: "booking.checked_in", S.completed: "booking.completed", S.cancelled: "booking.cancelled",
           S.no_show: "booking.no_show"}
+
+
+def no_show_grace() -> timedelta:
+    """How long after its start a booking nobody checked in becomes `no_show` (SIYU_BOOKING_no_show_grace()_MINUTES)."""
+    return timedelta(minutes=get_settings().booking_no_show_grace_minutes)
 
 
 class SlotFull(Conflict):
@@ -146,7 +150,7 @@ def book(session: Session, *, member_id: int, store: str, service: str, start: d
 
 def _schedule_jobs(session: Session, booking: Booking, svc: BookableService) -> None:
     notify.schedule_reminder(session, booking, svc)
-    at = booking.start + NO_SHOW_GRACE
+    at = booking.start + no_show_grace()
     enqueue(mark_no_show, booking.id, at=at, job_id=f"booking_no_show:{booking.id}:{int(booking.start.timestamp())}",
             session=session)
 
@@ -247,7 +251,7 @@ def mark_no_show(booking_id: int) -> str:
     """Job: a booking still `booked` a grace period after its start becomes `no_show`."""
     with session_scope() as session:
         booking = session.get(Booking, booking_id)
-        if booking is None or booking.status != S.booked.value or utcnow() < booking.start + NO_SHOW_GRACE:
+        if booking is None or booking.status != S.booked.value or utcnow() < booking.start + no_show_grace():
             return "not due"  # checked in, cancelled, or rescheduled to later (that time has its own job)
         move(session, booking_id=booking_id, to=S.no_show.value)
     log.info("booking %s: no_show", booking_id)
@@ -256,7 +260,7 @@ def mark_no_show(booking_id: int) -> str:
 
 def due_no_shows(session: Session, limit: int = 500) -> list[int]:
     """Ids of bookings past their grace period and still booked (a sweep catches jobs a restart forgot)."""
-    q = select(Booking.id).where(Booking.status == S.booked.value, Booking.start < utcnow() - NO_SHOW_GRACE)
+    q = select(Booking.id).where(Booking.status == S.booked.value, Booking.start < utcnow() - no_show_grace())
     return list(session.scalars(q.order_by(Booking.id).limit(limit)))
 
 
