@@ -29,13 +29,14 @@ def test_a_staff_invitation_to_a_paid_full_group_lands_on_the_timeline_and_credi
     http.post("/api/v1/staff", json={"userid": "zhangsan", "name": "张三", "store": "S001"}, headers=ADMIN)
     offer = make_offer(http, stores=["S001"])
     people = [consumer(i) for i in range(3)]
-    # when the first consumer, invited by zhangsan, opens a group, and two friends join through the same link
-    opened = http.post(f"/mp/v1/groupbuy/offers/{offer['id']}/groups", json={"ref": "zhangsan"},
+    # when the first consumer, invited by zhangsan in his store, opens a group there, and two friends join through
+    # the same link
+    opened = http.post(f"/mp/v1/groupbuy/offers/{offer['id']}/groups", json={"ref": "zhangsan", "store": "S001"},
                        headers=people[0][1])
     assert opened.status_code == 201, opened.text
     group_id = opened.json()["group_id"]
     seen = http.get(f"/mp/v1/groupbuy/offers/{offer['id']}", headers=people[1][1]).json()
-    assert [g["id"] for g in seen["groups"]] == [group_id] and seen["groups"][0]["seats"] == 1
+    assert [(g["id"], g["store"], g["seats"]) for g in seen["groups"]] == [(group_id, "S001", 1)]
     joined = [http.post(f"/mp/v1/groupbuy/groups/{group_id}/join", json={"ref": "zhangsan"}, headers=h)
               for _, h in people[1:]]
     assert [j.status_code for j in joined] == [201, 201]
@@ -66,6 +67,47 @@ def test_a_staff_invitation_to_a_paid_full_group_lands_on_the_timeline_and_credi
     with session_scope() as s:
         paid = s.scalars(select(TimelineEvent.data).where(TimelineEvent.type == "groupbuy.paid")).all()
     assert {d["staff"] for d in paid} == {"zhangsan"}
+
+
+def test_a_group_is_opened_in_one_of_the_offers_stores_and_joined_in_that_store_only(http):
+    from membership.models import Member, Store
+
+    # given stores S1, S2, S3 and an offer sold in S1 and S2 only
+    for code in ("S1", "S2", "S3"):
+        assert http.post("/api/v1/stores", json={"code": code, "name": code}, headers=ADMIN).status_code == 201
+    offer = make_offer(http, stores=["S1", "S2"])
+    url = f"/mp/v1/groupbuy/offers/{offer['id']}/groups"
+    nowhere, homed_s3, homed_s2, friend = (consumer(i) for i in range(4))
+    with session_scope() as s:
+        stores = {st.code: st.id for st in s.scalars(select(Store))}
+        s.get(Member, homed_s3[0]).store_id = stores["S3"]
+        s.get(Member, homed_s2[0]).store_id = stores["S2"]
+    # when a consumer names a store outside the list, or names none and has none (or another) of their own
+    outside = http.post(url, json={"store": "S3"}, headers=nowhere[1])
+    unnamed = http.post(url, json={}, headers=nowhere[1])
+    wrong_home = http.post(url, headers=homed_s3[1])
+    unknown = http.post(url, json={"store": "S9"}, headers=nowhere[1])
+    # then each is 422 naming the stores the offer is sold in, and nothing was taken
+    for answer in (outside, unnamed, wrong_home, unknown):
+        assert answer.status_code == 422, answer.text
+    assert "sold in S1, S2 only, not in 'S3'" in outside.json()["detail"]
+    assert "name one of them" in unnamed.json()["detail"] and "'S3'" in wrong_home.json()["detail"]
+    assert "no store 'S9'" in unknown.json()["detail"]
+    assert http.get(f"/api/v1/groupbuy/offers/{offer['id']}", headers=ADMIN).json()["remaining"] == 30
+    # when a consumer of S2 opens a group without naming a store, and another names S1
+    in_s2 = http.post(url, headers=homed_s2[1])
+    in_s1 = http.post(url, json={"store": "S1"}, headers=homed_s3[1])
+    assert (in_s2.status_code, in_s1.status_code) == (201, 201), (in_s2.text, in_s1.text)
+    # then the groups buy in S2 (the member's own store) and S1, and each store's groups can be listed
+    seen = http.get(f"/mp/v1/groupbuy/offers/{offer['id']}", headers=friend[1]).json()["groups"]
+    assert {(g["id"], g["store"]) for g in seen} == {(in_s2.json()["group_id"], "S2"), (in_s1.json()["group_id"], "S1")}
+    only_s1 = http.get(f"/mp/v1/groupbuy/offers/{offer['id']}", params={"store": "S1"}, headers=friend[1]).json()
+    assert [g["id"] for g in only_s1["groups"]] == [in_s1.json()["group_id"]]
+    # and a friend joins the S2 group through its link, but not as a buyer in another store
+    join = f"/mp/v1/groupbuy/groups/{in_s2.json()['group_id']}/join"
+    elsewhere = http.post(join, json={"store": "S1"}, headers=friend[1])
+    assert elsewhere.status_code == 409 and "buys in store S2" in elsewhere.json()["detail"]
+    assert http.post(join, json={"store": "S2"}, headers=friend[1]).status_code == 201
 
 
 def test_a_group_that_expires_unfilled_refunds_each_paid_seat_once_and_releases_the_unpaid_one(http, clock):
