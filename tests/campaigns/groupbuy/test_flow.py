@@ -8,7 +8,8 @@ from config.database import session_scope
 from campaigns.groupbuy.models import Refund
 from membership.models import TimelineEvent
 from membership.traits import get_traits
-from tests.campaigns.groupbuy.conftest import (ADMIN, consumer, drain, make_offer, order_row, pay, time_passes)
+from tests.campaigns.groupbuy.conftest import (ADMIN, consumer, drain, make_offer, order_row, pay, refunds_settle,
+                                                time_passes)
 
 
 def _timeline(member_id: int) -> list[str]:
@@ -128,6 +129,12 @@ def test_a_group_that_expires_unfilled_refunds_each_paid_seat_once_and_releases_
 
     assert deadline_job(group_id) == "unchanged"
     drain()
+    # then each paid seat's refund is asked for once, and WeChat Pay is processing it
+    with session_scope() as s:
+        assert {r.status for r in s.scalars(select(Refund))} == {"processing"}
+    assert all(order_row(no).status == "refunding" for no in paid_nos)
+    # when WeChat Pay settles them and notifies Siyu
+    assert [a.status_code for a in refunds_settle(clock)] == [200, 200]
     # then each paid seat is refunded once, under an out_refund_no derived from its own order
     with session_scope() as s:
         refunds = {r.out_trade_no: r for r in s.scalars(select(Refund))}
@@ -172,6 +179,7 @@ def test_a_payment_after_the_hold_is_released_is_refunded_automatically(http, cl
     get_state().pay_orders[order["out_trade_no"]]["trade_state"] = "NOTPAY"  # the sandbox closed it; a race did not
     assert pay(order["out_trade_no"]).status_code == 200
     drain()
+    refunds_settle(clock)
     # then the money goes back, once, and the member's spend nets to zero
     row = order_row(order["out_trade_no"])
     assert row.status == "refunded" and row.late
@@ -213,6 +221,11 @@ def test_a_refund_call_that_fails_once_is_retried_with_the_same_out_refund_no(ht
     with session_scope() as s:
         refund = s.scalar(select(Refund))
     assert calls == [f"R{order['out_trade_no']}"] * 2
+    assert refund.status == "processing" and refund.attempts == 2
+    # and once WeChat Pay has settled it, the refund query reconciles it (no notification came)
+    refunds_settle(clock, notify=False)
+    with session_scope() as s:
+        refund = s.scalar(select(Refund))
     assert refund.status == "succeeded" and refund.attempts == 2
     # and WeChat Pay holds one refund of the order, which is refunded
     assert list(get_state().pay_refunds) == [f"R{order['out_trade_no']}"]
