@@ -59,6 +59,10 @@ def test_a_staff_invitation_to_a_paid_full_group_lands_on_the_timeline_and_credi
         # and the member's timeline tells the story, and their spend follows the payment
         assert _timeline(member_id) == ["groupbuy.joined", "groupbuy.paid", "groupbuy.succeeded"]
         assert _spent(member_id) == 9900
+    # and the card of the member who opened the group lists the paid order of the succeeded group
+    card = http.get("/mp/v1/me", headers=people[0][1]).json()
+    assert [(o["out_trade_no"], o["status"], o["group"]["status"]) for o in card["orders"]] == [
+        (orders[0]["out_trade_no"], "paid", "succeeded")]
     # and another member may not read the order
     assert http.get(f"/mp/v1/groupbuy/orders/{orders[0]['out_trade_no']}", headers=fourth[1]).status_code == 404
     # and zhangsan is credited with the three paid seats
