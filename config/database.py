@@ -235,7 +235,7 @@ def upsert(session: Session, table, values: dict | list[dict], index_elements: l
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - Siyu supports these two
         raise RuntimeError(f"upsert: unsupported database {dialect}")
-    stmt = insert(table).values(values if isinstance(values, list) else [values])
+    stmt = insert(table).values(values) if isinstance(values, list) else insert(table).values(**values)
     if set_:
         stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=set_)
     else:

@@ -92,9 +92,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('store_id', 'staff_key', 'at', name=op.f('uq_booking_units_store_id_staff_key_at'))
     )
     conn = op.get_bind()
+    _drop_repeats(conn)
     _fill_units(conn)
     op.drop_table('booking_slots')
-    _drop_repeats(conn)
     with op.batch_alter_table('bookings', schema=None) as batch_op:
         batch_op.create_index('uq_bookings_member_slot', ['member_id', 'service_id', 'start'], unique=True,
                               postgresql_where=sa.text(ACTIVE), sqlite_where=sa.text(ACTIVE))
