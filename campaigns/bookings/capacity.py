@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from campaigns.bookings.models import CapacityUnit, StoreSchedule
 from config.database import upsert
+from config.errors import Conflict
 
 UNIT = timedelta(minutes=5)
 STORE_KEY = 0  # CapacityUnit.staff_key of the store's own counter
@@ -38,16 +39,12 @@ def _keys(staff_id: int | None) -> list[int]:
     return [STORE_KEY] + ([staff_id] if staff_id else [])
 
 
-class Full(Exception):
-    """The span has no seat left in one of its units; `key` says whose (STORE_KEY: the store's)."""
-
-    def __init__(self, key: int) -> None:
-        super().__init__(key)
-        self.key = key
+class SlotFull(Conflict):
+    """The time range (or the named staff member's share of it) has no seat left in one of its units."""
 
 
 def move(session: Session, *, store_id: int, take: Span | None, give_back: Span | None) -> None:
-    """Take the seats of `take` and give back those of `give_back` (a reschedule does both in one go); Full.
+    """Take the seats of `take` and give back those of `give_back` (a reschedule does both in one go); SlotFull.
 
     A unit in both is given back first and taken again, so moving a booking by less than its length never
     competes with itself.
@@ -77,7 +74,8 @@ def move(session: Session, *, store_id: int, take: Span | None, give_back: Span 
             got = session.execute(update(c).where(*where, c.at.in_(taking), c.booked < c.capacity)
                                   .values(booked=c.booked + 1).returning(c.id)).all()
             if len(got) != len(taking):
-                raise Full(key)
+                raise SlotFull("the slot is full" if key == STORE_KEY
+                               else "the staff member is fully booked at that time")
 
 
 def left(session: Session, *, store_id: int, keys: list[int], begin: datetime, end: datetime) -> dict:

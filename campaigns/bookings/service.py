@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from campaigns.bookings import capacity, catalog, notify
-from campaigns.bookings.capacity import STORE_KEY
 from campaigns.bookings.models import ACTIVE, BookableService, Booking, BookingStatus, StoreSchedule
 from config.database import session_scope
 from config.errors import Conflict, InvalidInput, NotFound
@@ -44,20 +43,6 @@ EVENTS = {S.checked_in: "booking.checked_in", S.completed: "booking.completed", 
 def no_show_grace() -> timedelta:
     """How long after its start a booking nobody checked in becomes `no_show` (SIYU_BOOKING_NO_SHOW_GRACE_MINUTES)."""
     return timedelta(minutes=get_settings().booking_no_show_grace_minutes)
-
-
-class SlotFull(Conflict):
-    """The slot (or the named staff member's share of it) has no seat left."""
-
-
-# -- seats ----------------------------------------------------------------------------------------------
-def _seats(session: Session, *, store_id: int, take: capacity.Span | None, give_back: capacity.Span | None) -> None:
-    """Take the seats of one time range and give back another's (capacity.move); SlotFull when one is full."""
-    try:
-        capacity.move(session, store_id=store_id, take=take, give_back=give_back)
-    except capacity.Full as full:
-        raise SlotFull("the staff member is fully booked at that time" if full.key != STORE_KEY
-                       else "the slot is full") from None
 
 
 def _active(session: Session, member_id: int, service_id: int, start: datetime) -> Booking | None:
@@ -109,7 +94,7 @@ def book(session: Session, *, member_id: int, store: str, service: str, start: d
         log.info("booking: ref %r names no staff member Siyu knows; not credited", ref)
     try:
         with session.begin_nested():
-            _seats(session, store_id=store_row.id, take=(start, end, staff_row and staff_row.id), give_back=None)
+            capacity.move(session, store_id=store_row.id, take=(start, end, staff_row and staff_row.id), give_back=None)
             booking = Booking(member_id=member_id, store_id=store_row.id, service_id=svc.id,
                               staff_id=staff_row and staff_row.id, ref_staff_id=ref_row and ref_row.id,
                               start=start, end=end, idempotency_key=idempotency_key or None,
@@ -177,7 +162,8 @@ def move(session: Session, *, booking_id: int, to: str, member_id: int | None = 
         raise Conflict(f"booking {booking_id} changed meanwhile")
     session.refresh(booking)
     if target is S.cancelled:
-        _seats(session, store_id=booking.store_id, take=None, give_back=(booking.start, booking.end, booking.staff_id))
+        capacity.move(session, store_id=booking.store_id, take=None,
+                      give_back=(booking.start, booking.end, booking.staff_id))
     if target in EVENTS:
         record_event(session, booking.member_id, EVENTS[target], event_data(session, booking),
                      dedupe_key=f"booking:{booking.id}:{target.value}")
@@ -188,7 +174,7 @@ def move(session: Session, *, booking_id: int, to: str, member_id: int | None = 
 def reschedule(session: Session, *, booking_id: int, member_id: int, start: datetime,
                staff: str | None = None) -> Booking:
     """Move a `booked` booking to another slot of the same service and store: the new seat and the old one change
-    hands in one transaction, or nothing changes (SlotFull)."""
+    hands in one transaction, or nothing changes (capacity.SlotFull)."""
     booking = get_booking(session, booking_id, member_id=member_id)
     if booking.status != S.booked.value:
         raise Conflict(f"booking {booking_id} is {booking.status}: only a booked one is rescheduled")
@@ -202,7 +188,7 @@ def reschedule(session: Session, *, booking_id: int, member_id: int, start: date
         return booking
     try:
         with session.begin_nested():
-            _seats(session, store_id=store.id, take=(start, end, new_staff),
+            capacity.move(session, store_id=store.id, take=(start, end, new_staff),
                    give_back=(booking.start, booking.end, booking.staff_id))
             booking.start, booking.end, booking.staff_id = start, end, new_staff
             session.flush()
