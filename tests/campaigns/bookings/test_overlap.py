@@ -108,3 +108,22 @@ def test_a_staff_member_is_never_in_two_overlapping_bookings(client, tokens, san
     moved = client.post(move, headers=other, json={"start": at(tomorrow(), "10:00").isoformat(), "staff": "zhang"})
     assert moved.status_code == 200, moved.text
     assert _remaining(client, auth, "eye-test", staff="zhang") == {"10:00": 0, "10:30": 0, "11:00": 1, "11:30": 1}
+
+
+def test_a_merge_of_two_members_holding_the_same_slot_keeps_both_bookings(client, tokens, sandbox):
+    from membership.merge import merge_members
+    from membership.models import Member
+
+    # given two members who turn out to be one person, both booked at 10:00, one of them at 11:00 too
+    first, first_id, _ = login(client, sandbox)
+    second, second_id, _ = login(client, sandbox)
+    for auth, clock in ((first, "10:00"), (second, "10:00"), (second, "11:00")):
+        assert _book(client, auth, clock).status_code == 201
+    # when the second is merged into the first, then the merge goes through (the unique index is respected)
+    with session_scope() as s:
+        assert merge_members(s, s.get(Member, first_id), s.get(Member, second_id), "test")
+    # and the survivor holds the 11:00 booking; the clashing 10:00 one stays with the merged record
+    with session_scope() as s:
+        owners = sorted((b.start.astimezone(at(tomorrow(), "10:00").tzinfo).strftime("%H:%M"), b.member_id)
+                        for b in s.scalars(select(Booking)))
+    assert owners == [("10:00", first_id), ("10:00", second_id), ("11:00", first_id)]
