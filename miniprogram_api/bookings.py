@@ -83,7 +83,8 @@ def reschedule_booking(booking_id: DbId, body: RescheduleIn, member_id: int = De
 
 
 def _committed(session: Session, answer: BookingOut) -> BookingOut:
-    # Commit in the endpoint's own worker thread: the seat rows it locked are released before the answer waits for
-    # another worker of the pool (under a crowd of bookings those workers all wait on these very rows).
+    # Commit here, in the endpoint's own worker: FastAPI validates a sync endpoint's answer in the shared worker pool
+    # *before* request_session's teardown commits, so under a crowd of bookings the answer waited for a worker while
+    # every worker waited on the seat rows this transaction held (a deadlock until the connection pool timed out).
     session.commit()
     return answer
