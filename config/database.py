@@ -221,11 +221,12 @@ def _drop_after_commit(session: Session) -> None:
     session.info.pop("after_commit", None)
 
 
-def upsert(session: Session, table, values: dict, index_elements: list[str], set_: dict | None = None,
+def upsert(session: Session, table, values: dict | list[dict], index_elements: list[str], set_: dict | None = None,
            returning=None):
     """INSERT … ON CONFLICT (index_elements) DO UPDATE SET set_ (or DO NOTHING), on SQLite and PostgreSQL.
 
-    With `returning` (a column), the value of the row written, or None when DO NOTHING skipped it.
+    `values` is one row or several (inserted by one statement, in their order). With `returning` (a column), the
+    value of the (first) row written, or None when DO NOTHING skipped it.
     """
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
@@ -234,7 +235,7 @@ def upsert(session: Session, table, values: dict, index_elements: list[str], set
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - Siyu supports these two
         raise RuntimeError(f"upsert: unsupported database {dialect}")
-    stmt = insert(table).values(**values)
+    stmt = insert(table).values(values) if isinstance(values, list) else insert(table).values(**values)
     if set_:
         stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=set_)
     else:

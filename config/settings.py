@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     inbox_retention_days: int = 30  # decrypted callback payloads are emptied after this; rows and keys stay
     quiet_hours: str = "21:00-09:00"  # business time in which nothing is sent to customers ('' for none)
     groupbuy_hold_minutes: int = 15  # an unpaid group-buy seat is released this long after it was taken
+    mp_session_ttl_hours: int = 168  # a /mp/v1 session token lives this long (the mini-program logs in again)
+    booking_no_show_grace_minutes: int = 30  # after its start, a booking nobody checked in becomes `no_show`
 
     # Tencent API calls: every call has a timeout; limits are "calls/seconds" bands per corp and API.
     wechat_http_timeout: float = 10.0
@@ -268,6 +270,20 @@ class Settings(BaseSettings):
     def _hold(cls, v: int) -> int:
         if v < 1:
             raise ValueError(f"SIYU_GROUPBUY_HOLD_MINUTES: at least 1 minute, got {v}")
+        return v
+
+    @field_validator("mp_session_ttl_hours")
+    @classmethod
+    def _mp_session_ttl(cls, v: int) -> int:
+        if not 1 <= v <= 24 * 365:
+            raise ValueError(f"SIYU_MP_SESSION_TTL_HOURS: 1 to 8760 hours, got {v}")
+        return v
+
+    @field_validator("booking_no_show_grace_minutes")
+    @classmethod
+    def _no_show_grace(cls, v: int) -> int:
+        if not 0 <= v <= 24 * 60:
+            raise ValueError(f"SIYU_BOOKING_NO_SHOW_GRACE_MINUTES: 0 to 1440 minutes, got {v}")
         return v
 
     @field_validator("quiet_hours")

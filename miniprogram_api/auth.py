@@ -25,7 +25,6 @@ from miniprogram_api.exceptions import Unauthorized
 from miniprogram_api.models import MPSession
 
 PREFIX = "mp1"
-SESSION_TTL = timedelta(days=7)  # the mini-program logs in again (wx.login is silent) when it expires
 MAX_TOKEN = 200  # characters; anything longer is not ours
 
 bearer = HTTPBearer(auto_error=False, scheme_name="mp_session",
@@ -41,10 +40,17 @@ def _sign(body: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def start_session(session: Session, *, member_id: int, openid: str | None, ttl: timedelta = SESSION_TTL,
+def session_ttl() -> timedelta:
+    """How long a session token lives (SIYU_MP_SESSION_TTL_HOURS); the mini-program logs in again (wx.login is
+    silent) when it expires."""
+    return timedelta(hours=get_settings().mp_session_ttl_hours)
+
+
+def start_session(session: Session, *, member_id: int, openid: str | None, ttl: timedelta | None = None,
                   now: datetime | None = None) -> str:
     """A token for a new login of `member_id`; the same openid's earlier logins end (their tokens stop working)."""
     now = now or utcnow()
+    ttl = ttl or session_ttl()
     if openid:
         session.execute(update(MPSession).where(MPSession.openid == openid, MPSession.ended_at.is_(None))
                         .values(ended_at=now))
@@ -56,7 +62,7 @@ def start_session(session: Session, *, member_id: int, openid: str | None, ttl: 
 
 
 def issue_token(member_id: int, *, session: Session | None = None, openid: str | None = None,
-                ttl: timedelta = SESSION_TTL, now: datetime | None = None) -> str:
+                ttl: timedelta | None = None, now: datetime | None = None) -> str:
     """A session token for `member_id` (in `session`'s transaction, or committed at once without one)."""
     if session is not None:
         return start_session(session, member_id=member_id, openid=openid, ttl=ttl, now=now)

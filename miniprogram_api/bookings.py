@@ -51,7 +51,7 @@ def create_booking(body: BookingIn, response: Response,
                                     idempotency_key=idempotency_key)
     if not created:
         response.status_code = 200
-    return booking_out(session, booking)
+    return _committed(session, booking_out(session, booking))
 
 
 @router.get("/bookings", response_model=list[BookingOut], response_model_exclude_none=True)
@@ -69,7 +69,8 @@ def my_booking(booking_id: DbId, member_id: int = Depends(current_member), sessi
 @router.post("/bookings/{booking_id}/cancel", response_model=BookingOut, response_model_exclude_none=True)
 def cancel_booking(booking_id: DbId, member_id: int = Depends(current_member), session: Session = request_session):
     """Cancel one's own booked booking (409 once it is checked in or over)."""
-    return booking_out(session, service.cancel(session, booking_id=booking_id, member_id=member_id))
+    booking = service.cancel(session, booking_id=booking_id, member_id=member_id)
+    return _committed(session, booking_out(session, booking))
 
 
 @router.post("/bookings/{booking_id}/reschedule", response_model=BookingOut, response_model_exclude_none=True)
@@ -78,4 +79,12 @@ def reschedule_booking(booking_id: DbId, body: RescheduleIn, member_id: int = De
     """Move one's own booked booking to another slot, in one transaction (409 when that slot is full)."""
     booking = service.reschedule(session, booking_id=booking_id, member_id=member_id, start=body.start,
                                  staff=body.staff)
-    return booking_out(session, booking)
+    return _committed(session, booking_out(session, booking))
+
+
+def _committed(session: Session, answer: BookingOut) -> BookingOut:
+    # Commit here, in the endpoint's own worker: FastAPI validates a sync endpoint's answer in the shared worker pool
+    # *before* request_session's teardown commits, so under a crowd of bookings the answer waited for a worker while
+    # every worker waited on the seat rows this transaction held (a deadlock until the connection pool timed out).
+    session.commit()
+    return answer

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy.orm import Session
 
 from config.api_errors import ERROR_RESPONSES
@@ -19,24 +19,29 @@ Id = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
 
 
 @router.get("/offers/{offer_id}", response_model=ConsumerOfferOut)
-def get_offer(offer_id: Id, session: Session = request_session, _: int = Depends(current_member)):
-    """An offer with its open groups that still have a free seat."""
-    return offers.consumer_view(session, offer_id)
+def get_offer(offer_id: Id, store: str | None = Query(None, min_length=1, max_length=40),
+              session: Session = request_session, _: int = Depends(current_member)):
+    """An offer with its open groups that still have a free seat (with `store`, that store's groups only)."""
+    return offers.consumer_view(session, offer_id, store)
 
 
 @router.post("/offers/{offer_id}/groups", response_model=SeatOut, status_code=201)
 def open_group(offer_id: Id, body: RefIn | None = None, session: Session = request_session,
                member_id: int = Depends(current_member)):
-    """Open a group with the caller's seat in it; 409 when the offer is sold out or not on sale."""
-    seat = seats.open_group(session, offer_id=offer_id, member_id=member_id, ref=body.ref if body else None)
+    """Open a group with the caller's seat in it, in `store` (default: the member's own store), which must be one of
+    the offer's stores (422 otherwise); 409 when the offer is sold out or not on sale."""
+    seat = seats.open_group(session, offer_id=offer_id, member_id=member_id, ref=body.ref if body else None,
+                            store=body.store if body else None)
     return _prepaid(session, seat)
 
 
 @router.post("/groups/{group_id}/join", response_model=SeatOut, status_code=201)
 def join_group(group_id: Id, body: RefIn | None = None, session: Session = request_session,
                member_id: int = Depends(current_member)):
-    """Take a seat in a group; 409 when it is full, closed or the offer is out of stock."""
-    seat = seats.join_group(session, group_id=group_id, member_id=member_id, ref=body.ref if body else None)
+    """Take a seat in a group (in the group's store); 409 when it is full, closed, the offer is out of stock, or
+    `store` names another store than the group's."""
+    seat = seats.join_group(session, group_id=group_id, member_id=member_id, ref=body.ref if body else None,
+                            store=body.store if body else None)
     return _prepaid(session, seat)
 
 

@@ -145,15 +145,34 @@ def notify_paid(out_trade_no: str, settings=None, client: httpx.Client | None = 
                                  resource, client=client)
 
 
-def notify_refunded(out_refund_no: str, notify_url: str, refund_status: str = "SUCCESS", settings=None,
+def notify_refunded(out_refund_no: str, notify_url: str | None = None, refund_status: str = "SUCCESS", settings=None,
                     client: httpx.Client | None = None) -> httpx.Response:
-    """A sandbox refund settles: POST the signed REFUND.* notification WeChat Pay sends to `notify_url`."""
+    """A sandbox refund ends now (unless it ended before) with `refund_status`: POST the signed REFUND.*
+    notification WeChat Pay sends to `notify_url` (default: the one the refund call gave)."""
+    from bot.sandbox.store import shared
+
+    with shared() as state:
+        rec = state.settle_refund(out_refund_no, refund_status)
+        resource = state.refund_resource(out_refund_no)
+    return _send_refund(notify_url or rec["_notify_url"], resource, settings, client)
+
+
+def settle_refunds(settings=None, client: httpx.Client | None = None) -> list[httpx.Response]:
+    """WeChat Pay's side of time passing: every PROCESSING refund whose time has come succeeds, and its
+    REFUND.SUCCESS notification goes to the notify_url of its refund call; what each notify_url answered."""
+    from bot.sandbox.store import shared
+
+    with shared() as state:
+        due = [(state.pay_refunds[no]["_notify_url"], state.refund_resource(no)) for no in state.due_refunds()]
+    return [_send_refund(url, resource, settings, client) for url, resource in due if url]
+
+
+def _send_refund(notify_url: str, resource: dict, settings, client) -> httpx.Response:
     from bot.credentials import sandbox_file, sandbox_pay_credentials
-    from bot.sandbox.state import get_state
     from config.settings import get_settings
 
     settings = settings or get_settings()
-    resource = get_state().refund_resource(out_refund_no, refund_status)
     creds = sandbox_pay_credentials(settings)
     return send_pay_notification(notify_url, creds, str(sandbox_file(settings, "pay_platform_key.pem")), resource,
-                                 event_type=f"REFUND.{refund_status}", original_type="refund", client=client)
+                                 event_type=f"REFUND.{resource['refund_status']}", original_type="refund",
+                                 client=client)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from bot import pay_crypto as pc
 from bot.credentials import sandbox_pay_credentials
-from bot.sandbox.pay_state import _rfc3339
+from bot.sandbox.pay_state import REFUND_SETTLES_AFTER, _rfc3339
 from bot.sandbox.store import shared
 from config.settings import get_settings
 
@@ -115,28 +115,38 @@ async def refund(request: Request):
         return refused
     amount = body.get("amount") or {}
     with shared() as state:
-        order = state.pay_orders.get(body.get("out_trade_no") or "")
-        if order is None:
-            return _fail(404, "RESOURCE_NOT_EXISTS", "订单不存在")
-        if order["trade_state"] not in ("SUCCESS", "REFUND"):
-            return _fail(403, "NOT_ENOUGH", "订单未支付")
-        existing = state.pay_refunds.get(body.get("out_refund_no") or "")
-        if existing is not None:
-            return _answer(200, existing)
-        done = sum(r["amount"]["refund"] for r in state.pay_refunds.values()
-                   if r["out_trade_no"] == order["out_trade_no"])
-        total_ok = amount.get("total") == order["amount"]["total"]
-        if not total_ok or not 0 < int(amount.get("refund") or 0) <= amount["total"] - done:
-            return _fail(400, "PARAM_ERROR", "amount.refund exceeds what is left, or amount.total is wrong")
-        rec = {"refund_id": "50" + state.new_id("", 30), "out_refund_no": body["out_refund_no"],
-               "transaction_id": order["transaction_id"], "out_trade_no": order["out_trade_no"],
-               "channel": "ORIGINAL", "user_received_account": "支付用户零钱", "status": "SUCCESS",
-               "success_time": _rfc3339(state.now()), "create_time": _rfc3339(state.now()),
-               "amount": {"total": amount["total"], "refund": amount["refund"], "payer_total": amount["total"],
-                          "payer_refund": amount["refund"], "currency": "CNY"}}
-        state.pay_refunds[rec["out_refund_no"]] = rec
-        order["trade_state"], order["trade_state_desc"] = "REFUND", "转入退款"
-    return _answer(200, rec)
+        state.pay_refund_calls.append(str(body.get("out_refund_no") or ""))
+        answer = _refund(state, body, amount)
+        if answer.status_code == 200 and state.take_lost_answer("pay/refund"):
+            return _fail(504, "SYSTEM_ERROR", "系统超时")  # carried out; the answer is lost on the way back
+    return answer
+
+
+def _refund(state, body: dict, amount: dict) -> Response:
+    """Carry out one refund call (WeChat Pay's rules), under the sandbox's lock."""
+    order = state.pay_orders.get(body.get("out_trade_no") or "")
+    if order is None:
+        return _fail(404, "RESOURCE_NOT_EXISTS", "订单不存在")
+    if order["trade_state"] not in ("SUCCESS", "REFUND"):
+        return _fail(403, "NOT_ENOUGH", "订单未支付")
+    existing = state.pay_refunds.get(body.get("out_refund_no") or "")
+    if existing is not None:  # the same out_refund_no again: the same refund, never a second one
+        return _answer(200, _public(existing))
+    done = sum(r["amount"]["refund"] for r in state.pay_refunds.values()
+               if r["out_trade_no"] == order["out_trade_no"])
+    total_ok = amount.get("total") == order["amount"]["total"]
+    if not total_ok or not 0 < int(amount.get("refund") or 0) <= amount["total"] - done:
+        return _fail(400, "PARAM_ERROR", "amount.refund exceeds what is left, or amount.total is wrong")
+    rec = {"refund_id": "50" + state.new_id("", 30), "out_refund_no": body["out_refund_no"],
+           "transaction_id": order["transaction_id"], "out_trade_no": order["out_trade_no"],
+           "channel": "ORIGINAL", "user_received_account": "支付用户零钱", "status": "PROCESSING",
+           "create_time": _rfc3339(state.now()),
+           "amount": {"total": amount["total"], "refund": amount["refund"], "payer_total": amount["total"],
+                      "payer_refund": amount["refund"], "currency": "CNY"},
+           "_settle_at": state.now() + REFUND_SETTLES_AFTER, "_notify_url": body.get("notify_url")}
+    state.pay_refunds[rec["out_refund_no"]] = rec
+    order["trade_state"], order["trade_state_desc"] = "REFUND", "转入退款"
+    return _answer(200, _public(rec))
 
 
 @router.get("/v3/refund/domestic/refunds/{out_refund_no}")
@@ -145,5 +155,5 @@ async def refund_query(out_refund_no: str, request: Request):
     if refused:
         return refused
     with shared() as state:
-        rec = state.pay_refunds.get(out_refund_no)
+        rec = state.refund_view(out_refund_no)
     return _answer(200, rec) if rec else _fail(404, "RESOURCE_NOT_EXISTS", "退款单不存在")

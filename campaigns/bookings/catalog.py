@@ -8,14 +8,13 @@ from sqlalchemy import case, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from campaigns.bookings.models import BookableService, OpeningHours, ServiceStore, SlotCounter, StoreSchedule
+from campaigns.bookings.capacity import STORE_KEY, UNIT, left, remaining
+from campaigns.bookings.models import BookableService, CapacityUnit, OpeningHours, ServiceStore, StoreSchedule
 from config.errors import Conflict, InvalidInput, NotFound
 from config.settings import get_settings
 from config.types import utcnow
 from membership import service as members
 from membership.models import Staff, Store
-
-STORE_KEY = 0  # SlotCounter.staff_key of the store's own counter
 
 
 @dataclass(frozen=True)
@@ -102,10 +101,10 @@ def set_schedule(session: Session, *, store: Store, hours: list[Hours], capacity
         schedule = StoreSchedule(store_id=store.id, capacity=capacity, staff_capacity=staff_capacity)
         session.add(schedule)
     schedule.capacity, schedule.staff_capacity = capacity, staff_capacity
-    c = SlotCounter
+    c = CapacityUnit
     for is_store, new in ((True, capacity), (False, staff_capacity)):
         # A capacity cut leaves seats already booked standing: the CHECK would refuse less.
-        session.execute(update(c).where(c.store_id == store.id, c.start > utcnow(),
+        session.execute(update(c).where(c.store_id == store.id, c.at > utcnow() - UNIT,
                                         (c.staff_key == STORE_KEY) if is_store else (c.staff_key != STORE_KEY))
                         .values(capacity=case((c.booked > new, c.booked), else_=new)))
     session.flush()
@@ -155,16 +154,13 @@ def slots(session: Session, *, store: Store, service: BookableService, day: date
     starts = [s for s in _starts(session, store, service, day) if s > utcnow()]
     if not starts:
         return []
-    c = SlotCounter
-    rows = session.execute(select(c.start, c.staff_key, c.capacity - c.booked).where(
-        c.store_id == store.id, c.service_id == service.id, c.start.in_(starts),
-        c.staff_key.in_([STORE_KEY] + ([staff.id] if staff else [])))).all()
-    left = {(start.astimezone(timezone.utc), key): n for start, key, n in rows}
+    keys = [STORE_KEY] + ([staff.id] if staff else [])
+    ends = [start + timedelta(minutes=service.duration_minutes) for start in starts]
+    seats = left(session, store_id=store.id, keys=keys, begin=starts[0] - UNIT, end=ends[-1])
     found = []
-    for start in starts:
-        remaining = left.get((start, STORE_KEY), schedule.capacity)
+    for start, end in zip(starts, ends, strict=True):
+        free = remaining(seats, STORE_KEY, start, end, schedule.capacity)
         if staff is not None:
-            remaining = min(remaining, left.get((start, staff.id), schedule.staff_capacity))
-        found.append(Slot(start, start + timedelta(minutes=service.duration_minutes), max(remaining, 0),
-                          staff.userid if staff else None))
+            free = min(free, remaining(seats, staff.id, start, end, schedule.staff_capacity))
+        found.append(Slot(start, end, free, staff.userid if staff else None))
     return found

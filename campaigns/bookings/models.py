@@ -1,10 +1,10 @@
-"""Tables of bookings: services, store hours, slot counters (capacity as a CHECK) and the bookings themselves."""
+"""Tables of bookings: services, store hours, capacity units (capacity as a CHECK) and the bookings themselves."""
 from __future__ import annotations
 
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from config.database import Base
@@ -95,26 +95,33 @@ class OpeningHours(Base):
     close_minute: Mapped[int] = mapped_column(Integer)
 
 
-class SlotCounter(Base):
-    """Seats taken in one slot: the store's (`staff_key` 0) or one staff member's (`staff_key` = staff id).
+class CapacityUnit(Base):
+    """Seats taken in one five-minute unit of a store's time: the store's (`staff_key` 0) or one staff member's.
 
-    A booking takes a seat with `UPDATE … SET booked = booked + 1 WHERE booked < capacity RETURNING`; the CHECK
-    makes overbooking impossible whatever code runs.
+    A booking takes a seat in every unit its time range touches, with one `UPDATE … SET booked = booked + 1
+    WHERE booked < capacity RETURNING` over those units, and is refused unless every unit answered; the CHECK
+    makes overbooking impossible whatever code runs. Services of any length share the store's units, so a
+    60-minute and a 30-minute booking that overlap count against the same seats, and a staff member is never in
+    two overlapping bookings beyond their capacity.
     """
 
-    __tablename__ = "booking_slots"
+    __tablename__ = "booking_units"
     __table_args__ = (
-        UniqueConstraint("store_id", "service_id", "start", "staff_key"),
+        UniqueConstraint("store_id", "staff_key", "at"),
         CheckConstraint("booked >= 0 AND booked <= capacity", name="booked_within_capacity"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     store_id: Mapped[int] = mapped_column(ForeignKey("stores.id"))
-    service_id: Mapped[int] = mapped_column(ForeignKey("booking_services.id"))
-    start: Mapped[datetime] = mapped_column(UTCDateTime)
     staff_key: Mapped[int] = mapped_column(Integer, default=0)  # 0: the store's counter; no FK, so 0 can exist
+    at: Mapped[datetime] = mapped_column(UTCDateTime)  # the unit's start (a multiple of five minutes)
     capacity: Mapped[int] = mapped_column(Integer)
     booked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+ACTIVE = tuple(s.value for s in (BookingStatus.booked, BookingStatus.checked_in, BookingStatus.in_service,
+                                 BookingStatus.ready))  # a booking in one of these holds its seats and its slot
+_ACTIVE_SQL = "status IN (" + ", ".join(f"'{s}'" for s in ACTIVE) + ")"
 
 
 class Booking(Base):
@@ -124,6 +131,9 @@ class Booking(Base):
     __table_args__ = (
         UniqueConstraint("member_id", "idempotency_key"),
         CheckConstraint(_in("status", BookingStatus), name="status"),
+        # A member holds one active booking of a service at a time (a cancelled or finished one may be booked again).
+        Index("uq_bookings_member_slot", "member_id", "service_id", "start", unique=True,
+              postgresql_where=text(_ACTIVE_SQL), sqlite_where=text(_ACTIVE_SQL)),
         Index("ix_bookings_store_start", "store_id", "start"),
     )
 

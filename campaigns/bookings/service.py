@@ -1,8 +1,9 @@
 """Bookings: take a seat by conditional UPDATE, cancel, reschedule in one transaction, move along CONTRACT §7.
 
-A seat is a row of `booking_slots` (the store's for the slot, and the staff member's when the booking names
-one): `UPDATE … SET booked = booked + 1 WHERE booked < capacity RETURNING` takes it or finds it full, and the
-CHECK `booked <= capacity` backs it. Nothing here reads a count and then decides.
+A booking's seats are the five-minute capacity units its time range covers (the store's, and the staff member's
+when the booking names one, see capacity.py): `UPDATE … SET booked = booked + 1 WHERE booked < capacity
+RETURNING` takes them or finds one full, and the CHECK `booked <= capacity` backs it. A member holds one active
+booking per service and start (a partial unique index). Nothing here reads a count and then decides.
 """
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ import json
 import logging
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from campaigns.bookings import catalog, notify
-from campaigns.bookings.catalog import STORE_KEY
-from campaigns.bookings.models import BookableService, Booking, BookingStatus, SlotCounter, StoreSchedule
-from config.database import session_scope, upsert
+from campaigns.bookings import capacity, catalog, notify
+from campaigns.bookings.models import ACTIVE, BookableService, Booking, BookingStatus, StoreSchedule
+from config.database import session_scope
 from config.errors import Conflict, InvalidInput, NotFound
 from config.queue import enqueue
 from config.settings import get_settings
@@ -29,7 +29,6 @@ from membership.timeline import record_event
 
 log = logging.getLogger(__name__)
 
-NO_SHOW_GRACE = timedelta(minutes=30)  # after the start, a booking nobody checked in becomes `no_show`
 S = BookingStatus
 MOVES: dict[str, set[str]] = {  # CONTRACT §7; services without a repair's progress go from check-in to completed
     S.booked: {S.checked_in, S.cancelled, S.no_show},
@@ -41,47 +40,18 @@ EVENTS = {S.checked_in: "booking.checked_in", S.completed: "booking.completed", 
           S.no_show: "booking.no_show"}
 
 
-class SlotFull(Conflict):
-    """The slot (or the named staff member's share of it) has no seat left."""
+def no_show_grace() -> timedelta:
+    """How long after its start a booking nobody checked in becomes `no_show` (SIYU_BOOKING_NO_SHOW_GRACE_MINUTES)."""
+    return timedelta(minutes=get_settings().booking_no_show_grace_minutes)
 
 
-# -- seats ----------------------------------------------------------------------------------------------
-def _take(session: Session, store_id: int, service_id: int, start: datetime, staff_key: int, capacity: int) -> bool:
-    c = SlotCounter
-    upsert(session, c.__table__, {"store_id": store_id, "service_id": service_id, "start": start,
-                                  "staff_key": staff_key, "capacity": capacity, "booked": 0},
-           ["store_id", "service_id", "start", "staff_key"])
-    taken = session.execute(update(c).where(
-        c.store_id == store_id, c.service_id == service_id, c.start == start, c.staff_key == staff_key,
-        c.booked < c.capacity).values(booked=c.booked + 1).returning(c.id)).first()
-    return taken is not None
+def _active(session: Session, member_id: int, service_id: int, start: datetime) -> Booking | None:
+    return session.scalar(select(Booking).where(Booking.member_id == member_id, Booking.service_id == service_id,
+                                                Booking.start == start, Booking.status.in_(ACTIVE)))
 
 
-def _release(session: Session, store_id: int, service_id: int, start: datetime, staff_key: int) -> None:
-    c = SlotCounter
-    session.execute(update(c).where(c.store_id == store_id, c.service_id == service_id, c.start == start,
-                                    c.staff_key == staff_key, c.booked > 0).values(booked=c.booked - 1))
-
-
-def _keys(booking_staff_id: int | None) -> list[int]:
-    return [STORE_KEY] + ([booking_staff_id] if booking_staff_id else [])
-
-
-def _seats(session: Session, *, store_id: int, service_id: int, take: tuple[datetime, int | None] | None,
-           give_back: tuple[datetime, int | None] | None) -> None:
-    """Take the seats of one slot and give back another's, in one fixed order (no two movers deadlock); SlotFull."""
-    schedule = session.get(StoreSchedule, store_id)
-    ops = []
-    if take is not None:
-        ops += [(take[0], key, True) for key in _keys(take[1])]
-    if give_back is not None:
-        ops += [(give_back[0], key, False) for key in _keys(give_back[1])]
-    for start, key, taking in sorted(ops, key=lambda op: (op[0], op[1], op[2])):
-        if not taking:
-            _release(session, store_id, service_id, start, key)
-        elif not _take(session, store_id, service_id, start, key,
-                       schedule.capacity if key == STORE_KEY else schedule.staff_capacity):
-            raise SlotFull("the staff member is fully booked at that time" if key else "the slot is full")
+def _already_booked(start: datetime) -> Conflict:
+    return Conflict(f"you already have a booking of this service at {start.isoformat()}")
 
 
 # -- booking --------------------------------------------------------------------------------------------
@@ -124,8 +94,7 @@ def book(session: Session, *, member_id: int, store: str, service: str, start: d
         log.info("booking: ref %r names no staff member Siyu knows; not credited", ref)
     try:
         with session.begin_nested():
-            _seats(session, store_id=store_row.id, service_id=svc.id, take=(start, staff_row and staff_row.id),
-                   give_back=None)
+            capacity.move(session, store_id=store_row.id, take=(start, end, staff_row and staff_row.id), give_back=None)
             booking = Booking(member_id=member_id, store_id=store_row.id, service_id=svc.id,
                               staff_id=staff_row and staff_row.id, ref_staff_id=ref_row and ref_row.id,
                               start=start, end=end, idempotency_key=idempotency_key or None,
@@ -133,11 +102,14 @@ def book(session: Session, *, member_id: int, store: str, service: str, start: d
             session.add(booking)
             session.flush()
     except IntegrityError:
-        # The same key committed by a concurrent request (its seat is the one kept; ours rolled back).
+        # The same key committed by a concurrent request (its seat is the one kept; ours rolled back), or the member
+        # already holds this slot of the service: one active booking per member, service and start (a unique index).
         first = _by_key(session, member_id, idempotency_key, digest) if idempotency_key else None
-        if first is None:
-            raise
-        return first, False
+        if first is not None:
+            return first, False
+        if _active(session, member_id, svc.id, start) is not None:
+            raise _already_booked(start) from None
+        raise
     record_event(session, member_id, "booking.created", event_data(session, booking),
                  dedupe_key=f"booking:{booking.id}:created")
     _schedule_jobs(session, booking, svc)
@@ -146,7 +118,7 @@ def book(session: Session, *, member_id: int, store: str, service: str, start: d
 
 def _schedule_jobs(session: Session, booking: Booking, svc: BookableService) -> None:
     notify.schedule_reminder(session, booking, svc)
-    at = booking.start + NO_SHOW_GRACE
+    at = booking.start + no_show_grace()
     enqueue(mark_no_show, booking.id, at=at, job_id=f"booking_no_show:{booking.id}:{int(booking.start.timestamp())}",
             session=session)
 
@@ -190,8 +162,8 @@ def move(session: Session, *, booking_id: int, to: str, member_id: int | None = 
         raise Conflict(f"booking {booking_id} changed meanwhile")
     session.refresh(booking)
     if target is S.cancelled:
-        _seats(session, store_id=booking.store_id, service_id=booking.service_id, take=None,
-               give_back=(booking.start, booking.staff_id))
+        capacity.move(session, store_id=booking.store_id, take=None,
+                      give_back=(booking.start, booking.end, booking.staff_id))
     if target in EVENTS:
         record_event(session, booking.member_id, EVENTS[target], event_data(session, booking),
                      dedupe_key=f"booking:{booking.id}:{target.value}")
@@ -202,7 +174,7 @@ def move(session: Session, *, booking_id: int, to: str, member_id: int | None = 
 def reschedule(session: Session, *, booking_id: int, member_id: int, start: datetime,
                staff: str | None = None) -> Booking:
     """Move a `booked` booking to another slot of the same service and store: the new seat and the old one change
-    hands in one transaction, or nothing changes (SlotFull)."""
+    hands in one transaction, or nothing changes (capacity.SlotFull)."""
     booking = get_booking(session, booking_id, member_id=member_id)
     if booking.status != S.booked.value:
         raise Conflict(f"booking {booking_id} is {booking.status}: only a booked one is rescheduled")
@@ -214,11 +186,15 @@ def reschedule(session: Session, *, booking_id: int, member_id: int, start: date
     new_staff = staff_row and staff_row.id
     if start == booking.start and new_staff == booking.staff_id:
         return booking
-    with session.begin_nested():
-        _seats(session, store_id=store.id, service_id=svc.id, take=(start, new_staff),
-               give_back=(booking.start, booking.staff_id))
-        booking.start, booking.end, booking.staff_id = start, end, new_staff
-        session.flush()
+    try:
+        with session.begin_nested():
+            capacity.move(session, store_id=store.id, take=(start, end, new_staff),
+                   give_back=(booking.start, booking.end, booking.staff_id))
+            booking.start, booking.end, booking.staff_id = start, end, new_staff
+            session.flush()
+    except IntegrityError:
+        session.refresh(booking)
+        raise _already_booked(start) from None
     _schedule_jobs(session, booking, svc)
     return booking
 
@@ -247,7 +223,7 @@ def mark_no_show(booking_id: int) -> str:
     """Job: a booking still `booked` a grace period after its start becomes `no_show`."""
     with session_scope() as session:
         booking = session.get(Booking, booking_id)
-        if booking is None or booking.status != S.booked.value or utcnow() < booking.start + NO_SHOW_GRACE:
+        if booking is None or booking.status != S.booked.value or utcnow() < booking.start + no_show_grace():
             return "not due"  # checked in, cancelled, or rescheduled to later (that time has its own job)
         move(session, booking_id=booking_id, to=S.no_show.value)
     log.info("booking %s: no_show", booking_id)
@@ -256,14 +232,22 @@ def mark_no_show(booking_id: int) -> str:
 
 def due_no_shows(session: Session, limit: int = 500) -> list[int]:
     """Ids of bookings past their grace period and still booked (a sweep catches jobs a restart forgot)."""
-    q = select(Booking.id).where(Booking.status == S.booked.value, Booking.start < utcnow() - NO_SHOW_GRACE)
+    q = select(Booking.id).where(Booking.status == S.booked.value, Booking.start < utcnow() - no_show_grace())
     return list(session.scalars(q.order_by(Booking.id).limit(limit)))
 
 
 def move_member(session: Session, survivor_id: int, merged_id: int) -> None:
-    """After a merge the survivor holds the merged member's bookings (a colliding Idempotency-Key is dropped)."""
+    """After a merge the survivor holds the merged member's bookings (a colliding Idempotency-Key is dropped).
+
+    An active booking of a slot the survivor holds too stays with the merged record (one active booking per
+    member, service and start is a unique index; the merged record's pointer still leads to the person).
+    """
     mine = select(Booking.idempotency_key).where(Booking.member_id == survivor_id,
                                                   Booking.idempotency_key.is_not(None))
     session.execute(update(Booking).where(Booking.member_id == merged_id, Booking.idempotency_key.in_(mine))
                     .values(idempotency_key=None))
-    session.execute(update(Booking).where(Booking.member_id == merged_id).values(member_id=survivor_id))
+    other = aliased(Booking)
+    clash = exists().where(other.member_id == survivor_id, other.service_id == Booking.service_id,
+                           other.start == Booking.start, other.status.in_(ACTIVE))
+    session.execute(update(Booking).where(Booking.member_id == merged_id, ~(Booking.status.in_(ACTIVE) & clash))
+                    .values(member_id=survivor_id))

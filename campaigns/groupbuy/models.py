@@ -88,6 +88,8 @@ class Group(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     offer_id: Mapped[int] = mapped_column(ForeignKey("groupbuy_offers.id"), index=True)
     leader_member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    # The store the group buys in: one of the offer's `stores` (none when the offer names no store).
+    store_id: Mapped[int | None] = mapped_column(ForeignKey("stores.id"))
     size: Mapped[int] = mapped_column(Integer)
     seats: Mapped[int] = mapped_column(Integer, default=0)
     paid: Mapped[int] = mapped_column(Integer, default=0)

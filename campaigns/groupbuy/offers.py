@@ -11,7 +11,7 @@ from campaigns.groupbuy.models import Group, GroupStatus, Offer, Order, OrderSta
 from campaigns.groupbuy.schemas import (AdminOfferOut, ConsumerOfferOut, GroupOut, OfferIn, OfferOut, OfferStats,
                                         OrderGroup, OrderOut, StaffCredit)
 from membership import service as members
-from membership.models import Staff
+from membership.models import Staff, Store
 
 OPEN_GROUPS_SHOWN = 50
 
@@ -70,15 +70,18 @@ def admin_view(session: Session, offer_id: int) -> AdminOfferOut:
     return AdminOfferOut(**_out(offer), stats=stats)
 
 
-def consumer_view(session: Session, offer_id: int) -> ConsumerOfferOut:
-    """The offer with its open groups that still have a free seat."""
+def consumer_view(session: Session, offer_id: int, store: str | None = None) -> ConsumerOfferOut:
+    """The offer with its open groups that still have a free seat (of one store's, when `store` is given)."""
     offer = get_offer(session, offer_id)
-    rows = session.scalars(select(Group).where(Group.offer_id == offer_id, Group.status == GroupStatus.open.value,
-                                               Group.seats < Group.size, Group.expires_at > utcnow())
-                           .order_by(Group.expires_at, Group.id).limit(OPEN_GROUPS_SHOWN))
+    q = select(Group, Store.code).outerjoin(Store, Store.id == Group.store_id).where(
+        Group.offer_id == offer_id, Group.status == GroupStatus.open.value, Group.seats < Group.size,
+        Group.expires_at > utcnow())
+    if store is not None:
+        q = q.where(Store.code == store)
+    rows = session.execute(q.order_by(Group.expires_at, Group.id).limit(OPEN_GROUPS_SHOWN))
     return ConsumerOfferOut(**_out(offer), groups=[
-        GroupOut(id=g.id, status=g.status, size=g.size, seats=g.seats, paid=g.paid, expires_at=g.expires_at)
-        for g in rows])
+        GroupOut(id=g.id, store=code, status=g.status, size=g.size, seats=g.seats, paid=g.paid,
+                 expires_at=g.expires_at) for g, code in rows])
 
 
 def order_view(session: Session, *, out_trade_no: str, member_id: int) -> OrderOut:

@@ -33,6 +33,7 @@ class OfferIn(BaseModel):
 
 class GroupOut(BaseModel):
     id: int
+    store: str | None  # code of the store the group buys in
     status: str
     size: int
     seats: int
@@ -76,6 +77,8 @@ class ConsumerOfferOut(OfferOut):
 
 class RefIn(BaseModel):
     ref: str | None = Ref
+    store: str | None = Field(default=None, min_length=1, max_length=40,
+                              description="code of the store the group buys in (default: the member's own store)")
 
 
 class OrderPay(BaseModel):

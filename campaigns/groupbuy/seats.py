@@ -19,7 +19,7 @@ from bot.clients import pay_client
 from bot.credentials import mp_credentials
 from bot.errors import WeChatAPIError
 from config.database import session_scope
-from config.errors import Conflict, NotFound, Upstream
+from config.errors import Conflict, InvalidInput, NotFound, Upstream
 from config.queue import enqueue
 from config.settings import get_settings
 from config.types import utcnow
@@ -27,7 +27,7 @@ from campaigns.groupbuy import groups
 from campaigns.groupbuy.models import Group, GroupStatus, Offer, Order, OrderStatus
 from membership import service as members
 from membership import timeline
-from membership.models import Identity, IdentityType, Staff
+from membership.models import Identity, IdentityType, Staff, Store
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,40 @@ def _take_stock(session: Session, offer_id: int, now: datetime) -> None:
         raise Conflict("this offer is sold out or not on sale now")
 
 
-def open_group(session: Session, *, offer_id: int, member_id: int, ref: str | None = None) -> Seat:
-    """Open a new group of an offer with the member's seat in it; Conflict when the offer is sold out or closed."""
+def _store_of(session: Session, offer: Offer, member_id: int, code: str | None) -> int | None:
+    """The store a new group of `offer` buys in: the one named, else the member's own; InvalidInput unless it is
+    one of the offer's `stores` (an offer naming no store is sold in every store, and in none in particular)."""
+    sold_in = list(offer.stores or [])
+    if code is not None:
+        store = session.scalar(select(Store).where(Store.code == code))
+        if store is None:
+            raise InvalidInput(f"store: no store {code!r}")
+    else:
+        home = members.get_member(session, member_id).store_id
+        store = session.get(Store, home) if home else None
+    if not sold_in or (store is not None and store.code in sold_in):
+        return store.id if store else None
+    where = ", ".join(sold_in)
+    if code is not None:
+        raise InvalidInput(f"store: offer {offer.id} is sold in {where} only, not in {code!r}")
+    if store is not None:
+        raise InvalidInput(f"store: offer {offer.id} is sold in {where} only, not in your store {store.code!r}: "
+                           "name one of them")
+    raise InvalidInput(f"store: offer {offer.id} is sold in {where} only: name one of them")
+
+
+def open_group(session: Session, *, offer_id: int, member_id: int, ref: str | None = None,
+               store: str | None = None) -> Seat:
+    """Open a new group of an offer with the member's seat in it, in one of the offer's stores (`store`, else the
+    member's own); InvalidInput for a store the offer is not sold in, Conflict when it is sold out or closed."""
     now = utcnow()
     openid = _openid(session, member_id)
     offer = session.get(Offer, offer_id)
     if offer is None:
         raise NotFound(f"offer {offer_id} not found")
-    group = Group(offer_id=offer_id, leader_member_id=member_id, size=offer.group_size, seats=1, paid=0,
+    store_id = _store_of(session, offer, member_id, store)
+    group = Group(offer_id=offer_id, leader_member_id=member_id, store_id=store_id, size=offer.group_size, seats=1,
+                  paid=0,
                   status=GroupStatus.open.value, expires_at=now + timedelta(minutes=offer.time_limit_minutes),
                   created_at=now)
     session.add(group)
@@ -88,10 +114,17 @@ def open_group(session: Session, *, offer_id: int, member_id: int, ref: str | No
     return seat
 
 
-def join_group(session: Session, *, group_id: int, member_id: int, ref: str | None = None) -> Seat:
-    """Take a seat in an open group; Conflict when it is full, closed, past its deadline or the offer is sold out."""
+def join_group(session: Session, *, group_id: int, member_id: int, ref: str | None = None,
+               store: str | None = None) -> Seat:
+    """Take a seat in an open group, in the group's store; Conflict when it is full, closed, past its deadline, the
+    offer is sold out, or `store` names another store than the group's."""
     now = utcnow()
     openid = _openid(session, member_id)
+    if store is not None:
+        group_store = session.execute(select(Store.code).select_from(Group).outerjoin(Store, Store.id == Group.store_id)
+                                      .where(Group.id == group_id)).first()
+        if group_store is not None and group_store.code not in (None, store):
+            raise Conflict(f"this group buys in store {group_store.code}, not in {store!r}: open a group there")
     group = session.execute(
         update(Group).where(Group.id == group_id, Group.seats < Group.size, Group.status == GroupStatus.open.value,
                             Group.expires_at > now)

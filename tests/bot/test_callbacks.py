@@ -99,7 +99,15 @@ def test_pay_round_trip_with_a_signed_notification(sandbox, captured):
         pay.parse_notification(got["headers"], tampered)
     # and refunds and close behave like Pay v3
     refund = pay.refund("T0001", "R0001", 500, 990, reason="团未成")
-    assert refund["status"] == "SUCCESS" and refund["amount"]["refund"] == 500
+    assert refund["status"] == "PROCESSING" and refund["amount"]["refund"] == 500
+    assert pay.refund("T0001", "R0001", 500, 990)["refund_id"] == refund["refund_id"]  # the same out_refund_no: one
+    assert pay.query_refund("R0001")["status"] == "PROCESSING"
+    from bot.sandbox.pay_state import REFUND_SETTLES_AFTER
+    from bot.sandbox.state import get_state
+
+    get_state().advance(REFUND_SETTLES_AFTER + 1)
+    settled = pay.query_refund("R0001")
+    assert settled["status"] == "SUCCESS" and settled["success_time"] and "_settle_at" not in settled
     from bot.errors import PermanentAPIError
 
     with pytest.raises(PermanentAPIError) as exc:

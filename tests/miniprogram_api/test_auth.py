@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from config.database import session_scope
 from config.types import utcnow
 from miniprogram_api.auth import issue_token
+from miniprogram_api.exceptions import Unauthorized
 from tests.campaigns.bookings.helpers import ADMIN, login
 
 
@@ -80,3 +83,25 @@ def test_a_reused_or_unknown_login_code_is_401_and_binds_nothing(client, sandbox
     r = client.post("/mp/v1/session", json={"code": "never-issued"})
     assert r.status_code == 401 and "40029" in r.json()["detail"]
     assert client.post("/mp/v1/session", json={"code": ""}).status_code == 422
+
+
+def test_the_session_lifetime_is_SIYU_MP_SESSION_TTL_HOURS(client, sandbox, monkeypatch):
+    from sqlalchemy import select
+
+    from config.settings import get_settings
+    from miniprogram_api.auth import verify
+    from miniprogram_api.models import MPSession
+
+    # given a deployment whose sessions live 2 hours
+    monkeypatch.setenv("SIYU_MP_SESSION_TTL_HOURS", "2")
+    get_settings.cache_clear()
+    # when a consumer logs in
+    auth, member_id, _ = login(client, sandbox)
+    token = auth["Authorization"].removeprefix("Bearer ")
+    # then the session ends 2 hours after the login, not 7 days
+    with session_scope() as s:
+        row = s.scalar(select(MPSession).where(MPSession.member_id == member_id))
+        assert row.expires_at - row.created_at == timedelta(hours=2)
+        assert verify(s, token, now=row.created_at + timedelta(minutes=119)) == member_id
+        with pytest.raises(Unauthorized, match="expired"):
+            verify(s, token, now=row.created_at + timedelta(hours=2))

@@ -88,3 +88,49 @@ def test_the_send_ledger_keeps_its_rows_when_inbox_id_becomes_a_cause_and_back(e
     with engine.connect() as conn:
         assert conn.execute(text(rows.format("inbox_id"))).all() == [("manual:B", None), ("welcome:A", 42)]
     engine.dispose()
+
+
+def test_0016_counts_the_active_bookings_into_time_units_and_keeps_one_booking_per_member_and_slot(empty_url):
+    from datetime import datetime, timezone
+
+    # given bookings as 0015 left them: store 1 (3 seats, 1 per staff member), a 60-minute repair with staff 1 at
+    # 10:00, an eye test at 10:30 booked twice by member 1 (the second a repeat 0015 did not refuse), a cancelled one
+    db.upgrade(empty_url, "0015")
+    engine = create_engine(empty_url)
+    t = metadata.tables
+    ten = datetime(2030, 1, 7, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
+    half = datetime(2030, 1, 7, 2, 30, tzinfo=timezone.utc)
+    eleven = datetime(2030, 1, 7, 3, 0, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(t["stores"].insert(), {"id": 1, "code": "S1", "name": "店"})
+        conn.execute(t["staff"].insert(), {"id": 1, "userid": "zhang", "name": "张", "store_id": 1})
+        conn.execute(t["members"].insert(), [{"id": 1}, {"id": 2}])
+        conn.execute(t["booking_services"].insert(), [
+            {"id": 1, "code": "repair", "name": "修", "duration_minutes": 60, "price_fen": 0},
+            {"id": 2, "code": "eye", "name": "验光", "duration_minutes": 30, "price_fen": 0}])
+        conn.execute(t["booking_schedules"].insert(), {"store_id": 1, "capacity": 3, "staff_capacity": 1})
+        conn.execute(t["bookings"].insert(), [
+            {"id": 1, "member_id": 2, "store_id": 1, "service_id": 1, "staff_id": 1, "start": ten, "end": eleven,
+             "status": "booked"},
+            {"id": 2, "member_id": 1, "store_id": 1, "service_id": 2, "staff_id": None, "start": half, "end": eleven,
+             "status": "booked"},
+            {"id": 3, "member_id": 1, "store_id": 1, "service_id": 2, "staff_id": None, "start": half, "end": eleven,
+             "status": "booked"},
+            {"id": 4, "member_id": 2, "store_id": 1, "service_id": 2, "staff_id": None, "start": half, "end": eleven,
+             "status": "cancelled"}])
+    # when upgraded to head
+    db.upgrade(empty_url)
+    with engine.connect() as conn:
+        units = conn.execute(text("SELECT staff_key, booked, capacity FROM booking_units ORDER BY staff_key, at")).all()
+        statuses = conn.execute(text("SELECT id, status FROM bookings ORDER BY id")).all()
+    # then the repeat is cancelled, the first of it kept
+    assert statuses == [(1, "booked"), (2, "booked"), (3, "cancelled"), (4, "cancelled")]
+    # and the store's units hold 1 seat from 10:00 and 2 from 10:30 (6 + 6 units), the staff member's 1 from 10:00
+    assert units == [(0, 1, 3)] * 6 + [(0, 2, 3)] * 6 + [(1, 1, 1)] * 12
+    # and when downgraded, the per-slot counters come back from the bookings
+    db.downgrade(empty_url, "0015")
+    with engine.connect() as conn:
+        slots = conn.execute(text("SELECT service_id, staff_key, booked, capacity FROM booking_slots "
+                                  "ORDER BY service_id, staff_key")).all()
+    assert slots == [(1, 0, 1, 3), (1, 1, 1, 1), (2, 0, 1, 3)]
+    engine.dispose()

@@ -123,3 +123,21 @@ def test_no_show_after_the_grace_period_and_not_before(client, tokens, sandbox, 
     with session_scope() as s:
         types = list(s.scalars(select(TimelineEvent.type).where(TimelineEvent.member_id == member_id)))
     assert types.count("booking.no_show") == 1
+
+
+def test_the_no_show_grace_is_SIYU_BOOKING_NO_SHOW_GRACE_MINUTES(client, tokens, sandbox, monkeypatch):
+    from config.settings import get_settings
+
+    # given a deployment that waits 10 minutes, not 30, for a consumer to check in
+    monkeypatch.setenv("SIYU_BOOKING_NO_SHOW_GRACE_MINUTES", "10")
+    get_settings.cache_clear()
+    # when a consumer books 10:00
+    bid, _, _, jobs = _booked(client, sandbox)
+    # then the no-show check is queued for 10:10, and the booking is no_show from then on
+    assert next(j for j in jobs if j.func is service.mark_no_show).at == at(tomorrow(), "10:10")
+    monkeypatch.setattr(service, "utcnow", lambda: at(tomorrow(), "10:09"))
+    assert service.mark_no_show(bid) == "not due"
+    monkeypatch.setattr(service, "utcnow", lambda: at(tomorrow(), "10:11"))
+    with session_scope() as s:
+        assert service.due_no_shows(s) == [bid]
+    assert service.mark_no_show(bid) == "no_show"

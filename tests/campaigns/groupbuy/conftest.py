@@ -121,6 +121,23 @@ def time_passes(*, holds: bool = False, deadlines: bool = False) -> None:
             s.execute(update(Group).where(Group.status == "open").values(expires_at=past))
 
 
+def refunds_settle(clock: Clocked | None = None, *, notify: bool = True) -> list:
+    """Time passes at WeChat Pay until every PROCESSING refund has succeeded. With `notify`, WeChat Pay sends each
+    REFUND.SUCCESS notification (what Siyu answered, each); with `clock`, Siyu's delayed refund checks (the refund
+    query) run. Then the jobs due are drained."""
+    from bot.sandbox.callbacks import settle_refunds
+    from bot.sandbox.pay_state import REFUND_SETTLES_AFTER
+    from bot.sandbox.state import get_state
+
+    get_state().advance(REFUND_SETTLES_AFTER + 1)
+    answers = settle_refunds() if notify else []
+    drain()
+    if clock is not None:
+        clock.run_delayed("refund_job")
+        drain()
+    return answers
+
+
 def drain() -> None:
     """Wait for every job due now (inbox events, refunds) to finish."""
     assert in_process_runner().drain(120), "background jobs did not finish"

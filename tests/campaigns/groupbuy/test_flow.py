@@ -8,7 +8,8 @@ from config.database import session_scope
 from campaigns.groupbuy.models import Refund
 from membership.models import TimelineEvent
 from membership.traits import get_traits
-from tests.campaigns.groupbuy.conftest import (ADMIN, consumer, drain, make_offer, order_row, pay, time_passes)
+from tests.campaigns.groupbuy.conftest import (ADMIN, consumer, drain, make_offer, order_row, pay, refunds_settle,
+                                                time_passes)
 
 
 def _timeline(member_id: int) -> list[str]:
@@ -29,13 +30,14 @@ def test_a_staff_invitation_to_a_paid_full_group_lands_on_the_timeline_and_credi
     http.post("/api/v1/staff", json={"userid": "zhangsan", "name": "张三", "store": "S001"}, headers=ADMIN)
     offer = make_offer(http, stores=["S001"])
     people = [consumer(i) for i in range(3)]
-    # when the first consumer, invited by zhangsan, opens a group, and two friends join through the same link
-    opened = http.post(f"/mp/v1/groupbuy/offers/{offer['id']}/groups", json={"ref": "zhangsan"},
+    # when the first consumer, invited by zhangsan in his store, opens a group there, and two friends join through
+    # the same link
+    opened = http.post(f"/mp/v1/groupbuy/offers/{offer['id']}/groups", json={"ref": "zhangsan", "store": "S001"},
                        headers=people[0][1])
     assert opened.status_code == 201, opened.text
     group_id = opened.json()["group_id"]
     seen = http.get(f"/mp/v1/groupbuy/offers/{offer['id']}", headers=people[1][1]).json()
-    assert [g["id"] for g in seen["groups"]] == [group_id] and seen["groups"][0]["seats"] == 1
+    assert [(g["id"], g["store"], g["seats"]) for g in seen["groups"]] == [(group_id, "S001", 1)]
     joined = [http.post(f"/mp/v1/groupbuy/groups/{group_id}/join", json={"ref": "zhangsan"}, headers=h)
               for _, h in people[1:]]
     assert [j.status_code for j in joined] == [201, 201]
@@ -57,6 +59,10 @@ def test_a_staff_invitation_to_a_paid_full_group_lands_on_the_timeline_and_credi
         # and the member's timeline tells the story, and their spend follows the payment
         assert _timeline(member_id) == ["groupbuy.joined", "groupbuy.paid", "groupbuy.succeeded"]
         assert _spent(member_id) == 9900
+    # and the card of the member who opened the group lists the paid order of the succeeded group
+    card = http.get("/mp/v1/me", headers=people[0][1]).json()
+    assert [(o["out_trade_no"], o["status"], o["group"]["status"]) for o in card["orders"]] == [
+        (orders[0]["out_trade_no"], "paid", "succeeded")]
     # and another member may not read the order
     assert http.get(f"/mp/v1/groupbuy/orders/{orders[0]['out_trade_no']}", headers=fourth[1]).status_code == 404
     # and zhangsan is credited with the three paid seats
@@ -66,6 +72,47 @@ def test_a_staff_invitation_to_a_paid_full_group_lands_on_the_timeline_and_credi
     with session_scope() as s:
         paid = s.scalars(select(TimelineEvent.data).where(TimelineEvent.type == "groupbuy.paid")).all()
     assert {d["staff"] for d in paid} == {"zhangsan"}
+
+
+def test_a_group_is_opened_in_one_of_the_offers_stores_and_joined_in_that_store_only(http):
+    from membership.models import Member, Store
+
+    # given stores S1, S2, S3 and an offer sold in S1 and S2 only
+    for code in ("S1", "S2", "S3"):
+        assert http.post("/api/v1/stores", json={"code": code, "name": code}, headers=ADMIN).status_code == 201
+    offer = make_offer(http, stores=["S1", "S2"])
+    url = f"/mp/v1/groupbuy/offers/{offer['id']}/groups"
+    nowhere, homed_s3, homed_s2, friend = (consumer(i) for i in range(4))
+    with session_scope() as s:
+        stores = {st.code: st.id for st in s.scalars(select(Store))}
+        s.get(Member, homed_s3[0]).store_id = stores["S3"]
+        s.get(Member, homed_s2[0]).store_id = stores["S2"]
+    # when a consumer names a store outside the list, or names none and has none (or another) of their own
+    outside = http.post(url, json={"store": "S3"}, headers=nowhere[1])
+    unnamed = http.post(url, json={}, headers=nowhere[1])
+    wrong_home = http.post(url, headers=homed_s3[1])
+    unknown = http.post(url, json={"store": "S9"}, headers=nowhere[1])
+    # then each is 422 naming the stores the offer is sold in, and nothing was taken
+    for answer in (outside, unnamed, wrong_home, unknown):
+        assert answer.status_code == 422, answer.text
+    assert "sold in S1, S2 only, not in 'S3'" in outside.json()["detail"]
+    assert "name one of them" in unnamed.json()["detail"] and "'S3'" in wrong_home.json()["detail"]
+    assert "no store 'S9'" in unknown.json()["detail"]
+    assert http.get(f"/api/v1/groupbuy/offers/{offer['id']}", headers=ADMIN).json()["remaining"] == 30
+    # when a consumer of S2 opens a group without naming a store, and another names S1
+    in_s2 = http.post(url, headers=homed_s2[1])
+    in_s1 = http.post(url, json={"store": "S1"}, headers=homed_s3[1])
+    assert (in_s2.status_code, in_s1.status_code) == (201, 201), (in_s2.text, in_s1.text)
+    # then the groups buy in S2 (the member's own store) and S1, and each store's groups can be listed
+    seen = http.get(f"/mp/v1/groupbuy/offers/{offer['id']}", headers=friend[1]).json()["groups"]
+    assert {(g["id"], g["store"]) for g in seen} == {(in_s2.json()["group_id"], "S2"), (in_s1.json()["group_id"], "S1")}
+    only_s1 = http.get(f"/mp/v1/groupbuy/offers/{offer['id']}", params={"store": "S1"}, headers=friend[1]).json()
+    assert [g["id"] for g in only_s1["groups"]] == [in_s1.json()["group_id"]]
+    # and a friend joins the S2 group through its link, but not as a buyer in another store
+    join = f"/mp/v1/groupbuy/groups/{in_s2.json()['group_id']}/join"
+    elsewhere = http.post(join, json={"store": "S1"}, headers=friend[1])
+    assert elsewhere.status_code == 409 and "buys in store S2" in elsewhere.json()["detail"]
+    assert http.post(join, json={"store": "S2"}, headers=friend[1]).status_code == 201
 
 
 def test_a_group_that_expires_unfilled_refunds_each_paid_seat_once_and_releases_the_unpaid_one(http, clock):
@@ -86,6 +133,12 @@ def test_a_group_that_expires_unfilled_refunds_each_paid_seat_once_and_releases_
 
     assert deadline_job(group_id) == "unchanged"
     drain()
+    # then each paid seat's refund is asked for once, and WeChat Pay is processing it
+    with session_scope() as s:
+        assert {r.status for r in s.scalars(select(Refund))} == {"processing"}
+    assert all(order_row(no).status == "refunding" for no in paid_nos)
+    # when WeChat Pay settles them and notifies Siyu
+    assert [a.status_code for a in refunds_settle(clock)] == [200, 200]
     # then each paid seat is refunded once, under an out_refund_no derived from its own order
     with session_scope() as s:
         refunds = {r.out_trade_no: r for r in s.scalars(select(Refund))}
@@ -130,6 +183,7 @@ def test_a_payment_after_the_hold_is_released_is_refunded_automatically(http, cl
     get_state().pay_orders[order["out_trade_no"]]["trade_state"] = "NOTPAY"  # the sandbox closed it; a race did not
     assert pay(order["out_trade_no"]).status_code == 200
     drain()
+    refunds_settle(clock)
     # then the money goes back, once, and the member's spend nets to zero
     row = order_row(order["out_trade_no"])
     assert row.status == "refunded" and row.late
@@ -171,6 +225,11 @@ def test_a_refund_call_that_fails_once_is_retried_with_the_same_out_refund_no(ht
     with session_scope() as s:
         refund = s.scalar(select(Refund))
     assert calls == [f"R{order['out_trade_no']}"] * 2
+    assert refund.status == "processing" and refund.attempts == 2
+    # and once WeChat Pay has settled it, the refund query reconciles it (no notification came)
+    refunds_settle(clock, notify=False)
+    with session_scope() as s:
+        refund = s.scalar(select(Refund))
     assert refund.status == "succeeded" and refund.attempts == 2
     # and WeChat Pay holds one refund of the order, which is refunded
     assert list(get_state().pay_refunds) == [f"R{order['out_trade_no']}"]

@@ -130,3 +130,36 @@ def test_a_merchant_with_the_public_key_and_a_platform_certificate_takes_notific
 
     cert.public_key().verify(base64.b64decode(by_cert[0]["Wechatpay-Signature"]),
                              f"{ts}\n{nonce}\n{by_cert[1].decode()}\n".encode(), padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_wechatpayv3_opens_the_sandbox_s_refund_notification_and_siyu_settles_the_refund_by_it(http, clock):
+    from bot.sandbox.callbacks import notify_refunded
+    from campaigns.groupbuy.models import Refund
+    from tests.campaigns.groupbuy.conftest import pay, time_passes
+
+    # given a paid seat of a failed group, its refund PROCESSING at WeChat Pay
+    offer = make_offer(http)
+    _, headers = consumer(1)
+    no = http.post(f"/mp/v1/groupbuy/offers/{offer['id']}/groups", headers=headers).json()["order"]["out_trade_no"]
+    pay(no)
+    drain()
+    time_passes(deadlines=True)
+    clock.run_delayed("deadline_job")
+    drain()
+    # when WeChat Pay's REFUND.SUCCESS notification is built, then wechatpayv3 verifies and decrypts it
+    state = get_state()
+    state.settle_refund(f"R{no}")
+    resource = state.refund_resource(f"R{no}")
+    settings = get_settings()
+    note_headers, body = pay_notification(sandbox_pay_credentials(settings),
+                                          str(sandbox_file(settings, "pay_platform_key.pem")), resource,
+                                          event_type="REFUND.SUCCESS", original_type="refund")
+    opened = _sdk().callback({k.lower(): v for k, v in note_headers.items()}, body)
+    assert opened["event_type"] == "REFUND.SUCCESS" and opened["resource"] == resource
+    assert opened["resource"]["out_refund_no"] == f"R{no}" and opened["resource"]["refund_status"] == "SUCCESS"
+    # and Siyu, taking the same notification, settles its ledger
+    assert notify_refunded(f"R{no}").status_code == 200
+    drain()
+    with session_scope() as s:
+        assert s.scalar(select(Refund.status)) == "succeeded"
+    assert order_row(no).status == "refunded"
