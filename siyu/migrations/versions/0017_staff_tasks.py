@@ -1,7 +1,7 @@
 """staff_tasks: one task per campaign run and staff member (the wecom_staff_task action's WeCom task cards)
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from config.types import ErrorText, UTCDateTime
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
