@@ -12,7 +12,8 @@ from membership.models import Staff, Store, TimelineEvent
 
 
 def _empty() -> dict:
-    return {"targeted": 0, "skipped": {}, "sent": 0, "failed": 0, "confirmed": 0, "delivered": 0, "converted": 0}
+    return {"targeted": 0, "skipped": {}, "sent": 0, "failed": 0, "unknown": 0, "confirmed": 0, "delivered": 0,
+            "converted": 0}
 
 
 def _add(into: dict, status: str, reason: str | None, result: str | None, n: int, sent: int, confirmed: int) -> None:
@@ -23,6 +24,8 @@ def _add(into: dict, status: str, reason: str | None, result: str | None, n: int
         into["skipped"][reason or "unknown"] = into["skipped"].get(reason or "unknown", 0) + n
     elif status == StepStatus.failed.value:
         into["failed"] += n
+    elif status == StepStatus.unknown.value:  # a call whose outcome Tencent cannot be asked about (not retried)
+        into["unknown"] += n
     if result == Result.delivered.value:
         into["delivered"] += n
 
@@ -46,9 +49,11 @@ def campaign_stats(session: Session, campaign: Campaign) -> dict:
         ev = TimelineEvent
         window = timedelta(days=int(goal.get("within_days", 7)))
         # A member converts when the goal event follows their delivered message within the window (compared in
-        # Python: SQLite has no interval arithmetic on stored times).
-        q = (select(st.id, st.store_id, st.staff_id, st.confirmed_at, ev.at)
-             .join(ev, and_(ev.member_id == st.member_id, ev.type == goal["event"], ev.at >= st.confirmed_at))
+        # Python: SQLite has no interval arithmetic on stored times). The touch is when the staff member sent it,
+        # or, with no staff member to confirm (OA, MP messages), when Tencent took it.
+        touch = func.coalesce(st.confirmed_at, st.submitted_at)
+        q = (select(st.id, st.store_id, st.staff_id, touch, ev.at)
+             .join(ev, and_(ev.member_id == st.member_id, ev.type == goal["event"], ev.at >= touch))
              .where(st.campaign_id == campaign.id, st.result == Result.delivered.value))
         seen: set[int] = set()
         for step_id, store_id, staff_id, touched, at in session.execute(q):

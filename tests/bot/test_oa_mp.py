@@ -10,6 +10,7 @@ from bot.errors import PermanentAPIError
 def test_oa_user_info_qrcode_and_template_send_with_client_msg_id(sandbox):
     openid = sandbox.add_oa_follower(unionid="u-1")
     oa = oa_client()
+    sandbox.add_oa_template("TPL")
     assert oa.get_user_info(openid)["unionid"] == "u-1"
     assert oa.create_qrcode("store1", expire_seconds=600)["ticket"]
     first = oa.send_template(openid, "TPL", {"k": {"value": "v"}}, client_msg_id="run1:42")
