@@ -131,11 +131,11 @@ def test_oa_template_goes_once_to_each_follower_and_tencent_s_reports_come_back(
 
 def test_an_interrupted_template_send_is_unknown_and_never_repeated_and_a_rate_limit_only_delays(
         sandbox, manual_clock):
-    # given 6 followers, and WeChat refusing the first call for its rate limit
+    # given 6 followers, and WeChat refusing one call for its rate limit past the client's own retries
     world = build_world(sandbox, members=6, stores=1, staff=2)
     sandbox.add_oa_template(OA_TPL)
     openids = follow_oa(sandbox, world.members)
-    sandbox.inject("cgi-bin/message/template/send", 45009)
+    sandbox.inject("cgi-bin/message/template/send", *[45009] * 4)
     with recording() as jobs, TestClient(create_app()) as client:
         cid = create(client, OA_ACTION, world.segment_id).json()["id"]
         client.post(f"/api/v1/campaigns/{cid}/launch", headers=ADMIN)
@@ -146,9 +146,11 @@ def test_an_interrupted_template_send_is_unknown_and_never_repeated_and_a_rate_l
              now=clock.now(), action=OA_ACTION)
         lost = claim_next(s, run_id=run_id, now=clock.now())
     assert lost.kind == "call"
-    # and the run goes on after the lost claim's lease expired, and again after the rate limit passed
+    # and the run goes on after the lost claim's lease expired (one member is refused for the rate limit)
     manual_clock.advance(minutes=10)
     fanout.run_job(run_id)
+    assert len(sandbox.oa_template_sends) == 4
+    # and once more after the rate limit passed
     manual_clock.advance(minutes=2)
     fanout.run_job(run_id)
     # then every member but the interrupted one got one message, and the interrupted one none (not retried)
