@@ -230,9 +230,9 @@ def subscribe_send(state, body, q):
     refused = _subscribe_data_refused(body.get("data")) or _page_refused(state, body.get("page"))
     if refused:
         return refused
-    if (openid, template_id) not in state.mp_grants:
+    if state.mp_grants[(openid, template_id)] <= 0:
         return {"errcode": 43101, "errmsg": "user refuse to accept the msg"}
-    state.mp_grants.discard((openid, template_id))  # a grant is good for one message
+    state.mp_grants[(openid, template_id)] -= 1  # a grant is good for one message
     state.mp_subscribe_sends.append(body)
     return ok(msgid=len(state.mp_subscribe_sends))
 

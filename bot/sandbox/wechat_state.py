@@ -1,6 +1,8 @@
 """The sandbox official account and mini-program: followers, QR codes, sent messages, login and phone codes."""
 from __future__ import annotations
 
+from collections import Counter
+
 CODE_TTL = 300  # seconds: wx.login and getPhoneNumber codes live five minutes, and are single use
 RISKY_WORDS = ("赌博", "代开发票", "违禁")
 
@@ -26,7 +28,7 @@ class WeChatState:
         self.mp_login_codes: dict[str, dict] = {}
         self.mp_phone_codes: dict[str, dict] = {}
         self.mp_subscribe_sends: list[dict] = []
-        self.mp_grants: set[tuple[str, str]] = set()  # (openid, template_id) one-time grants
+        self.mp_grants: Counter = Counter()  # (openid, template_id) -> one-time grants accepted and not used
         self.custom_sends: list[dict] = []  # customer-service messages, each with the "app" that sent it
 
     def add_oa_follower(self, openid: str | None = None, unionid: str | None = None, nickname: str = "粉丝",
@@ -87,7 +89,7 @@ class WeChatState:
     def grant_subscribe(self, openid: str, template_id: str) -> None:
         """The user accepts one subscription message of `template_id` (wx.requestSubscribeMessage)."""
         with self.lock:
-            self.mp_grants.add((openid, template_id))
+            self.mp_grants[(openid, template_id)] += 1
 
     def take_code(self, codes: dict[str, dict], code: str) -> dict | None:
         """The record of a live, unused code, marking it used; None when unknown, used or expired."""

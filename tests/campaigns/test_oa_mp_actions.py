@@ -2,6 +2,7 @@
 launched twice, members without the channel skipped and counted, grants consumed once, results written back."""
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -15,7 +16,7 @@ from bot.sandbox import events
 from campaigns import clock, fanout
 from campaigns.claims import claim_next
 from campaigns.ledger import plan
-from campaigns.models import CampaignStep, MassQuota
+from campaigns.models import CampaignRun, CampaignStep, MassQuota
 from config.database import session_scope
 from config.queue import recording
 from config.settings import get_settings
@@ -26,6 +27,7 @@ from membership.models import Identity, Staff, SubscribeGrant, TimelineEvent
 from miniprogram_api.auth import issue_token
 from siyu.app import create_app
 from tests.campaigns.conftest import build_world
+from tests.campaigns.test_api_and_races import ON_POSTGRESQL, _together
 from tests.campaigns.test_mass_message import ADMIN
 from tests.webhooks.conftest import handle
 
@@ -170,7 +172,7 @@ def test_mp_subscribe_goes_only_to_granted_members_and_each_grant_is_spent_once(
     granted = users[:10]
     openids = use_mp(sandbox, users, granted)
     refused = granted[0]  # Siyu recorded a grant WeChat no longer has: WeChat answers 43101
-    sandbox.mp_grants.discard((openids[refused], MP_TPL))
+    sandbox.mp_grants.pop((openids[refused], MP_TPL))
     # when a subscribe campaign is launched twice
     cid = launch_twice_and_run(MP_ACTION, world.segment_id)
     # then each granted member got one message (the page as given), the rest were skipped and counted
@@ -294,3 +296,37 @@ def test_an_invite_of_a_missing_offer_or_by_a_channel_not_built_is_422(sandbox, 
         assert answer.status_code == 201, answer.text
     else:
         assert answer.status_code == 422 and "not available yet" in answer.json()["detail"]
+
+
+@ON_POSTGRESQL
+def test_two_subscribe_campaigns_at_once_spend_each_grant_once(sandbox, manual_clock):
+    # given 60 members Siyu knows granted one message of the template, and two campaigns to them, both planned
+    world = build_world(sandbox, members=60, stores=2, staff=4)
+    openids = use_mp(sandbox, world.members, world.members)
+    for m in world.members:  # WeChat would take a second message: only Siyu's grants can stop it
+        sandbox.grant_subscribe(openids[m], MP_TPL)
+    with recording() as jobs, TestClient(create_app()) as client:
+        for _ in range(2):
+            cid = create(client, MP_ACTION, world.segment_id).json()["id"]
+            client.post(f"/api/v1/campaigns/{cid}/launch", headers=ADMIN)
+    runs = [j.args[0] for j in jobs if j.func is fanout.run_job]
+    for run_id in runs:
+        with session_scope() as s:
+            plan(s, run_id=run_id, campaign_id=s.get(CampaignRun, run_id).campaign_id, segment_id=world.segment_id,
+                 step="mp_subscribe", now=clock.now(), action=MP_ACTION)
+    # when both fan out at the same moment, two workers each
+    order = iter(runs + runs)
+    lock = threading.Lock()
+
+    def work():
+        with lock:
+            run_id = next(order)
+        fanout.run_job(run_id)
+
+    _together(work, 4)
+    # then each member got one message in all: the other campaign found their grant spent and skipped them
+    assert Counter(m["touser"] for m in sandbox.mp_subscribe_sends) == Counter({o: 1 for o in openids.values()})
+    with session_scope() as s:
+        reasons = Counter(s.scalars(select(CampaignStep.reason).where(CampaignStep.status == "skipped")))
+        assert set(s.scalars(select(SubscribeGrant.remaining))) == {0}
+    assert reasons == Counter({"no_subscribe_grant": 60})
