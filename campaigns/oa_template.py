@@ -5,7 +5,9 @@ The call carries the ledger key as `client_msg_id` (Tencent drops a repeat withi
 interrupted call is still never retried: past ten minutes Tencent promises nothing, and template/send has
 no query API, so it is counted unknown. Tencent reports each message's fate later in a TEMPLATESENDJOBFINISH
 event on /webhooks/official-account: `on_template_result` (bound in siyu/wiring.py) writes it to the ledger
-and, when delivered, `campaign.sent` to the member's timeline.
+and, when delivered, `campaign.sent` to the member's timeline. An event for a message no campaign row holds
+(sent by someone else, or arriving before the send's answer was recorded, which Tencent's push delay makes
+unlikely) changes nothing; the member's row then stays `submitted` (sent, fate not reported).
 """
 from __future__ import annotations
 

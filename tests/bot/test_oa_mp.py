@@ -33,14 +33,16 @@ def test_template_send_refuses_what_tencent_refuses_and_reports_each_fate(sandbo
     # when template/send is called wrongly, then Tencent's documented errcodes answer
     for openid, template, data, mini, errcode in [
             ("oNOBODY", "TPL", good, None, 40003), (fan, "NOPE", good, None, 40037),
-            (fan, "TPL", {"thing1": {"value": "字" * 21}}, None, 47003), (fan, "TPL", {"other": {"value": "x"}}, None, 47003),
+            (fan, "TPL", {"thing1": {"value": "字" * 21}}, None, 47003),
+            (fan, "TPL", {"other": {"value": "x"}}, None, 47003),
             (fan, "TPL", good, {"appid": "wxSOMEONEELSE", "pagepath": "pages/index/index"}, 40013),
             (fan, "TPL", good, {"appid": sandbox.mp_app_id, "pagepath": "pages/nowhere"}, 41030)]:
         with pytest.raises(PermanentAPIError) as exc:
             oa.send_template(openid, template, data, miniprogram=mini)
         assert exc.value.errcode == errcode, (template, data, mini)
     # and a right call is sent, and its fate is reported once
-    first = oa.send_template(fan, "TPL", good, miniprogram={"appid": sandbox.mp_app_id, "pagepath": "pages/index/index"})
+    page = {"appid": sandbox.mp_app_id, "pagepath": "pages/index/index"}
+    first = oa.send_template(fan, "TPL", good, miniprogram=page)
     second = oa.send_template(blocking, "TPL", good)
     assert sandbox.take_template_results() == [(fan, first["msgid"], "success"),
                                                (blocking, second["msgid"], "failed:user block")]

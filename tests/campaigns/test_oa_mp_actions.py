@@ -16,6 +16,7 @@ from bot.sandbox import events
 from campaigns import clock, fanout
 from campaigns.claims import claim_next
 from campaigns.ledger import plan
+from campaigns.ticks import tick
 from campaigns.models import CampaignRun, CampaignStep, MassQuota
 from config.database import session_scope
 from config.queue import recording
@@ -222,6 +223,17 @@ def test_a_groupbuy_invite_by_mass_message_carries_the_offer_and_its_sender_and_
         assert parse_qs(page.query) == {"id": [str(offer_id)], "ref": [sender]}
         assert card["miniprogram"]["title"] == "双人洗牙套餐" and task["text"] == {"content": "拼团啦"}
     assert stats(cid)["stats"]["sent"] == 20
+    # and when the staff members confirm in WeCom, the results are polled as a mass message's are
+    for msgid, task in sandbox.msg_tasks.items():
+        for userid in task["senders"]:
+            sandbox.confirm_msg_task(msgid, userid)
+    manual_clock.advance(minutes=10)
+    with recording() as jobs:
+        tick()
+    for job in jobs:
+        if job.func is fanout.poll_job:
+            assert job.func(*job.args) == "done"
+    assert stats(cid)["stats"]["delivered"] == 20
     # when a consumer follows the page the staff member sent, opening a group with its ref
     task = next(iter(sandbox.msg_tasks.values()))
     ref = parse_qs(urlsplit(task["attachments"][0]["miniprogram"]["page"]).query)["ref"][0]
