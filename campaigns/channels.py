@@ -30,6 +30,9 @@ class Addressing:
 
 
 WECOM = Addressing("wecom_external", None, "no_wecom_contact", staff_required=True, per_member=False, mass_quota=True)
+# A staff task card goes to the staff member, not the customer: WeCom's mass-message quota is not taken.
+STAFF_TASK = Addressing("wecom_external", None, "no_wecom_contact", staff_required=True, per_member=False,
+                        mass_quota=False)
 NO_OA_FOLLOWER = "no_oa_follower"
 NO_MP_OPENID = "no_mp_openid"
 NO_SUBSCRIBE_GRANT = "no_subscribe_grant"
@@ -51,4 +54,6 @@ def addressing_of(action: dict | None) -> Addressing:
     if channel == "mp_subscribe":
         return Addressing("mp_openid", mp_credentials(get_settings()).app_id, NO_MP_OPENID, staff_required=False,
                           per_member=True, mass_quota=False, grant_template=(action or {}).get("template_id"))
+    if channel == "wecom_staff_task":
+        return STAFF_TASK
     return WECOM

@@ -174,12 +174,12 @@ class _ViaSubscribe(_Strict):
 
 
 class _ViaStaffTask(_Strict):
-    """An invite as a staff task (CONTRACT §5 `wecom_staff_task` fields)."""
+    """An invite as a staff task (CONTRACT §5 `wecom_staff_task` fields, within a template_card's limits)."""
 
     via: Literal["wecom_staff_task"]
-    title: str = Field(min_length=1, max_length=128)
-    description: str = Field(default="", max_length=TEXT_MAX_BYTES)
-    due_in_hours: int = Field(ge=1, le=24 * 90)
+    title: str = Field(min_length=1, max_length=26)  # main_title.title: WeCom shows up to 26 characters
+    description: str = Field(default="", max_length=112)  # sub_title_text: up to 112
+    due_in_hours: int = Field(ge=1, le=30 * 24)
 
 
 class _Groupbuy(_Strict):

@@ -166,6 +166,21 @@ def test_an_interrupted_template_send_is_unknown_and_never_repeated_and_a_rate_l
     assert reason == "outcome_unknown"
 
 
+def test_a_template_tencent_does_not_know_fails_the_run_after_one_call(sandbox, manual_clock):
+    # given 12 followers and a template the official account never added
+    world = build_world(sandbox, members=12, stores=2, staff=2)
+    follow_oa(sandbox, world.members)
+    # when the campaign runs
+    cid = launch_twice_and_run(OA_ACTION, world.segment_id)
+    # then Tencent heard one call (40037), and every member's row failed with it
+    assert sandbox.calls["cgi-bin/message/template/send"] == 1 and sandbox.oa_template_sends == []
+    body = stats(cid)
+    assert body["status"] == "completed"
+    assert body["stats"]["failed"] == 12 and body["stats"]["sent"] == 0
+    with session_scope() as s:
+        assert set(s.scalars(select(CampaignStep.reason))) == {"invalid_template"}
+
+
 def test_mp_subscribe_goes_only_to_granted_members_and_each_grant_is_spent_once(sandbox, manual_clock):
     # given 24 members across 3 stores: 16 use the mini-program, 10 of them granted one message of the template
     world = build_world(sandbox, members=24, stores=3, staff=3)
