@@ -1,11 +1,12 @@
 """The campaign spec of CONTRACT §5 as request bodies, validated so that a 422 points at the field at fault."""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from bot.miniprogram import SUBSCRIBE_VALUE_LIMITS
+from campaigns.channels import INVITES
 from campaigns.cron import trigger
 from config.inputs import DbId, Timestamp
 from config.settings import get_settings
@@ -201,11 +202,22 @@ class BookingBySubscribe(_Booking, _ViaSubscribe): ...
 class BookingByStaffTask(_Booking, _ViaStaffTask): ...
 
 
-GroupbuyInvite = Annotated[GroupbuyByMassMessage | GroupbuyBySubscribe | GroupbuyByStaffTask,
-                           Field(discriminator="via")]
-BookingInvite = Annotated[BookingByMassMessage | BookingBySubscribe | BookingByStaffTask, Field(discriminator="via")]
-Action = Annotated[MassMessage | OATemplate | MPSubscribe | GroupbuyInvite | BookingInvite,
-                   Field(discriminator="type")]
+def _action_tag(value) -> str | None:
+    """The action's kind: its type, and for an invite its `via` too (one flat union, so OpenAPI can show it)."""
+    get = value.get if isinstance(value, dict) else lambda k: getattr(value, k, None)
+    kind = get("type")
+    return f"{kind}:{get('via')}" if kind in INVITES else kind
+
+
+_ACTIONS = {"wecom_mass_message": MassMessage, "oa_template": OATemplate, "mp_subscribe": MPSubscribe,
+            "groupbuy_invite:wecom_mass_message": GroupbuyByMassMessage,
+            "groupbuy_invite:mp_subscribe": GroupbuyBySubscribe,
+            "groupbuy_invite:wecom_staff_task": GroupbuyByStaffTask,
+            "booking_invite:wecom_mass_message": BookingByMassMessage,
+            "booking_invite:mp_subscribe": BookingBySubscribe,
+            "booking_invite:wecom_staff_task": BookingByStaffTask}
+Action = Annotated[Union[tuple(Annotated[model, Tag(tag)] for tag, model in _ACTIONS.items())],  # noqa: UP007
+                   Discriminator(_action_tag)]
 
 
 class QuietSpec(_Strict):

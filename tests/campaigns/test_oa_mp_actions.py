@@ -297,7 +297,7 @@ def test_a_booking_invite_by_subscribe_message_carries_the_service_and_the_owner
     ({"type": "groupbuy_invite", "offer_id": 1, "via": "wecom_mass_message"}, "pic_media_id"),
     ({"type": "groupbuy_invite", "offer_id": 1, "via": "mp_subscribe", "data": {"thing1": {"value": "x"}}},
      "template_id"),
-    ({"type": "booking_invite", "service": "eye", "via": "fax"}, "booking_invite"),
+    ({"type": "booking_invite", "service": "eye", "via": "fax"}, "action"),
     ({"type": "booking_invite", "service": "eye", "via": "wecom_staff_task"}, "due_in_hours"),
 ])
 def test_an_invalid_action_is_422_pointing_at_the_field(settings, action, field):
