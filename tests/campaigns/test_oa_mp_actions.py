@@ -357,3 +357,36 @@ def test_two_subscribe_campaigns_at_once_spend_each_grant_once(sandbox, manual_c
         reasons = Counter(s.scalars(select(CampaignStep.reason).where(CampaignStep.status == "skipped")))
         assert set(s.scalars(select(SubscribeGrant.remaining))) == {0}
     assert reasons == Counter({"no_subscribe_grant": 60})
+
+
+def test_an_invite_by_staff_task_goes_through_the_staff_task_action_once_it_is_registered(
+        sandbox, manual_clock, monkeypatch):
+    # given a staff-task action registered (a stand-in recording what it is asked to send), and an offer
+    from types import SimpleNamespace
+
+    from campaigns import outcomes
+    from campaigns.actions import ACTIONS
+
+    asked = []
+
+    def call(work):
+        asked.append((work.userid, work.action))
+        with session_scope() as s:
+            outcomes.submitted(s, send_id=work.send_id, attempt=work.attempt, msgid=None, fail_list=[],
+                               now=clock.now())
+        return "submitted"
+
+    monkeypatch.setitem(ACTIONS, "wecom_staff_task", SimpleNamespace(call=call, reconcile=call, poll=lambda i: "done"))
+    world = build_world(sandbox, members=12, stores=2, staff=3)
+    with TestClient(create_app()) as client:
+        offer_id = _offer(client)
+    action = {"type": "groupbuy_invite", "offer_id": offer_id, "via": "wecom_staff_task", "title": "邀请拼团",
+              "due_in_hours": 24}
+    # when the invite campaign is launched twice
+    launch_twice_and_run(action, world.segment_id)
+    # then each staff member's chunk went to that action once, as a task carrying the offer's page with their ref
+    assert sorted(u for u, _ in asked) == sorted(world.staff)
+    for userid, sent in asked:
+        assert {k: sent[k] for k in ("type", "title", "due_in_hours")} == {
+            "type": "wecom_staff_task", "title": "邀请拼团", "due_in_hours": 24}
+        assert parse_qs(urlsplit(sent["page"]).query) == {"id": [str(offer_id)], "ref": [userid]}
