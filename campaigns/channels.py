@@ -27,6 +27,8 @@ class Addressing:
     per_member: bool
     mass_quota: bool  # takes WeCom's monthly per-customer mass-message quota
     grant_template: str | None = None  # a one-time subscribe grant of this template is needed (and consumed)
+    # (follow, unfollow) timeline events: a member whose last of them is the unfollow is skipped as `unfollowed`
+    follow_events: tuple[str, str] | None = None
 
 
 WECOM = Addressing("wecom_external", None, "no_wecom_contact", staff_required=True, per_member=False, mass_quota=True)
@@ -36,6 +38,7 @@ STAFF_TASK = Addressing("wecom_external", None, "no_wecom_contact", staff_requir
 NO_OA_FOLLOWER = "no_oa_follower"
 NO_MP_OPENID = "no_mp_openid"
 NO_SUBSCRIBE_GRANT = "no_subscribe_grant"
+OA_UNFOLLOWED = "oa_unfollowed"  # the openid is kept after an unfollow (a follow again binds the same member)
 
 
 def channel_of(action: dict | None) -> str:
@@ -50,7 +53,8 @@ def addressing_of(action: dict | None) -> Addressing:
     channel = channel_of(action)
     if channel == "oa_template":
         return Addressing("oa_openid", oa_credentials(get_settings()).app_id, NO_OA_FOLLOWER,
-                          staff_required=False, per_member=True, mass_quota=False)
+                          staff_required=False, per_member=True, mass_quota=False,
+                          follow_events=("oa.subscribed", "oa.unsubscribed"))
     if channel == "mp_subscribe":
         return Addressing("mp_openid", mp_credentials(get_settings()).app_id, NO_MP_OPENID, staff_required=False,
                           per_member=True, mass_quota=False, grant_template=(action or {}).get("template_id"))

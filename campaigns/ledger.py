@@ -14,11 +14,11 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import Integer, String, and_, case, cast, exists, func, literal, select, text, true, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from campaigns.channels import NO_SUBSCRIBE_GRANT, WECOM, Addressing, addressing_of
+from campaigns.channels import NO_SUBSCRIBE_GRANT, OA_UNFOLLOWED, WECOM, Addressing, addressing_of
 from campaigns.models import CampaignRun, CampaignSend, CampaignStep, SendStatus, StepStatus
-from membership.models import Identity, Member, Relation, RelationStatus, Staff, SubscribeGrant
+from membership.models import Identity, Member, Relation, RelationStatus, Staff, SubscribeGrant, TimelineEvent
 from segments.models import SegmentMembership
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,13 @@ def _ledger_select(run: CampaignRun, step: str, members, chunk: int, addr: Addre
     if addr.staff_required:
         needs.append(inner.c.staff_id.is_not(None))
         reasons.append((inner.c.staff_id.is_(None), NO_STAFF))
+    if addr.follow_events is not None:  # unfollowed since: Tencent would refuse (43004), so no call is made
+        follow, unfollow = addr.follow_events
+        e1, e2 = aliased(TimelineEvent), aliased(TimelineEvent)
+        later = exists().where(e2.member_id == e1.member_id, e2.type == follow, e2.at > e1.at)
+        left = exists().where(e1.member_id == inner.c.member_id, e1.type == unfollow, ~later)
+        needs.append(~left)
+        reasons.append((left, OA_UNFOLLOWED))
     if addr.grant_template is not None:  # no grant left now: skipped at once (the send consumes one, or skips)
         g = SubscribeGrant
         granted = exists().where(g.member_id == inner.c.member_id, g.template_id == addr.grant_template,

@@ -25,9 +25,10 @@ from config.types import utcnow
 from membership import consents
 from campaigns.groupbuy.models import Order
 from membership.models import Identity, Staff, SubscribeGrant, TimelineEvent
+from membership.timeline import record_event
 from miniprogram_api.auth import issue_token
 from siyu.app import create_app
-from tests.campaigns.conftest import build_world
+from tests.campaigns.conftest import MORNING, build_world
 from tests.campaigns.test_api_and_races import ON_POSTGRESQL, _together
 from tests.campaigns.test_mass_message import ADMIN
 from tests.webhooks.conftest import handle
@@ -95,39 +96,45 @@ def timeline(kind: str) -> Counter:
 
 
 def test_oa_template_goes_once_to_each_follower_and_tencent_s_reports_come_back(sandbox, manual_clock):
-    # given 30 members across 3 stores, 20 of them OA followers: one has unfollowed since, one blocks templates
+    # given 30 members across 3 stores, 20 of them OA followers: one unfollowed (Siyu got the event), one unfollowed
+    # while Siyu missed it, one unfollowed and followed again, one blocks template messages
     world = build_world(sandbox, members=30, stores=3, staff=6)
     sandbox.add_oa_template(OA_TPL, "thing1", "time2")
     followers = [m for m in world.members if m % 3]
     openids = follow_oa(sandbox, followers)
-    gone, blocking = followers[0], followers[1]
-    sandbox.unfollow_oa(openids[gone])
+    gone, stale, back, blocking = followers[:4]
+    for m in (gone, stale):
+        sandbox.unfollow_oa(openids[m])
+    with session_scope() as s:
+        record_event(s, gone, "oa.unsubscribed", {}, at=MORNING - timedelta(days=1))
+        record_event(s, back, "oa.unsubscribed", {}, at=MORNING - timedelta(days=2))
+        record_event(s, back, "oa.subscribed", {"scene": None}, at=MORNING - timedelta(days=1))
     sandbox.oa_blocked.add(openids[blocking])
     # when a template campaign is launched twice by mistake
     cid = launch_twice_and_run(OA_ACTION, world.segment_id)
     # then every current follower got exactly one template message, the others none
     sent = Counter(m["touser"] for m in sandbox.oa_template_sends)
-    assert sent == Counter({openids[m]: 1 for m in followers if m != gone})
+    assert sent == Counter({openids[m]: 1 for m in followers if m not in (gone, stale)})
     assert all(m["template_id"] == OA_TPL and m["url"] == OA_ACTION["url"] for m in sandbox.oa_template_sends)
     body = stats(cid)
     assert body["status"] == "completed"
     st = body["stats"]
-    assert st["targeted"] == 30 and st["skipped"] == {"no_oa_follower": 10}
-    assert st["sent"] == 19 and st["failed"] == 1 and st["unknown"] == 0
+    assert st["targeted"] == 30 and st["skipped"] == {"no_oa_follower": 10, "oa_unfollowed": 1}
+    assert st["sent"] == 18 and st["failed"] == 1 and st["unknown"] == 0
     assert sum(v["targeted"] for v in st["per_store"].values()) == 30
     with session_scope() as s:  # an OA message takes nothing of WeCom's mass-message quota
         assert s.scalar(select(func.coalesce(func.sum(MassQuota.used), 0))) == 0
-        assert s.scalar(select(CampaignStep.reason).where(CampaignStep.member_id == gone)) == "not_subscribed"
-    # when Tencent reports each message's fate (TEMPLATESENDJOBFINISH through the OA intake), twice over
+        assert s.scalar(select(CampaignStep.reason).where(CampaignStep.member_id == stale)) == "not_subscribed"
+    # when Tencent reports each message's fate (TEMPLATESENDJOBFINISH through the OA intake), some twice
     oa_app = oa_credentials(get_settings()).app_id
     reports = sandbox.take_template_results()
-    assert len(reports) == 19
+    assert len(reports) == 18
     for openid, msgid, status in reports + reports[:3]:
         handle("official_account", events.oa_template_finish(openid, msgid, status, to=oa_app))
-    # then the delivered have campaign.sent on their timeline once, and the blocked one failed
-    assert timeline("campaign.sent") == Counter({m: 1 for m in followers if m not in (gone, blocking)})
+    # then the delivered have campaign.sent on their timeline once, and the blocking one failed
+    assert timeline("campaign.sent") == Counter({m: 1 for m in followers if m not in (gone, stale, blocking)})
     st = stats(cid)["stats"]
-    assert st["delivered"] == 18 and st["failed"] == 2
+    assert st["delivered"] == 17 and st["failed"] == 2
     with session_scope() as s:
         assert s.scalar(select(CampaignStep.reason).where(CampaignStep.member_id == blocking)) == "user_block"
 
