@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from bot.official_account import WeChatAppClient
 
+# Characters Tencent allows per keyword kind of a subscribe (and new-style template) message; longer is 47003.
+SUBSCRIBE_VALUE_LIMITS = {"thing": 20, "phrase": 5, "name": 10, "character_string": 32, "number": 32, "letter": 32,
+                          "symbol": 5, "car_number": 8, "amount": 32, "phone_number": 17, "time": 64, "date": 64}
+
 
 class MPClient(WeChatAppClient):
     """One mini-program: the SDK is on the mini-program's appid."""

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from campaigns import mass_message
+from campaigns import invites, mass_message, mp_subscribe, oa_template
 from campaigns.tasks import action as staff_task
 
 ACTIONS: dict[str, ModuleType] = {
     "wecom_mass_message": mass_message,
     "wecom_staff_task": staff_task,
+    "oa_template": oa_template,
+    "mp_subscribe": mp_subscribe,
 }
+# An invite goes out through the action of its `via`, looked up in ACTIONS when it is carried out.
+ACTIONS["groupbuy_invite"] = ACTIONS["booking_invite"] = invites.Invite(ACTIONS)
 
 
 def action_of(action: dict | None) -> ModuleType:

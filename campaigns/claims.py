@@ -9,13 +9,14 @@ claiming one member are serialised, and the reservation is a conditional UPDATE 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from campaigns import policy as contact
+from campaigns.channels import addressing_of
 from campaigns.ledger import _insert
 from campaigns.models import (
     Campaign, CampaignRun, CampaignSend, CampaignStatus, CampaignStep, MassQuota, SendStatus, StepStatus,
@@ -28,8 +29,6 @@ log = logging.getLogger(__name__)
 
 COUNTED = (StepStatus.claimed.value, StepStatus.submitted.value, StepStatus.confirmed.value, StepStatus.unknown.value)
 RETRY_AFTER = timedelta(seconds=60)  # a call WeCom refused for a passing reason (rate, busy) is tried again
-# WeCom's per-customer monthly quota counts mass messages only: a staff task card goes to the staff member.
-QUOTA_ACTIONS = ("wecom_mass_message",)
 
 
 @dataclass(frozen=True)
@@ -104,8 +103,10 @@ def _apply_policy(session: Session, send_id: int, campaign: Campaign, pol: conta
         return []
     ids = [s.member_id for s in steps]
     month = contact.month_of(now, pol.tz)
-    mass = campaign.action_type in QUOTA_ACTIONS
-    used = lock_quota(session, ids, month, pol.monthly_quota) if mass else {}
+    used = lock_quota(session, ids, month, pol.monthly_quota)  # also serialises campaigns claiming one member
+    quota = addressing_of(campaign.spec.get("action")).mass_quota
+    if not quota:  # an OA or MP message takes nothing of WeCom's mass-message quota
+        used, pol = {}, replace(pol, monthly_quota=max(pol.monthly_quota, 1))
     contacts: dict[int, list[datetime]] = {}
     if pol.cap.max > 0:
         for member_id, at in session.execute(
@@ -121,14 +122,14 @@ def _apply_policy(session: Session, send_id: int, campaign: Campaign, pol: conta
             go.append(s)
         else:
             skipped[s.id] = (s, decision.reason)
-    reserved = reserve(session, [s.member_id for s in go], month) if mass else {s.member_id for s in go}
+    reserved = reserve(session, [s.member_id for s in go], month) if quota else {s.member_id for s in go}
     for s in go:
         if s.member_id not in reserved:  # the CHECK-guarded reservation has the last word
             skipped[s.id] = (s, contact.MONTHLY_QUOTA)
     sent = [s for s in go if s.member_id in reserved]
     if sent:
         session.execute(update(st).where(st.id.in_([s.id for s in sent]))
-                        .values(status=StepStatus.claimed.value, contacted_at=now, quota_month=month if mass else None,
+                        .values(status=StepStatus.claimed.value, contacted_at=now, quota_month=month if quota else None,
                                 updated_at=now))
     for s, reason in skipped.values():
         session.execute(update(st).where(st.id == s.id).values(status=StepStatus.skipped.value, reason=reason,

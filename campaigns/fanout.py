@@ -34,7 +34,7 @@ def run_job(run_id: int) -> str:
         if campaign.status == CampaignStatus.cancelled.value:
             return "cancelled"
         plan(s, run_id=run.id, campaign_id=campaign.id, segment_id=campaign.segment_id,
-             step=campaign.action_type, now=clock.now())
+             step=campaign.action_type, now=clock.now(), action=campaign.spec.get("action"))
     return fan_out(run_id)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from config.database import Base
@@ -112,16 +112,20 @@ class CampaignRun(Base):
 
 
 class CampaignSend(Base):
-    """One WeCom call: a run's chunk of one staff member's customers (add_msg_template), its msgid and fail_list."""
+    """One call: a run's chunk of one staff member's customers (add_msg_template), its msgid and fail_list; or, for
+    the actions Tencent takes one member per call (oa_template, mp_subscribe), one member's message and its msgid."""
 
     __tablename__ = "campaign_sends"
     __table_args__ = (UniqueConstraint("run_id", "staff_id", "chunk"),
                       CheckConstraint(_check(SendStatus), name="status"),
-                      Index("ix_campaign_sends_run_status", "run_id", "status"))
+                      Index("ix_campaign_sends_run_status", "run_id", "status"),
+                      # Sends of members without an owning staff member (OA, MP actions): unique per run too.
+                      Index("uq_campaign_sends_run_chunk_unowned", "run_id", "chunk", unique=True,
+                            postgresql_where=text("staff_id IS NULL"), sqlite_where=text("staff_id IS NULL")))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("campaign_runs.id"))
-    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)  # None: an OA/MP send, unowned
     chunk: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20), default=SendStatus.planned.value)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -161,7 +165,7 @@ class CampaignStep(Base):
     result: Mapped[str | None] = mapped_column(String(20))
     staff_id: Mapped[int | None] = mapped_column(Integer)  # the owning staff member who sends it
     store_id: Mapped[int | None] = mapped_column(Integer)
-    external_userid: Mapped[str | None] = mapped_column(String(128))
+    external_userid: Mapped[str | None] = mapped_column(String(128))  # the address: OA/MP actions put the openid here
     send_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_sends.id"), index=True)
     quota_month: Mapped[str | None] = mapped_column(String(6))  # set while a quota reservation is held
     contacted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # counts for the frequency cap

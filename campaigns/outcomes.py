@@ -25,6 +25,11 @@ def _take(session: Session, send_id: int, attempt: int, **values) -> CampaignSen
     return session.get(CampaignSend, got, populate_existing=True) if got else None
 
 
+def take(session: Session, send_id: int, attempt: int, **values) -> CampaignSend | None:
+    """The send updated with `values` while `attempt` still holds its claim; None when the claim was lost."""
+    return _take(session, send_id, attempt, **values)
+
+
 def submitted(session: Session, *, send_id: int, attempt: int, msgid: str | None, fail_list: list[str],
               now: datetime) -> bool:
     """WeCom took the call: msgid and fail_list on the send; its customers submitted, those in fail_list failed."""
@@ -47,7 +52,8 @@ def submitted(session: Session, *, send_id: int, attempt: int, msgid: str | None
     return True
 
 
-def refused(session: Session, *, send_id: int, attempt: int, error: str, retry: bool, now: datetime) -> None:
+def refused(session: Session, *, send_id: int, attempt: int, error: str, retry: bool, now: datetime,
+            reason: str = "wecom_refused") -> None:
     """WeCom refused the call, so nothing went out: tried again later (`retry`) or failed for good."""
     st = CampaignStep
     mine = (st.send_id == send_id) & (st.status == StepStatus.claimed.value)
@@ -63,8 +69,7 @@ def refused(session: Session, *, send_id: int, attempt: int, error: str, retry: 
              done_at=now) is None:
         return
     claims.release(session, mine)
-    session.execute(update(st).where(mine).values(status=StepStatus.failed.value, reason="wecom_refused",
-                                                  updated_at=now))
+    session.execute(update(st).where(mine).values(status=StepStatus.failed.value, reason=reason, updated_at=now))
 
 
 RECONCILE_AFTER = timedelta(minutes=1)  # WeCom may still be making the task a lost answer was about

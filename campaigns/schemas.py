@@ -1,10 +1,12 @@
 """The campaign spec of CONTRACT §5 as request bodies, validated so that a 422 points at the field at fault."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from bot.miniprogram import SUBSCRIBE_VALUE_LIMITS
+from campaigns.channels import INVITES
 from campaigns.cron import trigger
 from config.inputs import DbId, Timestamp
 from config.settings import get_settings
@@ -98,6 +100,148 @@ class StaffTaskSpec(_Strict):
         return v.strip()
 
 
+# -- oa_template, mp_subscribe and the invites (CONTRACT §5) --------------------------------------------------
+TEMPLATE_ID_MAX = 64
+PAGE_MAX = 1024  # a mini-program page path with its query
+OA_VALUE_MAX = 200  # an old-style template keyword (first, keyword1, remark…) has no kind to limit it by
+
+
+class DataValue(_Strict):
+    value: str = Field(min_length=1)
+    color: str | None = Field(default=None, pattern=r"^#[0-9A-Fa-f]{6}$")
+
+
+def _data_limits(data: dict[str, DataValue], *, kinds_required: bool) -> dict[str, DataValue]:
+    """Tencent's per-kind limits (thing ≤ 20 characters, …): a value over them is refused with 47003."""
+    if not data:
+        raise ValueError("at least one keyword is required")
+    for key, entry in data.items():
+        kind = key.rstrip("0123456789")
+        limit = SUBSCRIBE_VALUE_LIMITS.get(kind)
+        if limit is None and kinds_required:
+            raise ValueError(f"{key}: not a subscribe-message keyword (thing1, time2, amount3, …)")
+        if len(entry.value) > (limit or OA_VALUE_MAX):
+            raise ValueError(f"{key}.value: at most {limit or OA_VALUE_MAX} characters, got {len(entry.value)}")
+    return data
+
+
+def _page(v: str | None) -> str | None:
+    if v is not None and (v.startswith("/") or " " in v):
+        raise ValueError("a mini-program page path such as pages/index/index?x=1 (no leading slash, no spaces)")
+    return v
+
+
+class OAMiniProgram(_Strict):
+    appid: str = Field(min_length=1, max_length=64)
+    pagepath: str | None = Field(default=None, max_length=PAGE_MAX)
+
+    _pagepath = field_validator("pagepath")(classmethod(lambda cls, v: _page(v)))
+
+
+class OATemplate(_Strict):
+    type: Literal["oa_template"]
+    template_id: str = Field(min_length=1, max_length=TEMPLATE_ID_MAX)
+    data: dict[str, DataValue]
+    url: str | None = Field(default=None, max_length=1024, pattern=r"^https?://\S+$")
+    miniprogram: OAMiniProgram | None = None
+
+    @field_validator("data")
+    @classmethod
+    def _limits(cls, v: dict[str, DataValue]) -> dict[str, DataValue]:
+        return _data_limits(v, kinds_required=False)
+
+
+class MPSubscribe(_Strict):
+    type: Literal["mp_subscribe"]
+    template_id: str = Field(min_length=1, max_length=TEMPLATE_ID_MAX)
+    page: str = Field(min_length=1, max_length=PAGE_MAX)
+    data: dict[str, DataValue]
+
+    _page = field_validator("page")(classmethod(lambda cls, v: _page(v)))
+
+    @field_validator("data")
+    @classmethod
+    def _limits(cls, v: dict[str, DataValue]) -> dict[str, DataValue]:
+        return _data_limits(v, kinds_required=True)
+
+
+class _ViaMassMessage(_Strict):
+    """An invite as a mass message with a mini-program card: WeCom requires its cover (`pic_media_id`); `title`
+    defaults to the offer's or service's name."""
+
+    via: Literal["wecom_mass_message"]
+    text: str = Field(default="", max_length=TEXT_MAX_BYTES)
+    title: str | None = Field(default=None, min_length=1, max_length=64)
+    pic_media_id: str = Field(min_length=1, max_length=256)
+
+    @field_validator("title")
+    @classmethod
+    def _title_bytes(cls, v: str | None) -> str | None:
+        if v is not None and len(v.encode()) > 64:
+            raise ValueError(f"at most 64 bytes (WeCom's limit for a mini-program card), got {len(v.encode())}")
+        return v
+
+
+class _ViaSubscribe(_Strict):
+    """An invite as a subscribe message: the template the members granted, and its keywords."""
+
+    via: Literal["mp_subscribe"]
+    template_id: str = Field(min_length=1, max_length=TEMPLATE_ID_MAX)
+    data: dict[str, DataValue]
+
+    @field_validator("data")
+    @classmethod
+    def _limits(cls, v: dict[str, DataValue]) -> dict[str, DataValue]:
+        return _data_limits(v, kinds_required=True)
+
+
+class _ViaStaffTask(_Strict):
+    """An invite as a staff task (CONTRACT §5 `wecom_staff_task` fields, within a template_card's limits)."""
+
+    via: Literal["wecom_staff_task"]
+    title: str = Field(min_length=1, max_length=TASK_TITLE_MAX)
+    description: str = Field(default="", max_length=TASK_DESCRIPTION_MAX)
+    due_in_hours: int = Field(ge=1, le=TASK_DUE_MAX_HOURS)
+
+
+class _Groupbuy(_Strict):
+    type: Literal["groupbuy_invite"]
+    offer_id: DbId
+
+
+class _Booking(_Strict):
+    type: Literal["booking_invite"]
+    service: str = Field(min_length=1, max_length=40)
+    store: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+class GroupbuyByMassMessage(_Groupbuy, _ViaMassMessage): ...
+class GroupbuyBySubscribe(_Groupbuy, _ViaSubscribe): ...
+class GroupbuyByStaffTask(_Groupbuy, _ViaStaffTask): ...
+class BookingByMassMessage(_Booking, _ViaMassMessage): ...
+class BookingBySubscribe(_Booking, _ViaSubscribe): ...
+class BookingByStaffTask(_Booking, _ViaStaffTask): ...
+
+
+def _action_tag(value) -> str | None:
+    """The action's kind: its type, and for an invite its `via` too (one flat union, so OpenAPI can show it)."""
+    get = value.get if isinstance(value, dict) else lambda k: getattr(value, k, None)
+    kind = get("type")
+    return f"{kind}:{get('via')}" if kind in INVITES else kind
+
+
+_ACTIONS = {"wecom_mass_message": MassMessage, "oa_template": OATemplate, "mp_subscribe": MPSubscribe,
+            "groupbuy_invite:wecom_mass_message": GroupbuyByMassMessage,
+            "groupbuy_invite:mp_subscribe": GroupbuyBySubscribe,
+            "groupbuy_invite:wecom_staff_task": GroupbuyByStaffTask,
+            "booking_invite:wecom_mass_message": BookingByMassMessage,
+            "booking_invite:mp_subscribe": BookingBySubscribe,
+            "booking_invite:wecom_staff_task": BookingByStaffTask,
+            "wecom_staff_task": StaffTaskSpec}
+Action = Annotated[Union[tuple(Annotated[model, Tag(tag)] for tag, model in _ACTIONS.items())],  # noqa: UP007
+                   Discriminator(_action_tag)]
+
+
 class QuietSpec(_Strict):
     start: str = Field(pattern=HHMM)
     end: str = Field(pattern=HHMM)
@@ -126,12 +270,12 @@ class Goal(_Strict):
 
 
 class CampaignIn(_Strict):
-    """CONTRACT §5. An action type not built answers 422 at action.type."""
+    """CONTRACT §5 (an action type not built answers 422 at action)."""
 
     name: str = Field(min_length=1, max_length=120)
     audience: Audience | None = None
     schedule: Schedule | None = None
-    action: MassMessage | StaffTaskSpec = Field(discriminator="type")
+    action: Action
     policy: PolicySpec | None = None
     goal: Goal | None = None  # extension: the conversion counted in stats
 

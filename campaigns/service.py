@@ -9,7 +9,9 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from campaigns import clock, fanout
+from campaigns import clock, fanout, invites
+from campaigns.actions import ACTIONS
+from campaigns.channels import INVITES
 from campaigns.claims import release
 from campaigns.ledger import _insert
 from campaigns.models import (
@@ -28,6 +30,8 @@ def create_campaign(session: Session, *, spec: CampaignIn) -> Campaign:
     segment_id = spec.audience.segment_id if spec.audience else None
     if segment_id is not None and session.get(Segment, segment_id) is None:
         raise InvalidInput(f"audience.segment_id: no segment {segment_id}")
+    if spec.action.type in INVITES:
+        invites.check(session, spec.action.model_dump(), ACTIONS)
     schedule = spec.schedule
     kind = "manual" if schedule is None else next(k for k in ("at", "cron", "trigger") if getattr(schedule, k))
     campaign = Campaign(name=spec.name, spec=spec.model_dump(mode="json", exclude_none=True), segment_id=segment_id,

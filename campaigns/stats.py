@@ -7,13 +7,15 @@ from datetime import timedelta
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from campaigns.channels import channel_of
 from campaigns.models import Campaign, CampaignStep, Result, StepStatus
 from campaigns.tasks.stats import task_counts
 from membership.models import Staff, Store, TimelineEvent
 
 
 def _empty() -> dict:
-    return {"targeted": 0, "skipped": {}, "sent": 0, "failed": 0, "confirmed": 0, "delivered": 0, "converted": 0}
+    return {"targeted": 0, "skipped": {}, "sent": 0, "failed": 0, "unknown": 0, "confirmed": 0, "delivered": 0,
+            "converted": 0}
 
 
 def _add(into: dict, status: str, reason: str | None, result: str | None, n: int, sent: int, confirmed: int) -> None:
@@ -24,6 +26,8 @@ def _add(into: dict, status: str, reason: str | None, result: str | None, n: int
         into["skipped"][reason or "unknown"] = into["skipped"].get(reason or "unknown", 0) + n
     elif status == StepStatus.failed.value:
         into["failed"] += n
+    elif status == StepStatus.unknown.value:  # a call whose outcome Tencent cannot be asked about (not retried)
+        into["unknown"] += n
     if result == Result.delivered.value:
         into["delivered"] += n
 
@@ -47,9 +51,11 @@ def campaign_stats(session: Session, campaign: Campaign) -> dict:
         ev = TimelineEvent
         window = timedelta(days=int(goal.get("within_days", 7)))
         # A member converts when the goal event follows their delivered message within the window (compared in
-        # Python: SQLite has no interval arithmetic on stored times).
-        q = (select(st.id, st.store_id, st.staff_id, st.confirmed_at, ev.at)
-             .join(ev, and_(ev.member_id == st.member_id, ev.type == goal["event"], ev.at >= st.confirmed_at))
+        # Python: SQLite has no interval arithmetic on stored times). The touch is when the staff member sent it,
+        # or, with no staff member to confirm (OA, MP messages), when Tencent took it.
+        touch = func.coalesce(st.confirmed_at, st.submitted_at)
+        q = (select(st.id, st.store_id, st.staff_id, touch, ev.at)
+             .join(ev, and_(ev.member_id == st.member_id, ev.type == goal["event"], ev.at >= touch))
              .where(st.campaign_id == campaign.id, st.result == Result.delivered.value))
         seen: set[int] = set()
         for step_id, store_id, staff_id, touched, at in session.execute(q):
@@ -59,6 +65,6 @@ def campaign_stats(session: Session, campaign: Campaign) -> dict:
             total["converted"] += 1
             per_store[stores.get(store_id, "-")]["converted"] += 1
             per_staff[staff.get(staff_id, "-")]["converted"] += 1
-    if campaign.action_type == "wecom_staff_task":  # confirmed counts the customers of tasks done
+    if channel_of(campaign.spec.get("action")) == "wecom_staff_task":  # confirmed counts the customers of tasks done
         task_counts(session, campaign.id, total, per_store, per_staff, stores, staff, _empty)
     return {**total, "per_store": per_store, "per_staff": per_staff}

@@ -210,6 +210,14 @@ def oa_subscribe(
     _send(drive.oa_subscribe, wait, openid=openid, scene=state, unionid=unionid, nickname=nickname)
 
 
+@send_app.command("template-finish")
+def template_finish(wait: bool = WAIT) -> None:
+    """Tencent reports the oldest unreported template message's fate (TEMPLATESENDJOBFINISH)."""
+    from bot.sandbox import drive
+
+    _send(drive.oa_template_finish, wait)
+
+
 @send_app.command("text")
 def text(
     openid: str = typer.Option(..., help="A follower's openid."),

@@ -7,6 +7,7 @@ every CLI command and the test suite's root conftest; nothing is registered as a
 - the profile store's hooks (`membership.hooks`) → the segments' listeners (counters, re-checks, WeCom tags)
   and the trigger campaigns' entries; the segments' usage registry ← the campaigns whose audience a segment is;
 - the intake's handler table ← the handler modules of `siyu.packages.HANDLERS`;
+- the official account's TEMPLATESENDJOBFINISH events (`webhooks.registry`) → the oa_template action's ledger;
 - the intake's template-card clicks (`webhooks.registry`) → CARD_HANDLERS (staff task cards:
   完成 completes the task and updates the card);
 - a merge → bookings and group-buy orders move to the surviving member;
@@ -19,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from campaigns import oa_template
 from campaigns import service as campaigns
 from campaigns import triggers as campaign_triggers
 from campaigns.bookings import service as bookings
@@ -56,6 +58,7 @@ def install() -> None:
         dispatch.load(packages.HANDLERS)
         for handler in CARD_HANDLERS:
             registry.on_template_card(handler)
+        registry.on_template_result(oa_template.on_template_result)  # OA template messages' fates → the ledger
         registry.on_pay_order(groupbuy_payments.expected_amount)
         registry.on_pay_refund(groupbuy_refunds.expected)
         registry.on_pay_notification(groupbuy_payments.on_notification)

@@ -3,6 +3,8 @@
 `on_template_card(fn)`: fn(session, card) for every template_card_event (a staff member clicked a task
 button); `card` holds the event's fields: FromUserName (staff userid), EventKey, TaskId, CardType,
 ResponseCode, SelectedItems, AgentID, CreateTime.
+`on_template_result(fn)`: fn(session, openid=, msgid=, status=, at=) for every official-account
+TEMPLATESENDJOBFINISH (a template message's fate: success, failed:user block, failed: system failed).
 """
 from __future__ import annotations
 
@@ -15,6 +17,16 @@ def on_template_card(fn: Callable) -> Callable:
     """Register `fn(session, card: dict)` for every template-card button click."""
     if fn not in TEMPLATE_CARD_HANDLERS:
         TEMPLATE_CARD_HANDLERS.append(fn)
+    return fn
+
+
+TEMPLATE_RESULT_HANDLERS: list[Callable] = []
+
+
+def on_template_result(fn: Callable) -> Callable:
+    """Register `fn(session, *, openid, msgid, status, at)` for every template message's reported fate."""
+    if fn not in TEMPLATE_RESULT_HANDLERS:
+        TEMPLATE_RESULT_HANDLERS.append(fn)
     return fn
 
 

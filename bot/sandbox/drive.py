@@ -124,6 +124,21 @@ def oa_text(settings, openid: str, text: str, client: httpx.Client | None = None
     return _sent("official_account", xml, "text", response, openid=openid, reply=_reply(creds, response))
 
 
+def oa_template_finish(settings, client: httpx.Client | None = None) -> Sent:
+    """Tencent reports the oldest template message's fate (TEMPLATESENDJOBFINISH: success, or failed:user block
+    for a follower in `oa_blocked`)."""
+    creds = oa_credentials(settings)
+    with shared() as sandbox:
+        if not sandbox.oa_template_results:
+            raise ValueError("no template message is waiting for its TEMPLATESENDJOBFINISH (none sent since)")
+        openid, msgid, status = sandbox.oa_template_results.pop(0)
+    xml = events.oa_template_finish(openid, msgid, status, to=creds.app_id)
+    response = callbacks.send_oa_event(f"{settings.public_url}webhooks/official-account", creds, xml, openid,
+                                       client=client)
+    return _sent("official_account", xml, "TEMPLATESENDJOBFINISH", response, openid=openid, msgid=msgid,
+                 fate=status)
+
+
 def mp_text(settings, openid: str | None, text: str, unionid: str | None = None,
             client: httpx.Client | None = None) -> Sent:
     """A mini-program user writes to customer service (message push; replies go through the API, not the answer)."""

@@ -27,6 +27,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "invalid_config_id": (41044, "invalid config_id"),
     "not_subscribed": (43004, "require subscribe"),
     "invalid_template": (40037, "invalid template_id"),
+    "invalid_page": (41030, "invalid page: not a page of the published mini-program"),
     "invalid_chat_id": (40050, "invalid chatid"),
     "invalid_openid": (40003, "invalid openid"),
     "invalid_agentid": (40056, "invalid agentid"),

@@ -88,6 +88,13 @@ def oa_subscribe(openid: str, scene_str: str | None = None, ticket: str | None =
                    "EventKey": f"qrscene_{scene_str}" if scene_str else None, "Ticket": ticket})
 
 
+def oa_template_finish(openid: str, msgid: int, status: str = "success", create_time: int | None = None,
+                       to: str = "gh_sandbox") -> str:
+    """OA TEMPLATESENDJOBFINISH: a template message's fate (success, failed:user block, failed: system failed)."""
+    return xml_of({"ToUserName": to, "FromUserName": openid, "CreateTime": create_time or int(time.time()),
+                   "MsgType": "event", "Event": "TEMPLATESENDJOBFINISH", "MsgID": msgid, "Status": status})
+
+
 def oa_scan(openid: str, scene_str: str, ticket: str | None = None, create_time: int | None = None,
             to: str = "gh_sandbox") -> str:
     """OA SCAN: a follower scanned a parameter QR code."""

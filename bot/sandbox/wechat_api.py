@@ -1,6 +1,7 @@
 """Sandbox official-account and mini-program APIs (both live on api.weixin.qq.com)."""
 from __future__ import annotations
 
+from bot.miniprogram import SUBSCRIBE_VALUE_LIMITS
 from bot.sandbox.errors import err, ok
 from bot.sandbox.routing import Table
 from bot.sandbox.wechat_state import RISKY_WORDS
@@ -53,20 +54,58 @@ def qrcode_create(state, body, q):
     return answer
 
 
+TEMPLATE_VALUE_MAX = 200  # an old-style keyword (first, keyword1, remark…) has no kind to limit it by
+
+
+def _template_data_refused(data, keywords: tuple[str, ...]) -> dict | None:
+    if not isinstance(data, dict) or not data:
+        return err("argument_invalid", "data")
+    for key, entry in data.items():
+        value = entry.get("value") if isinstance(entry, dict) else None
+        limit = SUBSCRIBE_LIMITS.get(key.rstrip("0123456789"), TEMPLATE_VALUE_MAX)
+        if (keywords and key not in keywords) or not isinstance(value, str) or len(value) > limit:
+            return err("argument_invalid", f"data.{key}.value")
+    return None
+
+
+def _page_refused(state, page) -> dict | None:
+    """41030 for a page the published mini-program does not have (the query after `?` is free)."""
+    if page is None:
+        return None
+    path = str(page).split("?", 1)[0].removesuffix(".html")
+    return None if path in state.mp_pages else err("invalid_page", str(page)[:80])
+
+
 @api("POST", "cgi-bin/message/template/send")
 def template_send(state, body, q):
-    follower = state.oa_followers.get(body.get("touser", ""))
-    if not body.get("template_id"):
-        return err("invalid_template")
-    if follower is None or not follower.get("subscribe"):
+    openid = body.get("touser", "")
+    follower = state.oa_followers.get(openid)
+    if follower is None:
+        return err("invalid_openid")
+    if not follower.get("subscribe"):
         return err("not_subscribed")
+    keywords = state.oa_templates.get(body.get("template_id") or "")
+    if keywords is None:
+        return err("invalid_template")
+    refused = _template_data_refused(body.get("data"), keywords)
+    if refused:
+        return refused
+    mini = body.get("miniprogram")
+    if mini is not None:
+        if not isinstance(mini, dict) or mini.get("appid") != state.mp_app_id:
+            return err("invalid_appid", "miniprogram.appid")
+        refused = _page_refused(state, mini.get("pagepath"))
+        if refused:
+            return refused
     cmid = body.get("client_msg_id")
-    if cmid and cmid in state.oa_client_msg_ids:
-        return ok(msgid=state.oa_client_msg_ids[cmid])  # the repeat is dropped, the first msgid answered
+    if cmid and (openid, cmid) in state.oa_client_msg_ids:
+        return ok(msgid=state.oa_client_msg_ids[(openid, cmid)])  # the repeat is dropped, the first msgid answered
     msgid = len(state.oa_template_sends) + 1000000001
     state.oa_template_sends.append({**body, "msgid": msgid})
     if cmid:
-        state.oa_client_msg_ids[cmid] = msgid
+        state.oa_client_msg_ids[(openid, cmid)] = msgid
+    fate = "failed:user block" if openid in state.oa_blocked else "success"
+    state.oa_template_results.append((openid, msgid, fate))  # pushed later as TEMPLATESENDJOBFINISH
     return ok(msgid=msgid)
 
 
@@ -166,9 +205,7 @@ def getuserphonenumber(state, body, q):
                           "watermark": {"timestamp": int(state.now()), "appid": state.mp_app_id}})
 
 
-# Lengths Tencent allows per keyword kind of a subscribe message (47003 "argument invalid" beyond them).
-SUBSCRIBE_LIMITS = {"thing": 20, "phrase": 5, "name": 10, "character_string": 32, "number": 32, "letter": 32,
-                    "symbol": 5, "car_number": 8, "amount": 32, "phone_number": 17, "time": 64, "date": 64}
+SUBSCRIBE_LIMITS = SUBSCRIBE_VALUE_LIMITS  # 47003 "argument invalid" beyond them
 
 
 def _subscribe_data_refused(data) -> dict | None:
@@ -190,12 +227,12 @@ def subscribe_send(state, body, q):
         return err("invalid_openid")
     if not template_id:
         return err("invalid_template")
-    refused = _subscribe_data_refused(body.get("data"))
+    refused = _subscribe_data_refused(body.get("data")) or _page_refused(state, body.get("page"))
     if refused:
         return refused
-    if (openid, template_id) not in state.mp_grants:
+    if state.mp_grants[(openid, template_id)] <= 0:
         return {"errcode": 43101, "errmsg": "user refuse to accept the msg"}
-    state.mp_grants.discard((openid, template_id))  # a grant is good for one message
+    state.mp_grants[(openid, template_id)] -= 1  # a grant is good for one message
     state.mp_subscribe_sends.append(body)
     return ok(msgid=len(state.mp_subscribe_sends))
 

@@ -1,8 +1,14 @@
 """The sandbox official account and mini-program: followers, QR codes, sent messages, login and phone codes."""
 from __future__ import annotations
 
+from collections import Counter
+
 CODE_TTL = 300  # seconds: wx.login and getPhoneNumber codes live five minutes, and are single use
 RISKY_WORDS = ("赌博", "代开发票", "违禁")
+
+
+# Pages of the sandbox mini-program: what Siyu's messages and invites open.
+MP_PAGES = ("pages/index/index", "pages/booking/detail", "pages/booking/service", "pages/groupbuy/offer")
 
 
 class WeChatState:
@@ -12,13 +18,17 @@ class WeChatState:
         self.oa_followers: dict[str, dict] = {}
         self.oa_qrcodes: dict[str, dict] = {}  # ticket -> {scene_str, expire_at}
         self.oa_template_sends: list[dict] = []
-        self.oa_client_msg_ids: dict[str, int] = {}  # client_msg_id -> msgid (Tencent drops repeats)
+        self.oa_client_msg_ids: dict[tuple[str, str], int] = {}  # (openid, client_msg_id) -> msgid (repeats dropped)
         self.oa_bizsends: list[dict] = []
+        self.oa_templates: dict[str, tuple[str, ...]] = {}  # template_id -> its keywords (empty: any)
+        self.oa_blocked: set[str] = set()  # followers who refuse the account's template messages
+        self.oa_template_results: list[tuple[str, int, str]] = []  # (openid, msgid, Status) not yet pushed
+        self.mp_pages: set[str] = set(MP_PAGES)  # pages of the published mini-program (41030 for others)
         self.mp_users: dict[str, dict] = {}  # openid -> {openid, unionid, session_key}
         self.mp_login_codes: dict[str, dict] = {}
         self.mp_phone_codes: dict[str, dict] = {}
         self.mp_subscribe_sends: list[dict] = []
-        self.mp_grants: set[tuple[str, str]] = set()  # (openid, template_id) one-time grants
+        self.mp_grants: Counter = Counter()  # (openid, template_id) -> one-time grants accepted and not used
         self.custom_sends: list[dict] = []  # customer-service messages, each with the "app" that sent it
 
     def add_oa_follower(self, openid: str | None = None, unionid: str | None = None, nickname: str = "粉丝",
@@ -64,10 +74,22 @@ class WeChatState:
                                          "issued_at": self.now(), "used": False}
             return code
 
+    def add_oa_template(self, template_id: str, *keywords: str) -> str:
+        """A template the official account added from the library; `keywords` are its data keys (none: any)."""
+        with self.lock:
+            self.oa_templates[template_id] = tuple(keywords)
+            return template_id
+
+    def take_template_results(self) -> list[tuple[str, int, str]]:
+        """The TEMPLATESENDJOBFINISH events due (openid, msgid, Status), each handed out once."""
+        with self.lock:
+            due, self.oa_template_results = self.oa_template_results, []
+            return due
+
     def grant_subscribe(self, openid: str, template_id: str) -> None:
         """The user accepts one subscription message of `template_id` (wx.requestSubscribeMessage)."""
         with self.lock:
-            self.mp_grants.add((openid, template_id))
+            self.mp_grants[(openid, template_id)] += 1
 
     def take_code(self, codes: dict[str, dict], code: str) -> dict | None:
         """The record of a live, unused code, marking it used; None when unknown, used or expired."""

@@ -15,6 +15,29 @@ TASK_PAGE_MAX = 1000  # get_groupmsg_task / get_groupmsg_send_result: limit at m
 REMINDS_PER_DAY = 3  # remind_groupmsg_send: at most three reminders per mass message in 24 hours
 
 
+MINIPROGRAM_TITLE_MAX_BYTES = 64
+
+
+def _attachments_refused(state, attachments: list) -> dict | None:
+    """A miniprogram attachment needs title (≤ 64 bytes), pic_media_id, the corp's linked mini-program's appid,
+    and a page path with an .html suffix (WeCom's documented rules)."""
+    for i, item in enumerate(attachments):
+        if not isinstance(item, dict) or item.get("msgtype") not in ("image", "link", "miniprogram", "video", "file"):
+            return err("invalid_parameter", f"attachments[{i}].msgtype")
+        if item["msgtype"] != "miniprogram":
+            continue
+        mini = item.get("miniprogram") or {}
+        if not mini.get("title") or len(str(mini["title"]).encode()) > MINIPROGRAM_TITLE_MAX_BYTES:
+            return err("invalid_parameter", f"attachments[{i}].miniprogram.title")
+        if not mini.get("pic_media_id"):
+            return err("invalid_parameter", f"attachments[{i}].miniprogram.pic_media_id")
+        if mini.get("appid") != state.mp_app_id:
+            return err("invalid_parameter", f"attachments[{i}].miniprogram.appid: not a mini-program of the corp")
+        if not str(mini.get("page") or "").split("?", 1)[0].endswith(".html"):
+            return err("invalid_parameter", f"attachments[{i}].miniprogram.page: needs the .html suffix")
+    return None
+
+
 @api("POST", "externalcontact/add_msg_template")
 def add_msg_template(state, body, q):
     chat_type = body.get("chat_type", "single")
@@ -29,6 +52,9 @@ def add_msg_template(state, body, q):
         return err("invalid_parameter", f"text.content: at most {MASS_TEXT_MAX_BYTES} bytes")
     if len(body.get("attachments") or []) > MASS_MAX_ATTACHMENTS:
         return err("invalid_parameter", f"at most {MASS_MAX_ATTACHMENTS} attachments")
+    refused = _attachments_refused(state, body.get("attachments") or [])
+    if refused:
+        return refused
     if chat_type == "group" and not body.get("sender"):
         return err("invalid_parameter", "sender is required for chat_type group")
     if state.msg_template_delay:  # tests slow the calls down to catch a worker in the middle of a fan-out

@@ -115,6 +115,23 @@ def test_oa_subscribe_text_and_mp_text_reach_siyu(siyu):
     assert ("oNEW1" in {i["value"] for i in member["identities"]}), member["identities"]
 
 
+def test_template_finish_reports_the_oldest_template_message_and_refuses_when_none_waits(siyu):
+    # given one template message the sandbox sent to a follower
+    from bot.clients import oa_client
+
+    state = get_state()
+    openid = state.add_oa_follower("oFAN1")
+    state.add_oa_template("TPL")
+    msgid = oa_client().send_template(openid, "TPL", {"thing1": {"value": "回访"}})["msgid"]
+    # when its fate is sent, and sent again with none waiting
+    first, again = _run("send", "template-finish"), _run("send", "template-finish")
+    # then Siyu handled the event, and the second is refused before anything is sent
+    assert first.exit_code == 0, first.output
+    assert {k: json.loads(first.stdout)[k] for k in ("msgid", "fate", "handled")} == {
+        "msgid": msgid, "fate": "success", "handled": "done"}
+    assert again.exit_code == 2 and "no template message is waiting" in again.output
+
+
 @pytest.mark.parametrize("args, says", [
     (["add-contact", "--staff", "ghost"], "--staff ghost: not a member of the sandbox corp"),
     (["add-contact", "--state", "s" * 31], "--state: WeCom's state is 1 to 30 characters, got 31"),

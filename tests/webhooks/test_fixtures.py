@@ -129,6 +129,8 @@ EFFECTS = {
     "official_account/event__subscribe@qrscene.xml": ([], None, {"events": [("oa.subscribed", "SCENE")]}),
     "official_account/event__scan.xml": ([], None, {"events": [("oa.scanned", "SCENE")]}),
     "official_account/event__unsubscribe.xml": ([], None, {"events": [("oa.unsubscribed",)]}),
+    # a template message no campaign sent: nothing changes (campaigns' own tests cover theirs)
+    "official_account/event__templatesendjobfinish.xml": ([], None, {}),
     "official_account/text.xml": (
         [], None, {"events": [("message.received", "official_account", "请问门店几点营业")]}),
     "miniprogram/text.xml": ([], None, {"events": [("message.received", "miniprogram", "拼团怎么参加")]}),

@@ -12,6 +12,7 @@ from config.queue import enqueue
 from membership.identity import IdentityIn, bind
 from membership.models import Member
 from membership.timeline import record_event
+from webhooks import registry
 from webhooks.dispatch import Event, handles
 from webhooks.intake import credentials
 from webhooks.models import OAQrCode
@@ -80,6 +81,14 @@ def unsubscribed(session: Session, ev: Event) -> None:
     """Unfollowed the account."""
     member = follower(session, ev, fetch=False)
     record_event(session, member.id, "oa.unsubscribed", {}, at=ev.at, dedupe_key=ev.key("oa.unsubscribed"))
+
+
+@handles(SOURCE, "event", "templatesendjobfinish")
+def template_finished(session: Session, ev: Event) -> None:
+    """A template message's fate, handed to whoever sent it (campaigns record it on their ledger)."""
+    openid, msgid = ev.require("FromUserName"), ev.get("MsgID") or ev.require("MsgId")
+    for fn in registry.TEMPLATE_RESULT_HANDLERS:
+        fn(session, openid=openid, msgid=msgid, status=ev.get("Status"), at=ev.at)
 
 
 @handles(SOURCE, "text")
