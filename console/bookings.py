@@ -12,8 +12,8 @@ from fastapi import Depends, Query, Request
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from campaigns.bookings import catalog, service
-from campaigns.bookings.models import BookableService, Booking, SlotCounter
+from campaigns.bookings import capacity, catalog, service
+from campaigns.bookings.models import ACTIVE, BookableService, Booking, CapacityUnit
 from config.database import request_session
 from config.errors import NotFound
 from config.inputs import DbId
@@ -76,13 +76,20 @@ def _day_page(session: Session, store: Store, day: date, cursor: str | None):
 
 
 def _capacity(session: Session, store: Store, begin: datetime, end: datetime) -> list:
-    """The store's seats per slot and service in [begin, end): booked of capacity."""
-    c = SlotCounter
+    """Per booked time and service in [begin, end): the store's busiest five-minute unit within it, of capacity.
+
+    Services of any length share the store's units (campaigns.bookings.capacity), so a row reads "at the fullest
+    moment of this booking's time, so many of the store's seats were taken".
+    """
+    c, b = CapacityUnit, Booking
     return session.execute(
-        select(c.start, BookableService.name.label("service"), c.booked, c.capacity)
-        .join(BookableService, BookableService.id == c.service_id)
-        .where(c.store_id == store.id, c.staff_key == catalog.STORE_KEY, c.start >= begin, c.start < end)
-        .order_by(c.start, BookableService.name)).all()
+        select(b.start, BookableService.name.label("service"), func.max(c.booked).label("booked"),
+               func.max(c.capacity).label("capacity"))
+        .join(BookableService, BookableService.id == b.service_id)
+        .join(c, (c.store_id == b.store_id) & (c.staff_key == capacity.STORE_KEY) & (c.at >= b.start) & (c.at < b.end))
+        .where(b.store_id == store.id, b.status.in_(ACTIVE), b.start >= begin, b.start < end)
+        .group_by(b.start, BookableService.name)
+        .order_by(b.start, BookableService.name)).all()
 
 
 def _week(session: Session, store: Store, monday: date) -> list[dict]:
