@@ -5,16 +5,18 @@ import contextlib
 import functools
 import logging
 import os
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from config.files import make_private, make_private_dir
 from config.settings import get_settings
@@ -78,7 +80,14 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engin
     kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": busy_timeout})
-        kwargs.setdefault("poolclass", NullPool)
+        in_memory = not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:")
+        # A file database keeps its connections: opening one and setting its pragmas costs milliseconds, more
+        # than a job's statements, and every session would pay it. Overflow is unbounded: never wait for one.
+        if in_memory:
+            kwargs.setdefault("poolclass", NullPool)
+        elif kwargs.setdefault("poolclass", QueuePool) is QueuePool:
+            kwargs.setdefault("pool_size", 4)
+            kwargs.setdefault("max_overflow", -1)
         engine = create_engine(url, **kwargs)
         if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
             path = Path(parsed.database)
@@ -87,13 +96,37 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engin
         event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout))
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        kwargs.setdefault("pool_pre_ping", True)
+        ping_idle = kwargs.pop("pool_pre_ping", None) is None
         if "poolclass" not in kwargs:
             kwargs.setdefault("pool_size", 10)
             kwargs.setdefault("max_overflow", 20)
         engine = create_engine(url, **kwargs)
+        if ping_idle:
+            _ping_when_idle(engine)
     _ENGINES.add(engine)
     return engine
+
+
+PING_IDLE_AFTER = 5.0  # seconds a pooled PostgreSQL connection may rest before it is pinged at checkout
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    # pool_pre_ping costs a round trip per checkout, a fifth of an acknowledgement in a burst. A connection back
+    # in the pool moments ago is as alive as the server: only one that rested (the server may have restarted
+    # meanwhile) is pinged, and a dead one is replaced before anybody uses it.
+    @event.listens_for(engine, "checkin")
+    def _rested(_dbapi_conn, record) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy) -> None:
+        if time.monotonic() - record.info.get("checked_in", float("-inf")) < PING_IDLE_AFTER:
+            return
+        try:
+            dbapi_conn.execute("SELECT 1")
+        except Exception as exc:  # the server closed it: the pool opens a new one
+            raise DisconnectionError(str(exc)[:200]) from exc
+        dbapi_conn.rollback()
 
 
 def _dispose_pools_in_child() -> None:
@@ -221,12 +254,8 @@ def _drop_after_commit(session: Session) -> None:
     session.info.pop("after_commit", None)
 
 
-def upsert(session: Session, table, values: dict, index_elements: list[str], set_: dict | None = None,
-           returning=None):
-    """INSERT … ON CONFLICT (index_elements) DO UPDATE SET set_ (or DO NOTHING), on SQLite and PostgreSQL.
-
-    With `returning` (a column), the value of the row written, or None when DO NOTHING skipped it.
-    """
+def insert_for(session: Session):
+    """The `insert` construct of the session's database, the one that has `on_conflict_do_*` (SQLite, PostgreSQL)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -234,7 +263,16 @@ def upsert(session: Session, table, values: dict, index_elements: list[str], set
         from sqlalchemy.dialects.sqlite import insert
     else:  # pragma: no cover - Siyu supports these two
         raise RuntimeError(f"upsert: unsupported database {dialect}")
-    stmt = insert(table).values(**values)
+    return insert
+
+
+def upsert(session: Session, table, values: dict, index_elements: list[str], set_: dict | None = None,
+           returning=None):
+    """INSERT … ON CONFLICT (index_elements) DO UPDATE SET set_ (or DO NOTHING), on SQLite and PostgreSQL.
+
+    With `returning` (a column), the value of the row written, or None when DO NOTHING skipped it.
+    """
+    stmt = insert_for(session)(table).values(**values)
     if set_:
         stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=set_)
     else:
@@ -244,3 +282,23 @@ def upsert(session: Session, table, values: dict, index_elements: list[str], set
     session.execute(stmt)
     return None
 
+
+
+ADVISORY_LOCKS = "advisory_locks"  # session.info: the keys this transaction holds a lock on
+
+
+def advisory_lock(session: Session, key: str) -> None:
+    """Serialise the transactions that name `key` until this one ends (PostgreSQL; SQLite has one writer anyway).
+
+    Taken once per transaction: a second call with the same key costs nothing.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return  # the transaction's BEGIN IMMEDIATE already serialises every writer
+    held = session.info.get(ADVISORY_LOCKS)
+    if held is None:
+        held = session.info[ADVISORY_LOCKS] = set()
+        on_transaction_end(session, lambda: session.info.pop(ADVISORY_LOCKS, None))
+    if key in held:
+        return
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+    held.add(key)

@@ -28,13 +28,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
 from bot.errors import PermanentAPIError
-from config.database import (defer_after_commit, engine_for, make_engine, read_scope, run_deferred, session_scope,
-                             upsert)
+from config.database import (advisory_lock, defer_after_commit, engine_for, make_engine, read_scope, run_deferred,
+                             session_scope, upsert)
 from config.errors import Unavailable
 from config.queue import RETRY_INTERVALS, enqueue
 from config.settings import get_settings
 from config.types import utcnow
 from membership.exceptions import InvalidInput
+from membership.service import contact_lock_key
 from webhooks.dispatch import Event, handler_for
 from webhooks.exceptions import PermanentEventError
 from webhooks.metrics import PROCESSED, RECEIVED, UNHANDLED
@@ -272,14 +273,18 @@ def process_inbox(inbox_id: int) -> str:
             UNHANDLED.labels(row.source, kind).inc()
             log.info("inbox #%s: no handler for %s, kept", inbox_id, kind)
         return InboxStatus.unhandled.value
+    settled = None
     try:
         event = Event(row.id, row.source, dict(row.data or {}))
         event.at  # noqa: B018 - a corrupt CreateTime fails here, before the handler calls anyone
         with session_scope() as session:
+            lock_subject(session, event)
             if _mark_applied(session, row):
                 handler(session, event)
             else:
                 log.info("inbox #%s: already applied by an earlier attempt, marking it done", inbox_id)
+            if _inbox_shares(session):  # one database: the row is settled in the handler's own transaction
+                settled = _settle_in(session, inbox_id, InboxStatus.done)
     except PERMANENT_ERRORS as exc:
         _record_failure(inbox_id, traceback.format_exc(), permanent=True)
         log.error("inbox #%s: cannot be handled (%s: %s), failed without retries", inbox_id,
@@ -288,9 +293,30 @@ def process_inbox(inbox_id: int) -> str:
     except Exception:
         _record_failure(inbox_id, traceback.format_exc())
         raise  # the queue retries with backoff; the row says how often it has been tried
-    if _settle(inbox_id, InboxStatus.done):
+    if settled is None:
+        settled = _settle(inbox_id, InboxStatus.done)
+    if settled:
         PROCESSED.labels(row.source, "done").inc()
     return InboxStatus.done.value
+
+
+def subject_of(event: Event) -> str | None:
+    """The lock key of the customer an event is about: the WeCom contact, else the OA/MP user; None for neither."""
+    if external_userid := event.get("ExternalUserID"):
+        return contact_lock_key(external_userid)
+    if event.source != "wecom" and (openid := event.get("FromUserName")):
+        return f"{event.source}-user:{openid}"
+    return None
+
+
+def lock_subject(session: Session, event: Event) -> None:
+    """Hold the event's customer until `session` ends: one customer's events are never applied concurrently."""
+    if (key := subject_of(event)) is not None:
+        advisory_lock(session, key)
+
+
+def _inbox_shares(session: Session) -> bool:
+    return inbox_engine() is session.get_bind()
 
 
 def _mark_applied(session, row: InboxEvent) -> bool:
@@ -304,11 +330,15 @@ def _mark_applied(session, row: InboxEvent) -> bool:
 def _settle(inbox_id: int, status: InboxStatus) -> bool:
     """Mark a `received` row done or unhandled; False when another attempt settled it first."""
     with inbox_scope() as session:
-        result = session.execute(
-            update(InboxEvent).where(InboxEvent.id == inbox_id, InboxEvent.status == InboxStatus.received.value)
-            .values(status=status.value, processed_at=utcnow(), error=None,
-                    attempts=InboxEvent.attempts + (1 if status is InboxStatus.done else 0)))
-        return bool(result.rowcount)
+        return _settle_in(session, inbox_id, status)
+
+
+def _settle_in(session: Session, inbox_id: int, status: InboxStatus) -> bool:
+    result = session.execute(
+        update(InboxEvent).where(InboxEvent.id == inbox_id, InboxEvent.status == InboxStatus.received.value)
+        .values(status=status.value, processed_at=utcnow(), error=None,
+                attempts=InboxEvent.attempts + (1 if status is InboxStatus.done else 0)))
+    return bool(result.rowcount)
 
 
 def _record_failure(inbox_id: int, error: str, permanent: bool = False) -> None:
