@@ -96,7 +96,7 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engin
         event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout))
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        ping_idle = kwargs.pop("pool_pre_ping", None) is None
+        ping_idle = kwargs.get("pool_pre_ping") is None  # unless the caller chose a policy of its own
         if "poolclass" not in kwargs:
             kwargs.setdefault("pool_size", 10)
             kwargs.setdefault("max_overflow", 20)
@@ -302,3 +302,22 @@ def advisory_lock(session: Session, key: str) -> None:
         return
     session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
     held.add(key)
+
+
+TRANSACTION_CACHE = "transaction_cache"  # session.info: look-ups kept until the transaction ends
+
+
+def per_transaction(session: Session, key, compute: Callable[[], Any]):
+    """`compute()`, run once per transaction of `session`: the look-ups every event of one batch repeats."""
+    cache = session.info.get(TRANSACTION_CACHE)
+    if cache is None:
+        cache = session.info[TRANSACTION_CACHE] = {}
+        on_transaction_end(session, lambda: session.info.pop(TRANSACTION_CACHE, None))
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+
+def forget(session: Session, key) -> None:
+    """Drop what `per_transaction` keeps under `key` (the transaction has just changed it)."""
+    session.info.get(TRANSACTION_CACHE, {}).pop(key, None)
