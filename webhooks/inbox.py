@@ -47,9 +47,13 @@ INBOX_BUSY_TIMEOUT = 1.0  # seconds an inbox transaction waits for another's loc
 _WRITERS = threading.RLock()  # this process's writers of the SQLite inbox, one at a time
 
 
+_ENGINE_LOCK = threading.Lock()  # the first requests of a burst must not each open (and adopt into) the inbox
+
+
 def _new_writers_lock() -> None:
-    global _WRITERS
+    global _WRITERS, _ENGINE_LOCK
     _WRITERS = threading.RLock()  # a forked child must not inherit a lock some parent thread held
+    _ENGINE_LOCK = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_new_writers_lock)
@@ -62,7 +66,8 @@ class InboxBusy(Unavailable):
 def inbox_engine() -> Engine:
     """The engine of the intake's tables: `<var_dir>/inbox.db` when the main database is SQLite, else the main one."""
     settings = get_settings()
-    return _inbox_engine(settings.database_url, str(settings.var_dir.resolve()))
+    with _ENGINE_LOCK:
+        return _inbox_engine(settings.database_url, str(settings.var_dir.resolve()))
 
 
 @functools.lru_cache(maxsize=8)
