@@ -158,14 +158,14 @@ def _under_lock(label: str, base: str, db_url: str, tmp: str, args) -> None:
     print(f"[{label}] acknowledgement of {n} callbacks from {c} concurrent senders, a long job holding the main "
           f"database's write lock or not")
     first = args.events + args.burst
+    # Both with the server's jobs working through whatever the burst left (waiting for them is bounded).
     baseline = _measure(base, "/webhooks/wecom", _payloads(n, first), c, full=True)
-    _wait_drained(_inbox_url(db_url, tmp), args.drain_timeout)
+    _wait_drained(_inbox_url(db_url, tmp), 10)
     with _write_lock_held(db_url.removeprefix("sqlite:///")):
         locked = _measure(base, "/webhooks/wecom", _payloads(n, first + n), c, full=True)
     for name, (p50, p95, p99, top, ok) in (("jobs running", baseline), ("write lock held", locked)):
         print(f"[{label}]   {name:16s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   p99 {p99:7.1f} ms   "
               f"max {top:7.1f} ms   200s {ok}/{n}")
-    _wait_drained(_inbox_url(db_url, tmp), args.drain_timeout)
 
 
 def _pending(url: str) -> int:
