@@ -14,7 +14,7 @@ job holds the main database's write lock for the whole burst (WeCom gives up aft
 The per-event segment evaluation at 200 segments is bench/segments.py's.
 
     python bench/webhooks.py [--events 1000] [--burst 10000] [--concurrency 16] [--workers 2] [--lock-events 128]
-                             [--lock-concurrency 32] [--burst-timeout 100]
+                             [--lock-concurrency 32] [--burst-timeout 60]
                              [--pg postgresql+psycopg://postgres@127.0.0.1:5432/siyu_bench] [--redis redis://127.0.0.1:6379/14]
 """
 from __future__ import annotations
@@ -293,7 +293,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--events", type=int, default=1000)
     ap.add_argument("--burst", type=int, default=10000, help="events of the burst (0: skip)")
-    ap.add_argument("--burst-timeout", type=float, default=100, help="seconds the burst may take")
+    ap.add_argument("--burst-timeout", type=float, default=60, help="seconds the burst may take")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--drain-timeout", type=float, default=60)
