@@ -1,16 +1,20 @@
-"""Webhook intake: acknowledged events/s and p50/p99 acknowledgement latency of /webhooks/wecom next to a
-bare FastAPI endpoint on the same server, driven from a separate process; then end-to-end processed
-events/s with `siyu worker` processes on Redis and PostgreSQL.
+"""Webhook intake and processing throughput: every row of issue 13's table, each beside its same-run baseline.
 
-Runs twice: embedded (SQLite, in-process jobs) and PostgreSQL + Redis (acknowledgement measured with the
-workers stopped, so the figure is the intake's own; then the workers drain the inbox).
+For the embedded default (SQLite, in-process jobs) and for PostgreSQL + Redis (`siyu worker` processes):
+
+- acknowledged events/s and p50/p99 of /webhooks/wecom next to a bare FastAPI endpoint on the same server,
+  driven from a separate process (PostgreSQL + Redis: with the workers stopped, so the figure is the intake's own);
+- events processed end to end per second, next to the acknowledgement rate;
+- a burst of `--burst` (10,000) events: acknowledged while the workers run, and the time until the last is
+  processed (given up after `--burst-timeout` seconds, with the projected time printed instead).
 
 Embedded mode then measures acknowledgements (p50/p95/p99/max) of a burst of `--lock-events` callbacks
 from `--lock-concurrency` senders twice: with the server's own jobs running (the baseline), and while a long
 job holds the main database's write lock for the whole burst (WeCom gives up after 5 s).
+The per-event segment evaluation at 200 segments is bench/segments.py's.
 
-    python bench/webhooks.py [--events 2000] [--concurrency 16] [--workers 2] [--lock-events 128]
-                             [--lock-concurrency 32]
+    python bench/webhooks.py [--events 1000] [--burst 10000] [--concurrency 16] [--workers 2] [--lock-events 128]
+                             [--lock-concurrency 32] [--burst-timeout 60]
                              [--pg postgresql+psycopg://postgres@127.0.0.1:5432/siyu_bench] [--redis redis://127.0.0.1:6379/14]
 """
 from __future__ import annotations
@@ -35,22 +39,26 @@ sys.path.insert(0, str(ROOT))
 STAFF = "bench"
 # The server under test: Siyu's app, a bare endpoint beside it, and the in-process sandbox knowing every
 # customer the events name, so the handlers do their real work (fetch, bind, relate, tag, welcome).
+# The sandbox is Tencent's stand-in, not what is measured: its state stays in this one process's memory
+# (a fresh `reset_state()` is not the shared one), instead of being pickled whole around every API call as
+# `siyu serve` shares it between its workers: with the bench's 12,000 customers that is a 2.3 MB pickle, 34 ms to
+# dump and 92 ms to load, on every call the handlers make.
 SERVER = """
 import os
 from fastapi import Response
-from bot.sandbox.state import get_state
+from bot.sandbox.state import reset_state
 from config.database import get_engine
 from siyu.models import metadata
 from siyu.server import create_server
 
 metadata.create_all(get_engine())
-state = get_state()
+app = create_server()
+state = reset_state()
 state.set_rate_limits("100000000/1")
 state.add_staff({staff!r})
 for i in range(int(os.environ["BENCH_EVENTS"])):
     state.add_external_contact({staff!r}, external_userid=f"wmBENCH{{i:06d}}", name=f"客户{{i}}",
                                unionid=f"uBENCH{{i:06d}}")
-app = create_server()
 
 @app.post("/bench/bare")
 def bare():
@@ -149,14 +157,15 @@ def _under_lock(label: str, base: str, db_url: str, tmp: str, args) -> None:
     n, c = args.lock_events, args.lock_concurrency
     print(f"[{label}] acknowledgement of {n} callbacks from {c} concurrent senders, a long job holding the main "
           f"database's write lock or not")
-    baseline = _measure(base, "/webhooks/wecom", _payloads(n, args.events), c, full=True)
-    _wait_drained(_inbox_url(db_url, tmp), args.drain_timeout)
+    first = args.events + args.burst
+    # Both with the server's jobs working through whatever the burst left (waiting for them is bounded).
+    baseline = _measure(base, "/webhooks/wecom", _payloads(n, first), c, full=True)
+    _wait_drained(_inbox_url(db_url, tmp), 10)
     with _write_lock_held(db_url.removeprefix("sqlite:///")):
-        locked = _measure(base, "/webhooks/wecom", _payloads(n, args.events + n), c, full=True)
+        locked = _measure(base, "/webhooks/wecom", _payloads(n, first + n), c, full=True)
     for name, (p50, p95, p99, top, ok) in (("jobs running", baseline), ("write lock held", locked)):
         print(f"[{label}]   {name:16s} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   p99 {p99:7.1f} ms   "
               f"max {top:7.1f} ms   200s {ok}/{n}")
-    _wait_drained(_inbox_url(db_url, tmp), args.drain_timeout)
 
 
 def _pending(url: str) -> int:
@@ -181,15 +190,41 @@ def _wait_healthy(base: str) -> None:
     raise RuntimeError("server did not start")
 
 
+def _drain(inbox_url: str, t0: float, timeout: float) -> tuple[float, int]:
+    """(seconds from `t0` until no event waits, events still waiting): given up `timeout` seconds after `t0`."""
+    while (left := _pending(inbox_url)) and time.perf_counter() - t0 < timeout:
+        time.sleep(0.2)
+    return time.perf_counter() - t0, left
+
+
+def _burst(label: str, base: str, inbox_url: str, args, start: int, who: str) -> None:
+    """`args.burst` callbacks as fast as `args.concurrency` senders go, the workers running; then until processed."""
+    payloads = _payloads(args.burst, start)
+    t0 = time.perf_counter()
+    rate, p50, p99, ok = _measure(base, "/webhooks/wecom", payloads, args.concurrency)
+    acked = time.perf_counter() - t0
+    elapsed, left = _drain(inbox_url, t0, args.burst_timeout)
+    done = args.burst - left
+    head = f"[{label}]   burst of {args.burst} drained by {who}:"
+    if left:
+        projected = args.burst / max(done, 1) * elapsed
+        print(f"{head} NOT drained, {left} left after {elapsed:.0f}s ({done / elapsed:.0f} events/s: "
+              f"~{projected:.0f}s projected; target ≤ 30s) — acknowledged in {acked:.1f}s ({rate:.0f} ack/s, "
+              f"p99 {p99:.0f} ms, 200s {ok})")
+    else:
+        print(f"{head} {elapsed:.1f}s (target ≤ 30s) — acknowledged in {acked:.1f}s ({rate:.0f} ack/s, "
+              f"p99 {p99:.0f} ms, 200s {ok}), processed {args.burst / elapsed:.0f} events/s")
+
+
 def run(label: str, db_url: str, redis_url: str | None, args) -> None:
     from bot.sandbox.serve import free_port
 
     tmp = tempfile.mkdtemp(prefix="siyu-bench-")
     port = free_port()
+    customers = args.events + args.burst + (0 if redis_url else 2 * args.lock_events)
     env = {"SIYU_VAR_DIR": f"{tmp}/var", "SIYU_ADMIN_TOKEN": secrets.token_urlsafe(24), "SIYU_LOG_LEVEL": "WARNING",
            "SIYU_DATABASE_URL": db_url, "SIYU_PUBLIC_URL": f"http://127.0.0.1:{port}/",
-           "SIYU_WECHAT_RATE_LIMITS": "100000000/1",
-           "BENCH_EVENTS": str(args.events + (0 if redis_url else 2 * args.lock_events))}
+           "SIYU_WECHAT_RATE_LIMITS": "100000000/1", "BENCH_EVENTS": str(customers)}
     if redis_url:
         env["SIYU_REDIS_URL"] = redis_url
     os.environ.update(env)
@@ -200,6 +235,7 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
                                "--log-level", "warning", "--no-access-log"], cwd=tmp, env=full_env)
     workers: list[subprocess.Popen] = []
     base = f"http://127.0.0.1:{port}"
+    target = (0.6, None) if redis_url else (0.4, 300)
     try:
         _wait_healthy(base)
         payloads = _payloads(args.events)
@@ -209,7 +245,9 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
         hook = _measure(base, "/webhooks/wecom", payloads, args.concurrency)
         for name, (rate, p50, p99, ok) in (("bare FastAPI", bare), ("/webhooks/wecom", hook)):
             print(f"[{label}]   {name:16s} {rate:7.0f} ack/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   200s {ok}")
-        print(f"[{label}]   webhook/bare: {hook[0] / bare[0]:.2f}x the throughput, p50 {hook[1] / bare[1]:.1f}x")
+        p99_target = f", p99 {hook[2]:.0f} ms (target ≤ {target[1]} ms)" if target[1] else ""
+        print(f"[{label}]   ack rate ÷ bare FastAPI: {hook[0] / bare[0]:.2f}x (target ≥ {target[0]}x){p99_target}; "
+              f"p50 {hook[1] / bare[1]:.1f}x")
         inbox_url = _inbox_url(db_url, tmp)
         t0, queued = time.perf_counter(), _pending(inbox_url)
         if redis_url:
@@ -217,14 +255,15 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
             workers = [subprocess.Popen([siyu, "worker"], cwd=tmp, env=full_env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL) for _ in range(args.workers)]
         # embedded: the server's own job threads have been working since the first event arrived
-        while (left := _pending(inbox_url)) and time.perf_counter() - t0 < args.drain_timeout:
-            time.sleep(0.2)
-        elapsed = time.perf_counter() - t0
+        elapsed, left = _drain(inbox_url, t0, args.drain_timeout)
         done = queued - left
         who = f"{args.workers} `siyu worker` processes" if redis_url else "the server's in-process runner"
-        print(f"[{label}]   end to end, {who}: {done / elapsed:.0f} events/s processed ({done} still queued "
-              f"after the burst, drained in {elapsed:.1f}s{', worker start-up included' if redis_url else ''}; "
-              f"{left} left)")
+        rate = done / elapsed
+        print(f"[{label}]   end to end, {who}: {rate:.0f} events/s processed = {rate / hook[0]:.2f}x the ack rate "
+              f"(target ≥ 0.5x; {done} still queued after the acknowledgements, drained in {elapsed:.1f}s"
+              f"{', worker start-up included' if redis_url else ''}; {left} left)")
+        if args.burst:
+            _burst(label, base, inbox_url, args, args.events, who)
         if not redis_url and args.lock_events:
             _under_lock(label, base, db_url, tmp, args)
     finally:
@@ -252,10 +291,12 @@ def hostile() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--events", type=int, default=2000)
+    ap.add_argument("--events", type=int, default=1000)
+    ap.add_argument("--burst", type=int, default=10000, help="events of the burst (0: skip)")
+    ap.add_argument("--burst-timeout", type=float, default=60, help="seconds the burst may take")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--drain-timeout", type=float, default=300)
+    ap.add_argument("--drain-timeout", type=float, default=60)
     ap.add_argument("--lock-events", type=int, default=128,
                     help="embedded: callbacks per burst of the lock test (0: skip)")
     ap.add_argument("--lock-concurrency", type=int, default=32)

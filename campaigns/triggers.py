@@ -13,7 +13,7 @@ from campaigns import clock
 from campaigns.fanout import enqueue_run
 from campaigns.ledger import _insert
 from campaigns.models import Campaign, CampaignRun, CampaignStatus, RunStatus, TriggerEntry
-from config.database import session_scope
+from config.database import per_transaction, session_scope
 from config.queue import enqueue
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,9 @@ def _matches(where: dict, data: dict) -> bool:
 
 def on_timeline_event(session: Session, event) -> None:
     """Listener (bound in siyu.wiring): enter the member into every listening campaign this event triggers."""
-    campaigns = session.scalars(select(Campaign).where(Campaign.trigger_event == event.type,
-                                                       Campaign.status.in_(LISTENING))).all()
+    campaigns = per_transaction(session, ("trigger-campaigns", event.type), lambda: session.execute(
+        select(Campaign.id, Campaign.spec).where(Campaign.trigger_event == event.type,
+                                                 Campaign.status.in_(LISTENING))).all())
     for campaign in campaigns:
         spec = campaign.spec["schedule"]["trigger"]
         if not _matches(spec.get("where") or {}, event.data or {}):

@@ -5,16 +5,18 @@ import contextlib
 import functools
 import logging
 import os
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from config.files import make_private, make_private_dir
 from config.settings import get_settings
@@ -30,15 +32,12 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-
 class Base(DeclarativeBase):
     """Declarative base of every Siyu table."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-
 READ_ONLY = "siyu_read_only"  # execution option of `read_scope` sessions
-
 
 def _sqlite_pragmas(busy_timeout: float, dbapi_conn, _record) -> None:
     # WAL lets the server read while a job writes; the busy timeout waits instead of failing.
@@ -50,13 +49,11 @@ def _sqlite_pragmas(busy_timeout: float, dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 
-
 def _sqlite_begin(conn) -> None:
     # BEGIN IMMEDIATE takes the write lock up front: a deferred transaction that later writes
     # can fail with SQLITE_BUSY without waiting, which would lose a webhook or a job.
     # A read-only session begins deferred: under WAL it reads a snapshot and never waits for a writer.
     conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
-
 
 def _sqlite_private(path: Path) -> Callable:
     def connect(_dbapi_conn, _record) -> None:
@@ -65,7 +62,6 @@ def _sqlite_private(path: Path) -> Callable:
             make_private(name)
 
     return connect
-
 
 def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engine:
     """An engine for `url`, with SQLite tuned for one server process plus in-process jobs.
@@ -78,7 +74,14 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engin
     kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": busy_timeout})
-        kwargs.setdefault("poolclass", NullPool)
+        in_memory = not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:")
+        # A file database keeps its connections: opening one and setting its pragmas costs milliseconds, more
+        # than a job's statements, and every session would pay it. Overflow is unbounded: never wait for one.
+        if in_memory:
+            kwargs.setdefault("poolclass", NullPool)
+        elif kwargs.setdefault("poolclass", QueuePool) is QueuePool:
+            kwargs.setdefault("pool_size", 4)
+            kwargs.setdefault("max_overflow", -1)
         engine = create_engine(url, **kwargs)
         if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
             path = Path(parsed.database)
@@ -87,39 +90,55 @@ def make_engine(url: str, *, busy_timeout: float = 30.0, **kwargs: Any) -> Engin
         event.listen(engine, "connect", functools.partial(_sqlite_pragmas, busy_timeout))
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        kwargs.setdefault("pool_pre_ping", True)
+        ping_idle = kwargs.get("pool_pre_ping") is None  # unless the caller chose a policy of its own
         if "poolclass" not in kwargs:
             kwargs.setdefault("pool_size", 10)
             kwargs.setdefault("max_overflow", 20)
         engine = create_engine(url, **kwargs)
+        if ping_idle:
+            _ping_when_idle(engine)
     _ENGINES.add(engine)
     return engine
 
+PING_IDLE_AFTER = 5.0  # seconds a pooled PostgreSQL connection may rest before it is pinged at checkout
+
+def _ping_when_idle(engine: Engine) -> None:
+    # pool_pre_ping costs a round trip per checkout, a fifth of an acknowledgement in a burst. A connection back
+    # in the pool moments ago is as alive as the server: only one that rested (the server may have restarted
+    # meanwhile) is pinged, and a dead one is replaced before anybody uses it.
+    @event.listens_for(engine, "checkin")
+    def _rested(_dbapi_conn, record) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy) -> None:
+        if time.monotonic() - record.info.get("checked_in", float("-inf")) < PING_IDLE_AFTER:
+            return
+        try:
+            dbapi_conn.execute("SELECT 1")
+        except Exception as exc:  # the server closed it: the pool opens a new one
+            raise DisconnectionError(str(exc)[:200]) from exc
+        dbapi_conn.rollback()
 
 def _dispose_pools_in_child() -> None:
     # A forked RQ work-horse must not reuse the parent's pooled connections.
     for engine in list(_ENGINES):
         engine.dispose(close=False)
 
-
 os.register_at_fork(after_in_child=_dispose_pools_in_child)
-
 
 @functools.lru_cache(maxsize=8)
 def engine_for(url: str, busy_timeout: float = 30.0) -> Engine:
     """The process-wide engine of `url` (SQLite: waiting at most `busy_timeout` seconds for the write lock)."""
     return make_engine(url, busy_timeout=busy_timeout)
 
-
 def get_engine() -> Engine:
     """The engine of the configured database."""
     return engine_for(get_settings().database_url)
 
-
 @functools.lru_cache(maxsize=8)
 def _factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
-
 
 @contextlib.contextmanager
 def session_scope(engine: Engine | None = None) -> Iterator[Session]:
@@ -134,11 +153,9 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
     finally:
         session.close()
 
-
 @functools.lru_cache(maxsize=8)
 def _read_only(engine: Engine) -> Engine:
     return engine.execution_options(**{READ_ONLY: True})
-
 
 @contextlib.contextmanager
 def read_scope(engine: Engine | None = None) -> Iterator[Session]:
@@ -152,33 +169,27 @@ def read_scope(engine: Engine | None = None) -> Iterator[Session]:
     finally:
         session.close()  # ends the transaction without expiring what was read
 
-
 def get_session() -> Iterator[Session]:
     """FastAPI dependency: the request owns one transaction, committed after the handler returns."""
     with session_scope() as session:
         yield session
 
-
 # scope="function": the commit happens before the answer is sent, so a commit that fails is the client's error
 # answer, never a 2xx for a change that was not stored (the default scope commits after the response).
 request_session = Depends(get_session, scope="function")  # use as `session: Session = request_session`
-
 
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
     """Run `callback` once the session's current transaction commits; drop it on rollback."""
     pending = session.info.setdefault("after_commit", [])
     pending.append(callback)
 
-
 def on_transaction_end(session: Session, callback: Callable[[], None]) -> None:
     """Run `callback` when the session's outermost transaction ends, committed or not (clears per-transaction state)."""
     session.info.setdefault("on_transaction_end", []).append(callback)
 
-
 def _end(session: Session) -> None:
     for callback in session.info.pop("on_transaction_end", []):
         callback()
-
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
@@ -194,7 +205,6 @@ def _run_after_commit(session: Session) -> None:
         return
     _run(callbacks)
 
-
 def _run(callbacks: list[Callable[[], None]]) -> None:
     for cb in callbacks:
         try:
@@ -202,16 +212,13 @@ def _run(callbacks: list[Callable[[], None]]) -> None:
         except Exception:  # a failed enqueue is recovered by the sweepers, never by losing the commit
             log.exception("after-commit callback %r failed", cb)
 
-
 def defer_after_commit(session: Session) -> None:
     """Keep the session's after-commit callbacks until `run_deferred(session)` (to run them outside a lock)."""
     session.info["defer_after_commit"] = True
 
-
 def run_deferred(session: Session) -> None:
     """Run the after-commit callbacks that `defer_after_commit` kept (those of committed transactions only)."""
     _run(session.info.pop("deferred", []))
-
 
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit(session: Session) -> None:
@@ -220,6 +227,16 @@ def _drop_after_commit(session: Session) -> None:
     _end(session)
     session.info.pop("after_commit", None)
 
+def insert_for(session: Session):
+    """The `insert` construct of the session's database, the one that has `on_conflict_do_*` (SQLite, PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - Siyu supports these two
+        raise RuntimeError(f"upsert: unsupported database {dialect}")
+    return insert
 
 def upsert(session: Session, table, values: dict | list[dict], index_elements: list[str], set_: dict | None = None,
            returning=None):
@@ -228,13 +245,7 @@ def upsert(session: Session, table, values: dict | list[dict], index_elements: l
     `values` is one row or several (inserted by one statement, in their order). With `returning` (a column), the
     value of the (first) row written, or None when DO NOTHING skipped it.
     """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - Siyu supports these two
-        raise RuntimeError(f"upsert: unsupported database {dialect}")
+    insert = insert_for(session)
     stmt = insert(table).values(values) if isinstance(values, list) else insert(table).values(**values)
     if set_:
         stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=set_)
@@ -245,3 +256,36 @@ def upsert(session: Session, table, values: dict | list[dict], index_elements: l
     session.execute(stmt)
     return None
 
+ADVISORY_LOCKS = "advisory_locks"  # session.info: the keys this transaction holds a lock on
+
+def advisory_lock(session: Session, key: str) -> None:
+    """Serialise the transactions that name `key` until this one ends (PostgreSQL; SQLite has one writer anyway).
+
+    Taken once per transaction: a second call with the same key costs nothing.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return  # the transaction's BEGIN IMMEDIATE already serialises every writer
+    held = session.info.get(ADVISORY_LOCKS)
+    if held is None:
+        held = session.info[ADVISORY_LOCKS] = set()
+        on_transaction_end(session, lambda: session.info.pop(ADVISORY_LOCKS, None))
+    if key in held:
+        return
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
+    held.add(key)
+
+TRANSACTION_CACHE = "transaction_cache"  # session.info: look-ups kept until the transaction ends
+
+def per_transaction(session: Session, key, compute: Callable[[], Any]):
+    """`compute()`, run once per transaction of `session`: the look-ups every event of one batch repeats."""
+    cache = session.info.get(TRANSACTION_CACHE)
+    if cache is None:
+        cache = session.info[TRANSACTION_CACHE] = {}
+        on_transaction_end(session, lambda: session.info.pop(TRANSACTION_CACHE, None))
+    if key not in cache:
+        cache[key] = compute()
+    return cache[key]
+
+def forget(session: Session, key) -> None:
+    """Drop what `per_transaction` keeps under `key` (the transaction has just changed it)."""
+    session.info.get(TRANSACTION_CACHE, {}).pop(key, None)

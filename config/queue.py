@@ -190,7 +190,10 @@ class RQBackend:
         at = job.at if job.in_ is None else utcnow() + job.in_
         if job.job_id is None:
             if at is None:
-                queue.enqueue(job.func, *job.args, **options)
+                # One round trip: the queue's registration and the job itself in one pipeline.
+                pipe = self.redis.pipeline()
+                queue.enqueue(job.func, *job.args, pipeline=pipe, **options)
+                pipe.execute()
             else:
                 queue.enqueue_at(at, job.func, *job.args, **options)
             return

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, exists, select, text
+from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from config.database import advisory_lock
 from config.types import utcnow
 from membership.exceptions import Conflict, Forbidden, NotFound
 from membership.identity import IdentityIn
@@ -128,9 +129,12 @@ def lock_contact(session: Session, external_userid: str) -> None:
     """Serialise writers of one WeCom customer's relations (callback handlers, transfer settlement) until commit."""
     # Without it an edit that read the contact before a concurrent add marked its tags would undo them, and
     # a transfer settled by the poll would race the add callback for the takeover's relation row.
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"wecom-contact:{external_userid}"})
-    # SQLite: the transaction's BEGIN IMMEDIATE already serialises every writer.
+    advisory_lock(session, contact_lock_key(external_userid))
+
+
+def contact_lock_key(external_userid: str) -> str:
+    """The advisory lock key of one WeCom customer (the intake takes it before applying their events)."""
+    return f"wecom-contact:{external_userid}"
 
 
 def add_relation(

@@ -4,11 +4,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import case, delete, func, literal, or_, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy import case, delete, func, or_, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
-from config.database import upsert
+from config.database import insert_for
 from config.types import UTCDateTime, utcnow
 from membership import hooks
 from membership.exceptions import InvalidInput
@@ -31,19 +30,11 @@ def record_event(
     """Append an event and update the derived traits; None when `dedupe_key` was written before."""
     if type not in EVENT_TYPES:
         raise InvalidInput(f"timeline: unknown event type {type!r}")
-    if dedupe_key is not None and session.scalar(
-        select(TimelineEvent.id).where(TimelineEvent.dedupe_key == dedupe_key)
-    ):
-        return None
     event = TimelineEvent(member_id=member_id, type=type, at=at or utcnow(), data=data or {}, dedupe_key=dedupe_key)
-    try:
-        with session.begin_nested():
-            session.add(event)
-            session.flush()
-    except IntegrityError:
-        if dedupe_key is None:
-            raise
-        log.info("timeline %s: already written by a concurrent writer", dedupe_key)
+    if dedupe_key is None:
+        session.add(event)
+        session.flush()
+    elif not _insert_once(session, event):
         return None
     _update_derived(session, event)
     for listener in hooks.EVENT_LISTENERS:
@@ -51,38 +42,60 @@ def record_event(
     return event
 
 
-def _bump_counter(session: Session, member_id: int, key: str, delta: float) -> None:
-    t = Trait.__table__
-    upsert(
-        session, t,
-        {"member_id": member_id, "key": key, "number_value": delta, "updated_at": utcnow()},
-        ["member_id", "key"],
-        {"number_value": t.c.number_value + delta, "updated_at": utcnow()},
-    )
+def _insert_once(session: Session, event: TimelineEvent) -> bool:
+    # One statement: INSERT … ON CONFLICT (dedupe_key) DO NOTHING. A concurrent writer of the same key waits for
+    # the first to commit (then skips) or roll back (then writes), as the unique index makes it.
+    t = TimelineEvent.__table__
+    stmt = insert_for(session)(t).values(
+        member_id=event.member_id, type=event.type, at=event.at, data=event.data, dedupe_key=event.dedupe_key,
+        recorded_at=utcnow()).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    row = session.execute(stmt.returning(t.c.id, t.c.recorded_at)).first()
+    if row is None:
+        log.info("timeline %s: already written", event.dedupe_key)
+        return False
+    event.id, event.recorded_at = row
+    make_transient_to_detached(event)  # the row exists: the session adopts the object without inserting it again
+    session.add(event)
+    return True
 
 
-def _extend_time(session: Session, member_id: int, key: str, at: datetime, earliest: bool) -> None:
-    t = Trait.__table__
-    new = literal(at, UTCDateTime)
-    keep_old = t.c.time_value < new if earliest else t.c.time_value > new
-    upsert(
-        session, t,
-        {"member_id": member_id, "key": key, "time_value": at, "updated_at": utcnow()},
-        ["member_id", "key"],
-        {"time_value": case((keep_old, t.c.time_value), else_=new), "updated_at": utcnow()},
-    )
+EARLIEST = "first_seen_at"  # the one time trait that keeps the earliest time; the others keep the latest
 
 
 def _update_derived(session: Session, event: TimelineEvent) -> None:
-    # Atomic SQL updates, so concurrent writers never lose a count.
-    _bump_counter(session, event.member_id, f"count.{event.type}", 1)
-    _extend_time(session, event.member_id, f"last.{event.type}", event.at, earliest=False)
+    # One atomic multi-row upsert, so concurrent writers never lose a count and an event costs one statement.
+    now, member_id = utcnow(), event.member_id
+    rows = [_counter_row(member_id, f"count.{event.type}", 1, now),
+            _time_row(member_id, f"last.{event.type}", event.at, now)]
     if event.type not in NOT_SEEN:
-        _extend_time(session, event.member_id, "first_seen_at", event.at, earliest=True)
-        _extend_time(session, event.member_id, "last_seen_at", event.at, earliest=False)
+        rows += [_time_row(member_id, EARLIEST, event.at, now), _time_row(member_id, "last_seen_at", event.at, now)]
     sign = SPEND_SIGN.get(event.type)
     if sign and isinstance(event.data.get("amount_fen"), int):
-        _bump_counter(session, event.member_id, "total_spent_fen", sign * event.data["amount_fen"])
+        rows.append(_counter_row(member_id, "total_spent_fen", sign * event.data["amount_fen"], now))
+    _upsert_derived(session, rows)
+
+
+def _counter_row(member_id: int, key: str, delta: float, now: datetime) -> dict:
+    return {"member_id": member_id, "key": key, "number_value": delta, "time_value": None, "updated_at": now}
+
+
+def _time_row(member_id: int, key: str, at: datetime, now: datetime) -> dict:
+    return {"member_id": member_id, "key": key, "number_value": None, "time_value": at, "updated_at": now}
+
+
+def _upsert_derived(session: Session, rows: list[dict]) -> None:
+    """Counters (rows with a number) add to the stored number; times keep the latest (the earliest for first_seen)."""
+    t = Trait.__table__
+    stmt = insert_for(session)(t).values(rows)
+    new = stmt.excluded
+    old_time = t.c.time_value
+    keep_old = case((new.key == EARLIEST, old_time < new.time_value), else_=old_time > new.time_value)
+    session.execute(stmt.on_conflict_do_update(index_elements=["member_id", "key"], set_={
+        "number_value": case((new.number_value.is_(None), t.c.number_value),
+                             else_=t.c.number_value + new.number_value),
+        "time_value": case((new.time_value.is_(None), old_time), (keep_old, old_time), else_=new.time_value),
+        "updated_at": new.updated_at,
+    }))
 
 
 def recompute_derived_traits(session: Session, member_id: int) -> None:
@@ -93,21 +106,24 @@ def recompute_derived_traits(session: Session, member_id: int) -> None:
     rows = session.execute(
         select(ev.type, func.count(), func.max(ev.at)).where(ev.member_id == member_id).group_by(ev.type)
     ).all()
+    now, derived_rows = utcnow(), []
     for type_, n, last in rows:
-        _bump_counter(session, member_id, f"count.{type_}", n)
-        _extend_time(session, member_id, f"last.{type_}", _aware(last), earliest=False)
+        derived_rows += [_counter_row(member_id, f"count.{type_}", n, now),
+                         _time_row(member_id, f"last.{type_}", _aware(last), now)]
     first, latest = session.execute(
         select(func.min(ev.at), func.max(ev.at)).where(ev.member_id == member_id, ev.type.not_in(NOT_SEEN))
     ).one()
     if first is not None:
-        _extend_time(session, member_id, "first_seen_at", _aware(first), earliest=True)
-        _extend_time(session, member_id, "last_seen_at", _aware(latest), earliest=False)
+        derived_rows += [_time_row(member_id, EARLIEST, _aware(first), now),
+                         _time_row(member_id, "last_seen_at", _aware(latest), now)]
     spend = 0
     for e in session.scalars(select(ev).where(ev.member_id == member_id, ev.type.in_(SPEND_SIGN))):
         if isinstance(e.data.get("amount_fen"), int):
             spend += SPEND_SIGN[e.type] * e.data["amount_fen"]
     if spend:
-        _bump_counter(session, member_id, "total_spent_fen", spend)
+        derived_rows.append(_counter_row(member_id, "total_spent_fen", spend, now))
+    if derived_rows:
+        _upsert_derived(session, derived_rows)
 
 
 def _aware(value: datetime) -> datetime:

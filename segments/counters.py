@@ -15,7 +15,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from config.database import upsert
+from config.database import forget, per_transaction, upsert
 from config.settings import get_settings
 from membership.models import TimelineEvent
 from segments.clock import bucket_day
@@ -31,11 +31,16 @@ def _bump(session: Session, member_id: int, type_: str, where_key: str, day, n: 
            ["member_id", "type", "where_key", "day"], {"n": t.c.n + n})
 
 
+def _filters_key(type_: str) -> tuple[str, str]:
+    return "segment-filters", type_
+
+
 def record(session: Session, event: TimelineEvent) -> None:
     """Count one freshly written event in its buckets (atomic upserts, safe against concurrent writers)."""
     day = bucket_day(event.at, get_settings().tz)
     _bump(session, event.member_id, event.type, "", day)
-    filters = session.execute(select(EventFilter.where_key, EventFilter.where).where(EventFilter.type == event.type))
+    filters = per_transaction(session, _filters_key(event.type), lambda: session.execute(
+        select(EventFilter.where_key, EventFilter.where).where(EventFilter.type == event.type)).all())
     for key, where in filters:
         if where_matches(where, event.data or {}):
             _bump(session, event.member_id, event.type, key, day)
@@ -51,6 +56,7 @@ def ensure_filters(session: Session, leaves: list[EventLeaf]) -> list[str]:
         try:
             with session.begin_nested():
                 session.add(EventFilter(type=leaf.event, where_key=leaf.where_key, where=leaf.where))
+            forget(session, _filters_key(leaf.event))
         except IntegrityError:  # a concurrent request registered (and back-fills) it
             continue
         _backfill(session, leaf.event, leaf.where_key, leaf.where)

@@ -28,13 +28,14 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
 from bot.errors import PermanentAPIError
-from config.database import (defer_after_commit, engine_for, make_engine, read_scope, run_deferred, session_scope,
-                             upsert)
+from config.database import (advisory_lock, defer_after_commit, engine_for, get_engine, make_engine, read_scope,
+                             run_deferred, session_scope, upsert)
 from config.errors import Unavailable
 from config.queue import RETRY_INTERVALS, enqueue
 from config.settings import get_settings
 from config.types import utcnow
 from membership.exceptions import InvalidInput
+from membership.service import contact_lock_key
 from webhooks.dispatch import Event, handler_for
 from webhooks.exceptions import PermanentEventError
 from webhooks.metrics import PROCESSED, RECEIVED, UNHANDLED
@@ -46,9 +47,13 @@ INBOX_BUSY_TIMEOUT = 1.0  # seconds an inbox transaction waits for another's loc
 _WRITERS = threading.RLock()  # this process's writers of the SQLite inbox, one at a time
 
 
+_ENGINE_LOCK = threading.Lock()  # the first requests of a burst must not each open (and adopt into) the inbox
+
+
 def _new_writers_lock() -> None:
-    global _WRITERS
+    global _WRITERS, _ENGINE_LOCK
     _WRITERS = threading.RLock()  # a forked child must not inherit a lock some parent thread held
+    _ENGINE_LOCK = threading.Lock()
 
 
 os.register_at_fork(after_in_child=_new_writers_lock)
@@ -61,7 +66,8 @@ class InboxBusy(Unavailable):
 def inbox_engine() -> Engine:
     """The engine of the intake's tables: `<var_dir>/inbox.db` when the main database is SQLite, else the main one."""
     settings = get_settings()
-    return _inbox_engine(settings.database_url, str(settings.var_dir.resolve()))
+    with _ENGINE_LOCK:
+        return _inbox_engine(settings.database_url, str(settings.var_dir.resolve()))
 
 
 @functools.lru_cache(maxsize=8)
@@ -247,7 +253,7 @@ def stuck(session: Session, older_than: timedelta, limit: int = 500) -> list[int
     return list(session.scalars(q))
 
 
-# -- processing: one job per stored event --------------------------------------------------------------
+# -- processing: one job per stored event, applying other waiting events with it ------------------------------
 MAX_ATTEMPTS = 1 + len(RETRY_INTERVALS)  # the queue's retries, counted on the row
 # Failures that the same event meets on every attempt: recorded once, never retried (a replay may try again).
 # Anything else (Tencent's transport, rate and busy errors, a locked database) goes back to the queue.
@@ -257,10 +263,26 @@ PERMANENT_ERRORS = (
     PermanentAPIError,  # Tencent refused the call for a reason retrying will not fix
     DataError,  # the database refused a value (too long, a NUL byte)
 )
+# Events one job applies in one transaction on PostgreSQL: its own, then others already waiting. Each one taken
+# along saves a commit, a segment re-check job and the look-ups its listeners share. SQLite applies one event a
+# job: its commits are cheap, and a batch would hold the one write lock the welcome message's job needs.
+BATCH = 40
+
+
+@dataclass
+class _Taken:
+    row: InboxEvent
+    event: Event
+    handler: object
 
 
 def process_inbox(inbox_id: int) -> str:
-    """Dispatch one stored event to its handler and mark the row done, unhandled or failed."""
+    """Apply one stored event, with other waiting events in the same transaction; the event's status after.
+
+    The event itself is handled as if alone: a permanent failure is recorded once, any other error is recorded
+    and raised for the queue's retry. An event taken along that fails permanently is recorded once too; one that
+    fails otherwise is left untouched for its own job (every stored event has one), which retries as usual.
+    """
     with read_scope(inbox_engine()) as s:
         row = s.get(InboxEvent, inbox_id)
     if row is None or row.status != InboxStatus.received.value:
@@ -273,24 +295,116 @@ def process_inbox(inbox_id: int) -> str:
             log.info("inbox #%s: no handler for %s, kept", inbox_id, kind)
         return InboxStatus.unhandled.value
     try:
-        event = Event(row.id, row.source, dict(row.data or {}))
-        event.at  # noqa: B018 - a corrupt CreateTime fails here, before the handler calls anyone
-        with session_scope() as session:
-            if _mark_applied(session, row):
-                handler(session, event)
-            else:
-                log.info("inbox #%s: already applied by an earlier attempt, marking it done", inbox_id)
+        own = _taken(row, handler)
     except PERMANENT_ERRORS as exc:
-        _record_failure(inbox_id, traceback.format_exc(), permanent=True)
-        log.error("inbox #%s: cannot be handled (%s: %s), failed without retries", inbox_id,
-                  type(exc).__name__, str(exc)[:200])
-        return InboxStatus.failed.value
+        return _failed_for_good(inbox_id, exc, traceback.format_exc())
+    status = _apply(own, wait=False)
+    # None: another job has the event in its batch; this one has applied a batch of others meanwhile
+    return status if status is not None else _apply(own)
+
+
+def _taken(row: InboxEvent, handler) -> _Taken:
+    event = Event(row.id, row.source, dict(row.data or {}))
+    event.at  # noqa: B018 - a corrupt CreateTime fails here, before the handler calls anyone
+    return _Taken(row, event, handler)
+
+
+def _apply(own: _Taken, wait: bool = True) -> str | None:
+    """Apply `own` and the others taken along in one transaction; None when `own` was locked (and `wait` False)."""
+    inbox_id, done, failed = own.row.id, [], []
+    shares = inbox_engine() is get_engine()  # PostgreSQL: the inbox is in the main database
+    try:
+        with session_scope() as session:
+            status = _lock_row(session, inbox_id, wait) if shares else InboxStatus.received.value
+            if status is not None and status != InboxStatus.received.value:
+                return status  # another job settled it meanwhile
+            others = _take_others(session, inbox_id) if shares else []
+            batch = ([own] if status is not None else []) + others
+            for key in sorted({k for k in (subject_of(t.event) for t in batch) if k}):
+                advisory_lock(session, key)  # in one order in every job, so two batches cannot deadlock on them
+            if status is not None:
+                _apply_one(session, own, shares)  # no savepoint: its failure is the job's, as if alone
+            for other in others:
+                try:
+                    with session.begin_nested():
+                        _apply_one(session, other, shares)
+                    done.append(other.row.id)
+                except PERMANENT_ERRORS as exc:
+                    failed.append((other.row.id, exc, traceback.format_exc()))
+                except Exception as exc:  # noqa: BLE001 - left untouched for its own job and its retries
+                    log.info("inbox #%s: not applied along with #%s (%s), left for its own job", other.row.id,
+                             inbox_id, type(exc).__name__)
+        if status is None:
+            _after(own.row.source, done, failed)
+            return None
+        settled = [inbox_id, *done] if shares else [inbox_id] if _settle(inbox_id, InboxStatus.done) else []
+    except PERMANENT_ERRORS as exc:
+        return _failed_for_good(inbox_id, exc, traceback.format_exc())
     except Exception:
         _record_failure(inbox_id, traceback.format_exc())
         raise  # the queue retries with backoff; the row says how often it has been tried
-    if _settle(inbox_id, InboxStatus.done):
-        PROCESSED.labels(row.source, "done").inc()
+    _after(own.row.source, settled, failed)
     return InboxStatus.done.value
+
+
+def _after(source: str, settled, failed) -> None:
+    for _ in settled:
+        PROCESSED.labels(source, "done").inc()
+    for inbox_id, exc, error in failed:
+        _failed_for_good(inbox_id, exc, error)
+
+
+def _apply_one(session: Session, taken: _Taken, shares: bool) -> None:
+    if _mark_applied(session, taken.row):
+        taken.handler(session, taken.event)
+    else:
+        log.info("inbox #%s: already applied by an earlier attempt, marking it done", taken.row.id)
+    if shares:  # one database: the row is settled in the handler's own transaction
+        _settle_in(session, taken.row.id, InboxStatus.done)
+
+
+def _lock_row(session: Session, inbox_id: int, wait: bool) -> str | None:
+    """The row's status, locked until the transaction ends; None when another transaction holds it (not `wait`)."""
+    q = select(InboxEvent.status).where(InboxEvent.id == inbox_id).with_for_update(skip_locked=not wait)
+    status = session.scalar(q)
+    return status if status is not None or wait else (None if _exists(session, inbox_id) else "missing")
+
+
+def _exists(session: Session, inbox_id: int) -> bool:
+    return session.scalar(select(InboxEvent.id).where(InboxEvent.id == inbox_id)) is not None
+
+
+def _take_others(session: Session, inbox_id: int) -> list[_Taken]:
+    """Waiting events no other job holds, oldest first, that have a handler and can be handled (locked till commit)."""
+    rows = session.scalars(
+        select(InboxEvent).where(InboxEvent.status == InboxStatus.received.value, InboxEvent.id != inbox_id,
+                                 InboxEvent.due_at <= utcnow())
+        .order_by(InboxEvent.id).limit(BATCH - 1).with_for_update(skip_locked=True))
+    taken = []
+    for row in rows:
+        handler = handler_for(row.source, row.msg_type, row.event, row.change_type)
+        try:
+            if handler is not None:
+                taken.append(_taken(row, handler))
+        except PERMANENT_ERRORS:
+            pass  # its own job records the failure
+    return taken
+
+
+def subject_of(event: Event) -> str | None:
+    """The lock key of the customer an event is about: the WeCom contact, else the OA/MP user; None for neither."""
+    if external_userid := event.get("ExternalUserID"):
+        return contact_lock_key(external_userid)
+    if event.source != "wecom" and (openid := event.get("FromUserName")):
+        return f"{event.source}-user:{openid}"
+    return None
+
+
+def _failed_for_good(inbox_id: int, exc: Exception, error: str) -> str:
+    _record_failure(inbox_id, error, permanent=True)
+    log.error("inbox #%s: cannot be handled (%s: %s), failed without retries", inbox_id, type(exc).__name__,
+              str(exc)[:200])
+    return InboxStatus.failed.value
 
 
 def _mark_applied(session, row: InboxEvent) -> bool:
@@ -304,11 +418,15 @@ def _mark_applied(session, row: InboxEvent) -> bool:
 def _settle(inbox_id: int, status: InboxStatus) -> bool:
     """Mark a `received` row done or unhandled; False when another attempt settled it first."""
     with inbox_scope() as session:
-        result = session.execute(
-            update(InboxEvent).where(InboxEvent.id == inbox_id, InboxEvent.status == InboxStatus.received.value)
-            .values(status=status.value, processed_at=utcnow(), error=None,
-                    attempts=InboxEvent.attempts + (1 if status is InboxStatus.done else 0)))
-        return bool(result.rowcount)
+        return _settle_in(session, inbox_id, status)
+
+
+def _settle_in(session: Session, inbox_id: int, status: InboxStatus) -> bool:
+    result = session.execute(
+        update(InboxEvent).where(InboxEvent.id == inbox_id, InboxEvent.status == InboxStatus.received.value)
+        .values(status=status.value, processed_at=utcnow(), error=None,
+                attempts=InboxEvent.attempts + (1 if status is InboxStatus.done else 0)))
+    return bool(result.rowcount)
 
 
 def _record_failure(inbox_id: int, error: str, permanent: bool = False) -> None:

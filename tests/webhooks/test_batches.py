@@ -1,0 +1,142 @@
+"""On PostgreSQL a job applies other waiting events along with its own: one customer's events are still never
+applied concurrently, each event is applied once, and an event taken along keeps the failure handling it has
+alone. (SQLite applies one event a job, under its one write lock.)"""
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+
+import pytest
+
+from webhooks import dispatch
+from webhooks.exceptions import PermanentEventError
+from tests.webhooks.conftest import fixture_text, inbox_rows
+
+EDIT = fixture_text("wecom", "event__change_external_contact__edit_external_contact.xml")
+KIND = ("wecom", "event", "change_external_contact", "edit_external_contact")
+CUSTOMERS, EACH, JOBS = 2, 30, 4
+POSTGRESQL = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # where batches are taken
+
+
+def _edit(customer: int, n: int) -> str:
+    # a distinct plaintext (so a distinct event) for each customer and time
+    return EDIT.replace("wmEXT0001", f"wmBATCH{customer:02d}").replace(
+        "<CreateTime>1700000000</CreateTime>", f"<CreateTime>{1700000000 + n}</CreateTime>")
+
+
+def _store(plaintexts: list[str]) -> list[int]:
+    from webhooks.crypto import parse_body
+    from webhooks.inbox import inbox_scope, store
+
+    ids = []
+    for text in plaintexts:
+        data, _ = parse_body(text)
+        with inbox_scope() as s:
+            ids.append(store(s, "wecom", text, data).inbox_id)
+    return ids
+
+
+class Overlaps:
+    """An instrumented handler: records which job applied which event, and any two of one customer's at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.inside: Counter[str] = Counter()
+        self.overlaps: list[str] = []
+        self.applied: Counter[int] = Counter()
+        self.along: list[int] = []  # events applied by a job that was not their own
+        self.job = threading.local()
+
+    def __call__(self, session, ev) -> None:
+        who = ev.get("ExternalUserID")
+        with self.lock:
+            if self.inside[who]:
+                self.overlaps.append(who)
+            self.inside[who] += 1
+            self.applied[ev.inbox_id] += 1
+            if getattr(self.job, "own", ev.inbox_id) != ev.inbox_id:
+                self.along.append(ev.inbox_id)
+        threading.Event().wait(0.003)  # stay inside a moment, so another job of this customer would be caught
+        with self.lock:
+            self.inside[who] -= 1
+
+    def run(self, inbox_id: int) -> str:
+        from webhooks.inbox import process_inbox
+
+        self.job.own = inbox_id
+        return process_inbox(inbox_id)
+
+
+@POSTGRESQL
+def test_jobs_applying_batches_concurrently_never_apply_one_customers_events_at_once(settings, enqueued,
+                                                                                    monkeypatch):
+    handler = Overlaps()
+    monkeypatch.setitem(dispatch.HANDLERS, KIND, handler)
+    # given many waiting events of two customers, in a random order
+    edits = [_edit(c, n) for n in range(EACH) for c in range(CUSTOMERS)]
+    random.Random(13).shuffle(edits)
+    ids = _store(edits)
+    # when several workers run their jobs at once, each job taking other waiting events along
+    queue, errors = list(ids), []
+    take = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with take:
+                if not queue:
+                    return
+                inbox_id = queue.pop(0)
+            try:
+                handler.run(inbox_id)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(JOBS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads) and errors == []
+    # then jobs did apply events along with their own, every event once, and never two of one customer at once
+    assert handler.along, "no job took another event along: the batches this test is about did not happen"
+    assert handler.applied == Counter({i: 1 for i in ids})
+    assert handler.overlaps == []
+    assert [r.status for r in inbox_rows()] == ["done"] * len(ids)
+
+
+@POSTGRESQL
+def test_an_event_taken_along_keeps_its_own_failure_handling(settings, enqueued, monkeypatch):
+    from webhooks.inbox import process_inbox
+
+    # given three waiting events: the second meets a transient error, the third a permanent one
+    first, transient, permanent = _store([_edit(0, 0), _edit(1, 0), _edit(2, 0)])
+    calls = Counter()
+
+    def handler(session, ev):
+        calls[ev.inbox_id] += 1
+        if ev.inbox_id == transient:
+            raise RuntimeError("WeCom busy")
+        if ev.inbox_id == permanent:
+            raise PermanentEventError("event has no ExternalUserID")
+
+    monkeypatch.setitem(dispatch.HANDLERS, KIND, handler)
+    # when the first event's job runs and takes the others along
+    assert process_inbox(first) == "done"
+    rows = {r.id: r for r in inbox_rows()}
+    # then the first is done; the permanent failure is recorded once; the transient one is left untouched
+    assert calls == Counter({first: 1, transient: 1, permanent: 1})
+    assert (rows[first].status, rows[first].attempts) == ("done", 1)
+    assert (rows[permanent].status, rows[permanent].attempts) == ("failed", 1)
+    assert "event has no ExternalUserID" in rows[permanent].error
+    assert (rows[transient].status, rows[transient].attempts, rows[transient].error) == ("received", 0, None)
+    # and each one's own job then does what it does alone: the permanent one is not tried again, the
+    # transient one is tried, recorded and raised for the queue's retry with backoff
+    assert process_inbox(permanent) == "failed"
+    with pytest.raises(RuntimeError):
+        process_inbox(transient)
+    rows = {r.id: r for r in inbox_rows()}
+    assert calls == Counter({first: 1, transient: 2, permanent: 1})
+    assert (rows[permanent].status, rows[permanent].attempts) == ("failed", 1)
+    assert (rows[transient].status, rows[transient].attempts) == ("received", 1)
+    assert rows[transient].due_at > rows[transient].received_at and "WeCom busy" in rows[transient].error
