@@ -8,12 +8,15 @@ import binascii
 from config.errors import InvalidInput
 
 LABELS = {"targeted": "目标", "sent": "已提交", "failed": "失败", "confirmed": "已确认", "delivered": "已送达",
-          "converted": "已转化", "skipped": "跳过", "holdout": "对照组", "lift": "提升"}
+          "converted": "已转化", "skipped": "跳过", "unknown": "结果未知", "holdout": "对照组", "lift": "提升"}
 TABLE_PAGE = 50  # stores or staff members per page of a breakdown table
 FUNNEL = ("targeted", "sent", "confirmed", "delivered", "converted")
 BREAKDOWNS = {"per_store": "门店", "per_staff": "员工"}
 REASONS = {"no_wecom_contact": "无企微好友", "no_staff": "无跟进员工", "frequency_cap": "频次上限",
-           "monthly_quota": "本月群发已满", "always_quiet": "全天免打扰", "cancelled": "已取消"}
+           "monthly_quota": "本月群发已满", "always_quiet": "全天免打扰", "cancelled": "已取消",
+           "no_oa_follower": "未关注公众号", "oa_unfollowed": "已取关公众号", "no_mp_openid": "无小程序身份",
+           "no_subscribe_grant": "未授权订阅", "outcome_unknown": "结果未知", "user_block": "用户拒收",
+           "system_failed": "微信系统失败", "holdout": "对照组"}
 
 
 def label(key: str) -> str:

@@ -106,6 +106,7 @@ def test_a_statement_the_database_refuses_as_too_large_is_recorded_without_its_s
     engine = get_engine()
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _limits)
+        engine.dispose()  # pooled connections were made without the limit
     else:  # the set evaluator streams from psycopg's own cursor: its errors arrive unwrapped
         def refuse(*args, **kwargs):
             raise psycopg.errors.StatementTooComplex(f"stack depth limit exceeded\nHINT: '{PHONE}'")
@@ -117,6 +118,7 @@ def test_a_statement_the_database_refuses_as_too_large_is_recorded_without_its_s
     finally:
         if engine.dialect.name == "sqlite":
             event.remove(engine, "connect", _limits)
+            engine.dispose()
     # then
     with session_scope() as s:
         error = s.get(Segment, sid).refresh_error
