@@ -1,4 +1,5 @@
-"""概览: customers gained, lost and net per day, members by channel and segment sizes, per store, staff and period."""
+"""概览: customers gained, lost and net per day, members by channel, segment sizes, campaign funnels, group-buy
+revenue and refunds and bookings by state, per store, staff and period."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from config.database import request_session
 from config.settings import get_settings
+from console import overview_sections as sections
 from console.web import PREFIX, console_router, render, viewer
 from membership import service as members
 from membership import stats
@@ -57,8 +59,17 @@ def overview(request: Request, days: int = Query(30), store: str = "", staff: st
         "segments": {"kind": "bar", "labels": [s["name"] for s in segment_rows],
                      "values": [s["size"] for s in segment_rows]},
     }
+    # The commerce sections: a store manager's store always (none: nothing), the chosen one or all for the others.
+    shown_store = store_id if all_stores else (who.store_id or -1)
+    funnels = (sections.campaign_funnels(session, since=since, until=until, store_code=store, staff_userid=staff)
+               if who.allows(Role.marketer) else [])
+    buys = sections.group_buy(session, since=since, until=until, store_id=shown_store)
+    states = sections.bookings_by_state(session, since=since, until=until, store_id=shown_store)
+    charts.update(sections.charts(funnels, buys, states))
     totals = {"added": sum(f.added for f in flow), "lost": sum(f.lost for f in flow)}
     return render(request, "overview.html", flow=flow, channels=channels, channel_labels=CHANNEL_LABELS,
                   segments=segment_rows, charts=charts, totals=totals, periods=PERIODS, days=days,
+                  funnels=funnels, funnel_labels=[sections.LABELS[k] for k in sections.FUNNEL], buys=buys,
+                  states=states, state_labels=sections.STATUS_LABELS,
                   stores=store_rows, store=store if all_stores else "", all_stores=all_stores, staff_rows=staff_rows,
                   staff=staff)

@@ -32,7 +32,8 @@ class DayFlow:
         return self.added - self.lost
 
 
-def _local_day(session: Session, column, tz: ZoneInfo):
+def local_day(session: Session, column, tz: ZoneInfo):
+    """`column` (a UTC time) as its business day in `tz`, as YYYY-MM-DD text, for grouping by day."""
     if session.get_bind().dialect.name == "postgresql":
         return func.to_char(func.timezone(tz.key, column), "YYYY-MM-DD")
     # SQLite keeps UTC text: shift by the zone's offset now (exact for zones without daylight saving, like China's).
@@ -45,7 +46,7 @@ def contact_flow(session: Session, *, since: date, until: date, tz: ZoneInfo, st
     """contact.added / contact.lost per business day from `since` to `until` (inclusive), zero days included."""
     start = datetime.combine(since, datetime.min.time(), tz)
     end = datetime.combine(until + timedelta(days=1), datetime.min.time(), tz)
-    day = _local_day(session, TimelineEvent.at, tz).label("day")
+    day = local_day(session, TimelineEvent.at, tz).label("day")
     q = (select(day, TimelineEvent.type, func.count()).join(Member, Member.id == TimelineEvent.member_id)
          .where(TimelineEvent.type.in_((ADDED, LOST)), TimelineEvent.at >= start, TimelineEvent.at < end)
          .group_by(day, TimelineEvent.type))

@@ -14,6 +14,17 @@
         ],
       });
     }
+    if (spec.kind === "money") {  // group-buy per day: paid and refunded, in yuan
+      return Object.assign(base, {
+        legend: {data: ["支付", "退款"]}, grid: {left: 56, right: 16, top: 32, bottom: 28},
+        tooltip: {trigger: "axis", valueFormatter: (v) => "¥" + Number(v).toFixed(2)},
+        xAxis: {type: "category", data: spec.days}, yAxis: {type: "value", axisLabel: {formatter: "¥{value}"}},
+        series: [
+          {name: "支付", type: "bar", data: spec.paid, itemStyle: {color: "#2f9e44"}},
+          {name: "退款", type: "bar", data: spec.refunded, itemStyle: {color: "#e03131"}},
+        ],
+      });
+    }
     if (spec.kind === "funnel") {
       // A funnel of centred horizontal bars (the vendored common build has no funnel series): an invisible
       // bar of half the missing width on each step centres the visible one, the widest step on top.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -88,4 +88,74 @@ def seed_demo(sandbox) -> dict:
             service.end_relation(s, staff=staff["wangwu" if i >= 8 else "zhangsan"], member_id=ids[i],
                                  status=service.RelationStatus.lost, at=now - timedelta(days=1))
         _, manager2 = tokens.create_token(s, name="徐汇店长", role=Role.store_manager, store="S002")
+    seed_commerce(ids, staff)
     return {"ids": ids, "names": names, "manager2": manager2}
+
+
+def seed_commerce(ids: list[int], staff: dict) -> None:
+    """What the overview's commerce sections read: a campaign's ledger, two weeks of group-buy with a failed group
+    refunded, and tomorrow's bookings in several states (the rows as the services would have left them)."""
+    from campaigns.bookings import catalog
+    from campaigns.bookings import service as bookings
+    from campaigns.groupbuy.models import Group, Offer, Order, Refund
+    from campaigns.models import Campaign, CampaignRun, CampaignStep
+    from config.settings import get_settings
+
+    now = utcnow()
+    with session_scope() as s:
+        campaign = Campaign(name="春季验光回访", spec={"action": {"type": "wecom_mass_message"}},
+                            schedule_kind="manual", action_type="wecom_mass_message", status="completed",
+                            launched_at=now - timedelta(days=2))
+        s.add(campaign)
+        s.flush()
+        run = CampaignRun(campaign_id=campaign.id, key="manual", due_at=now, status="sent")
+        s.add(run)
+        s.flush()
+        for i, member_id in enumerate(ids):
+            owner = staff["wangwu" if i >= 8 else ("zhangsan" if i % 2 else "lisi")]
+            sent = i % 6 != 5
+            s.add(CampaignStep(key=f"run:{run.id}:member:{member_id}:send", run_id=run.id, campaign_id=campaign.id,
+                               member_id=member_id, step="send", staff_id=owner.id, store_id=owner.store_id,
+                               status="confirmed" if sent else "skipped", reason=None if sent else "frequency_cap",
+                               result=("delivered" if i % 4 else "not_confirmed") if sent else None,
+                               submitted_at=now if sent else None, confirmed_at=now if sent else None))
+        offer = Offer(name="双人验光团", price_fen=3990, original_price_fen=9900, group_size=2, time_limit_minutes=1440,
+                      stock=200, stock_taken=0, starts_at=now - timedelta(days=20), ends_at=now + timedelta(days=20),
+                      stores=["S001", "S002"])
+        s.add(offer)
+        s.flush()
+        for n, (a, b, days_ago, fails) in enumerate(((0, 1, 12, False), (2, 3, 9, False), (4, 5, 6, True),
+                                                      (8, 9, 4, False), (6, 7, 2, False), (10, 11, 1, False))):
+            closed = now - timedelta(days=days_ago)
+            group = Group(offer_id=offer.id, leader_member_id=ids[a], size=2, seats=0 if fails else 2,
+                          paid=0 if fails else 2, status="failed" if fails else "succeeded", expires_at=closed,
+                          closed_at=closed, created_at=closed - timedelta(hours=3))
+            s.add(group)
+            s.flush()
+            for k, member in enumerate((a,) if fails else (a, b)):
+                order = Order(out_trade_no=f"GBDEMO{n:02d}{k}", offer_id=offer.id, group_id=group.id,
+                              member_id=ids[member], openid=f"oDEMO{member}", amount_fen=3990,
+                              status="refunded" if fails else "paid", hold_until=closed, transaction_id=f"T{n}{k}",
+                              created_at=closed - timedelta(hours=2), paid_at=closed - timedelta(hours=1),
+                              closed_at=closed if fails else None)
+                s.add(order)
+                s.flush()
+                if fails:
+                    s.add(Refund(order_id=order.id, out_refund_no=f"R{order.out_trade_no}",
+                                 out_trade_no=order.out_trade_no, amount_fen=3990, reason="拼团未成团",
+                                 status="succeeded", created_at=closed, settled_at=closed))
+        offer.stock_taken = 11
+        tz = get_settings().tz
+        day = (now.astimezone(tz) + timedelta(days=1)).date()
+        for code in ("S001", "S002"):
+            catalog.set_schedule(s, store=service.get_store_by_code(s, code), capacity=4, staff_capacity=1,
+                                 hours=[catalog.Hours(d, 9 * 60, 21 * 60) for d in range(1, 8)])
+        catalog.create_service(s, code="eye", name="验光", duration_minutes=60, price_fen=0, stores=["S001", "S002"])
+        moves = ([], ["checked_in"], ["checked_in", "in_service"], ["cancelled"], [], ["checked_in", "in_service",
+                                                                                    "ready"], [], ["cancelled"])
+        for i, member_id in enumerate(ids):
+            store = "S001" if i < 8 else "S002"
+            booking, _ = bookings.book(s, member_id=member_id, store=store, service="eye",
+                                       start=datetime(day.year, day.month, day.day, 10 + i % 6, tzinfo=tz))
+            for to in moves[i % len(moves)]:
+                bookings.move(s, booking_id=booking.id, to=to)

@@ -78,6 +78,12 @@ def test_an_admin_signs_in_finds_a_member_tags_them_and_reads_the_overview(brows
     assert page.url == base + "/console/"
     page.wait_for_selector("[data-chart=flow] svg")
     assert page.locator("#flow-table").count() == 1 and page.locator("#channel-table tbody tr").count() == 4
+    # and the commerce sections: the campaign's funnel, group-buy in ¥, bookings in their seven states
+    page.wait_for_selector("[data-chart^=funnel-] svg")
+    page.wait_for_selector("[data-chart=groupbuy] svg")
+    page.wait_for_selector("[data-chart=bookings] svg")
+    assert page.locator("#funnel-table tbody tr").count() == 1 and page.locator("#booking-table tbody tr").count() == 7
+    assert "¥438.90" in page.inner_text("#groupbuy-table")  # 11 orders paid of ¥39.90, one refunded
     screenshot(page, tmp_path, "overview")
     # when they search by name and open the member
     page.click("text=会员")
