@@ -33,8 +33,7 @@ def run_job(run_id: int) -> str:
         campaign = s.get(Campaign, run.campaign_id)
         if campaign.status == CampaignStatus.cancelled.value:
             return "cancelled"
-        plan(s, run_id=run.id, campaign_id=campaign.id, segment_id=campaign.segment_id,
-             step=campaign.action_type, now=clock.now())
+    plan(run_id, now=clock.now())  # batch by batch, each its own transaction; nothing once planned
     return fan_out(run_id)
 
 

@@ -104,6 +104,12 @@ class Goal(_Strict):
         return v
 
 
+class Holdout(_Strict):
+    """A share of the audience never sent to, chosen by a hash of (campaign, member) at planning."""
+
+    percent: float = Field(gt=0, le=50)
+
+
 class CampaignIn(_Strict):
     """CONTRACT §5. Only `wecom_mass_message` is built so far: another action type answers 422 at action.type."""
 
@@ -113,6 +119,7 @@ class CampaignIn(_Strict):
     action: MassMessage
     policy: PolicySpec | None = None
     goal: Goal | None = None  # extension: the conversion counted in stats
+    holdout: Holdout | None = None  # extension: members held out, so stats show lift
 
     @model_validator(mode="after")
     def _audience(self) -> CampaignIn:
