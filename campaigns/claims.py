@@ -98,57 +98,54 @@ def _mark_steps(session: Session, send_id: int, to: StepStatus, *from_: StepStat
 
 
 def _apply_policy(session: Session, send_id: int, campaign: Campaign, pol: contact.Policy, now: datetime) -> list[str]:
-    st = CampaignStep
-    steps = list(session.execute(select(st.id, st.member_id, st.external_userid, st.key, st.quota_month)
-                                 .where(st.send_id == send_id, st.status == StepStatus.planned.value)
-                                 .order_by(st.member_id)))
-    if not steps:
-        return []
-    ids = [s.member_id for s in steps]
+    st, q = CampaignStep, MassQuota
+    mine = and_(st.send_id == send_id, st.status == StepStatus.planned.value)  # this claim holds the send's row
     month = contact.month_of(now, pol.tz)
-    used = lock_quota(session, ids, month)
+    quota = select(q.member_id, q.used).join(st, st.member_id == q.member_id).where(mine, q.month == month)
+    if pol.cap.max > 0:  # lock in member order: two campaigns claiming one member are serialised for the cap
+        quota = quota.order_by(q.member_id).with_for_update(of=q)
+    used = dict(session.execute(quota).all())
     contacts: dict[int, list[datetime]] = {}
     if pol.cap.max > 0:
-        for part in _parts(ids):
-            for member_id, at in session.execute(
-                    select(st.member_id, st.contacted_at).where(
-                        st.member_id.in_(part), st.status.in_(COUNTED),
-                        st.contacted_at > now - timedelta(days=pol.cap.per_days))):
-                contacts.setdefault(member_id, []).append(at)
-    go, skipped, decided = [], {}, {}
+        other = CampaignStep.__table__.alias("contact")
+        for member_id, at in session.execute(
+                select(other.c.member_id, other.c.contacted_at).join(st, st.member_id == other.c.member_id)
+                .where(mine, other.c.status.in_(COUNTED), other.c.contacted_at > now - timedelta(days=pol.cap.per_days))):
+            contacts.setdefault(member_id, []).append(at)
+    steps = session.execute(select(st.id, st.member_id, st.key, st.quota_month).where(mine)).all()
+    skipped, decided, moving = {}, {}, []
     for s in steps:
         # The planning's reservation of this month is the member's own: the evaluator sees the others.
         facts = (tuple(contacts.get(s.member_id, ())), used.get(s.member_id, 0) - (s.quota_month == month))
         if facts not in decided:  # most members share their facts: one evaluation each
             decided[facts] = contact.evaluate(pol, now=now, contacts=list(facts[0]), quota_used=facts[1])
         decision = decided[facts]
-        if decision.action == "send":
-            go.append(s)
-        else:
+        if decision.action != "send":
             skipped[s.id] = (s, decision.reason)
+        elif s.quota_month != month:
+            moving.append(s)
     # A step without this month's reservation (a refused call gave it back, or the send waited into another
     # month) takes one now; the CHECK-guarded reservation has the last word.
-    moving = [s for s in go if s.quota_month != month]
     if moving:
         release(session, st.id.in_([s.id for s in moving]))
         reserved = reserve(session, [s.member_id for s in moving], month, pol.monthly_quota)
         for s in moving:
             if s.member_id not in reserved:
                 skipped[s.id] = (s, contact.MONTHLY_QUOTA)
-    sent = [s for s in go if s.id not in skipped]
-    for part in _parts([s.id for s in sent]):
-        session.execute(update(st).where(st.id.in_(part))
-                        .values(status=StepStatus.claimed.value, contacted_at=now, quota_month=month, updated_at=now))
     by_reason: dict[str, list[int]] = {}
     for s, reason in skipped.values():
         by_reason.setdefault(reason, []).append(s.id)
         timeline.record_event(session, s.member_id, "campaign.skipped",
                               {"campaign_id": campaign.id, "reason": reason}, at=now, dedupe_key=f"{s.key}:skipped")
     for reason, step_ids in by_reason.items():  # a skipped send gives its reservation back
-        release(session, st.id.in_(step_ids))
-        session.execute(update(st).where(st.id.in_(step_ids)).values(status=StepStatus.skipped.value, reason=reason,
+        for part in _parts(step_ids):
+            release(session, st.id.in_(part))
+            session.execute(update(st).where(st.id.in_(part)).values(status=StepStatus.skipped.value, reason=reason,
                                                                      updated_at=now))
-    return [s.external_userid for s in sent]
+    # The rest go: exactly the rows this statement moves are the call's recipients.
+    return sorted(session.scalars(update(st).where(mine).values(
+        status=StepStatus.claimed.value, contacted_at=now, quota_month=month, updated_at=now)
+        .returning(st.external_userid)))
 
 
 PART = 5_000  # ids per IN list (PostgreSQL's protocol takes 65,535 parameters, SQLite 32,766)

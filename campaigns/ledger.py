@@ -191,7 +191,7 @@ def _place(session: Session, offsets: dict[int, int], chunk: int) -> None:
         ["member_id", "store_id", "staff_id", "ext", "status", "reason", "chunk", "reserved"], rows))
 
 
-def _write(session: Session, run: CampaignRun, step: str, month: str, now: datetime) -> int:
+def _write(session: Session, run: CampaignRun, step: str, month: str, now: datetime) -> None:
     p, send = _placed, CampaignSend
     groups = select(p.c.staff_id, p.c.chunk).where(p.c.chunk.is_not(None)).distinct().subquery()
     session.execute(_insert(session, send.__table__).from_select(
@@ -208,8 +208,8 @@ def _write(session: Session, run: CampaignRun, step: str, month: str, now: datet
               .where(true()))
     cols = ["key", "run_id", "campaign_id", "member_id", "step", "status", "reason", "staff_id", "store_id",
             "external_userid", "send_id", "quota_month", "updated_at"]
-    return session.execute(_insert(session, CampaignStep.__table__).from_select(cols, joined)
-                           .on_conflict_do_nothing(index_elements=["key"])).rowcount or 0
+    session.execute(_insert(session, CampaignStep.__table__).from_select(cols, joined)
+                    .on_conflict_do_nothing(index_elements=["key"]))
 
 
 def plan_batch(session: Session, *, run_id: int, now: datetime, chunk: int, batch: int,
@@ -250,10 +250,15 @@ def plan_batch(session: Session, *, run_id: int, now: datetime, chunk: int, batc
         month = reservation_month(campaign, settings, now)
         _reserve_quota(session, month, settings.mass_message_monthly_quota, now)
         _place(session, cache["offsets"], chunk)
-        written = _write(session, run, campaign.action_type, month, now)
-        for staff_id, n in session.execute(select(_placed.c.staff_id, func.count())
-                                           .where(_placed.c.chunk.is_not(None)).group_by(_placed.c.staff_id)):
-            cache["offsets"][staff_id] = cache["offsets"].get(staff_id, 0) + n
+        if conn.dialect.name == "postgresql":
+            session.execute(text(f"ANALYZE {_placed.name}"))
+        written = 0
+        for staff_id, n, sendable in session.execute(select(_placed.c.staff_id, func.count(), _placed.c.chunk.is_not(None))
+                                                     .group_by(_placed.c.staff_id, _placed.c.chunk.is_not(None))):
+            written += n
+            if sendable:
+                cache["offsets"][staff_id] = cache["offsets"].get(staff_id, 0) + n
+        _write(session, run, campaign.action_type, month, now)  # a batch is one transaction: all its rows are new
     finally:
         if conn.dialect.name != "postgresql":
             for t in reversed(_TABLES):
