@@ -65,7 +65,7 @@ class _Bucket(FunctionElement):
 @compiles(_Bucket, "postgresql")
 def _bucket_pg(element, compiler, **kw):
     c, m = (compiler.process(a, **kw) for a in element.clauses)
-    return f"(('x' || substr(md5(CAST({c} AS text) || ':' || CAST({m} AS text)), 1, 8))::bit(32)::bigint % {BUCKETS})"
+    return f"mod(('x' || substr(md5(CAST({c} AS text) || ':' || CAST({m} AS text)), 1, 8))::bit(32)::bigint, {BUCKETS})"
 
 
 @compiles(_Bucket)
