@@ -12,6 +12,7 @@ UPDATE under a CHECK.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -182,18 +183,20 @@ def reserve(session: Session, member_ids: list[int], month: str, quota: int) -> 
 
 def release(session: Session, condition) -> int:
     """Give back the quota reservations of the steps matching `condition` (each once); how many."""
-    st = CampaignStep
-    freed = session.execute(update(st).where(condition, st.quota_month.is_not(None)).values(quota_month=None)
-                            .returning(st.member_id, st.quota_month)).all()
-    by_month: dict[str, list[int]] = {}
-    for member_id, month in freed:
-        by_month.setdefault(month, []).append(member_id)
-    q = MassQuota
-    for month, ids in by_month.items():
-        for part in _parts(sorted(ids)):
-            session.execute(update(q).where(q.member_id.in_(part), q.month == month, q.used > 0)
-                            .values(used=q.used - 1))
-    return len(freed)
+    st, q = CampaignStep, MassQuota
+    freed = 0
+    for month in session.scalars(select(st.quota_month).where(condition, st.quota_month.is_not(None)).distinct()):
+        members = Counter(session.scalars(update(st).where(condition, st.quota_month == month)
+                                          .values(quota_month=None).returning(st.member_id)))
+        freed += sum(members.values())
+        by_count: dict[int, list[int]] = {}
+        for member_id, n in members.items():  # one member may hold several (two runs of a campaign)
+            by_count.setdefault(n, []).append(member_id)
+        for n, ids in by_count.items():
+            for part in _parts(sorted(ids)):
+                session.execute(update(q).where(q.member_id.in_(part), q.month == month, q.used >= n)
+                                .values(used=q.used - n))
+    return freed
 
 
 def exhaust(session: Session, member_ids: list[int], month: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from datetime import datetime
 
 from sqlalchemy import (
@@ -268,13 +269,15 @@ def plan_batch(session: Session, *, run_id: int, now: datetime, chunk: int, batc
     return written
 
 
-def plan(run_id: int, *, now: datetime, chunk: int | None = None, batch: int | None = None) -> int:
-    """Write the run's ledger and send rows, batch by batch, each batch its own transaction; the number of
-    ledger rows this call wrote (0: planned before)."""
+def plan(run_id: int, *, now: datetime, chunk: int | None = None, batch: int | None = None,
+         deadline: float | None = None) -> int:
+    """Write the run's ledger and send rows, batch by batch, each batch its own transaction, until planned (or
+    past `deadline`, a time.monotonic(): a later call goes on); the number of ledger rows this call wrote."""
     written, cache = 0, {}
-    while True:
+    while deadline is None or time.monotonic() < deadline:
         with session_scope() as s:
             n = plan_batch(s, run_id=run_id, now=now, chunk=chunk or CHUNK, batch=batch or BATCH, cache=cache)
         if n is None:
-            return written
+            break
         written += n
+    return written
