@@ -111,33 +111,28 @@ def _batch_bounds(session: Session, run: CampaignRun, segment_id: int | None, af
 
 
 def _stage_select(run: CampaignRun, campaign: Campaign, lo: int, hi: int, holdout_percent: float):
-    """Members in (lo, hi] of the audience with store, owner, WeCom contact and whether they are held out."""
+    """Members in (lo, hi] of the audience with store, owner, WeCom contact and whether they are held out.
+
+    Owner, home-store staff member and contact are index lookups per member (relations by member, staff by
+    store, identities by type and member): the same plan whatever the statistics say, where joins over
+    ranked relations turn into a rescan per member on tables the planner believes empty (a fresh import)."""
     m, r = Member, Relation
-    in_range = and_(m.id > lo, m.id <= hi, m.merged_into_id.is_(None))
-    ranked = (select(r.member_id, r.staff_id, func.row_number().over(
-        partition_by=r.member_id, order_by=(r.added_at.desc(), r.id.desc())).label("rn"))
-        .join(Staff, Staff.id == r.staff_id)
-        .where(r.status == RelationStatus.active.value, Staff.active, r.member_id > lo, r.member_id <= hi)
-        .subquery())
-    owner = select(ranked.c.member_id, ranked.c.staff_id).where(ranked.c.rn == 1).subquery()
-    home = (select(Staff.store_id, func.min(Staff.id).label("staff_id"))
-            .where(Staff.active, Staff.store_id.is_not(None)).group_by(Staff.store_id).subquery())
-    ids = (select(Identity.member_id, func.min(Identity.value).label("ext"))
-           .where(Identity.type == IdentityType.wecom_external.value, Identity.member_id > lo,
-                  Identity.member_id <= hi)
-           .group_by(Identity.member_id).subquery())
+    owner = (select(r.staff_id).join(Staff, Staff.id == r.staff_id)
+             .where(r.member_id == m.id, r.status == RelationStatus.active.value, Staff.active)
+             .order_by(r.added_at.desc(), r.id.desc()).limit(1).scalar_subquery())
+    home = (select(Staff.id).where(Staff.store_id == m.store_id, Staff.active)
+            .order_by(Staff.id).limit(1).scalar_subquery())
+    ext = (select(Identity.value).where(Identity.type == IdentityType.wecom_external.value, Identity.member_id == m.id)
+           .order_by(Identity.value).limit(1).scalar_subquery())
     held = (_Bucket(literal(campaign.id), m.id) < int(round(holdout_percent * BUCKETS / 100))
             if holdout_percent else literal(False))
-    q = (select(m.id, m.store_id, func.coalesce(owner.c.staff_id, home.c.staff_id), ids.c.ext, held, literal(False))
-         .select_from(m.__table__.outerjoin(owner, owner.c.member_id == m.id)
-                      .outerjoin(home, home.c.store_id == m.store_id).outerjoin(ids, ids.c.member_id == m.id))
-         .where(in_range))
+    q = (select(m.id, m.store_id, func.coalesce(owner, home), ext, held, literal(False))
+         .where(m.id > lo, m.id <= hi, m.merged_into_id.is_(None)))
     if run.member_id is not None:
         q = q.where(m.id == run.member_id)
-    if campaign.segment_id is not None:
+    if campaign.segment_id is not None:  # a join on the segment's key (an IN became a range scan per member)
         sm = SegmentMembership
-        q = q.where(m.id.in_(select(sm.member_id).where(sm.segment_id == campaign.segment_id, sm.member_id > lo,
-                                                        sm.member_id <= hi)))
+        q = q.select_from(m.__table__.join(sm, and_(sm.segment_id == campaign.segment_id, sm.member_id == m.id)))
     return q
 
 

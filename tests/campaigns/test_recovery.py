@@ -198,10 +198,15 @@ def test_pause_mid_fan_out_on_rq_workers_then_resume_sends_every_member_exactly_
     sandbox, _ = rq_world
 
     def pause_then_resume(cid, workers):
-        # when the campaign is paused, the calls under way finish and no chunk is claimed after them
+        # when the campaign is paused, the calls under way finish, the run jobs end finding nothing to claim
+        from rq.registry import StartedJobRegistry
+
+        from config.redis import get_redis
+
         with session_scope() as s:
             service.pause(s, campaign_id=cid)
-        assert _wait(lambda: _count(CampaignSend.status == "claimed") == 0, 60)
+        started = StartedJobRegistry("default", connection=get_redis())
+        assert _wait(lambda: started.count == 0 and _count(CampaignSend.status == "claimed") == 0, 60)
         held = _count(CampaignSend.status == "submitted")
         time.sleep(1.0)
         assert _count(CampaignSend.status == "submitted") == held < STAFF
