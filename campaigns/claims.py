@@ -109,9 +109,10 @@ def _apply_policy(session: Session, send_id: int, campaign: Campaign, pol: conta
     contacts: dict[int, list[datetime]] = {}
     if pol.cap.max > 0:
         other = CampaignStep.__table__.alias("contact")
+        since = now - timedelta(days=pol.cap.per_days)
         for member_id, at in session.execute(
                 select(other.c.member_id, other.c.contacted_at).join(st, st.member_id == other.c.member_id)
-                .where(mine, other.c.status.in_(COUNTED), other.c.contacted_at > now - timedelta(days=pol.cap.per_days))):
+                .where(mine, other.c.status.in_(COUNTED), other.c.contacted_at > since)):
             contacts.setdefault(member_id, []).append(at)
     steps = session.execute(select(st.id, st.member_id, st.key, st.quota_month).where(mine)).all()
     skipped, decided, moving = {}, {}, []

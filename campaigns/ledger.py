@@ -248,9 +248,9 @@ def plan_batch(session: Session, *, run_id: int, now: datetime, chunk: int, batc
         _place(session, cache["offsets"], chunk)
         if conn.dialect.name == "postgresql":
             session.execute(text(f"ANALYZE {_placed.name}"))
-        written = 0
-        for staff_id, n, sendable in session.execute(select(_placed.c.staff_id, func.count(), _placed.c.chunk.is_not(None))
-                                                     .group_by(_placed.c.staff_id, _placed.c.chunk.is_not(None))):
+        written, placed = 0, _placed.c.chunk.is_not(None)
+        for staff_id, n, sendable in session.execute(select(_placed.c.staff_id, func.count(), placed)
+                                                     .group_by(_placed.c.staff_id, placed)):
             written += n
             if sendable:
                 cache["offsets"][staff_id] = cache["offsets"].get(staff_id, 0) + n

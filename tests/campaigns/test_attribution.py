@@ -106,9 +106,11 @@ def test_stats_take_the_same_few_queries_whatever_the_audience(sandbox, manual_c
         # when the stats are read, counting the statements
         with session_scope() as s:
             campaign = s.get(Campaign, cid)
-            statements = []
+            statements: list[str] = []
             engine = s.get_bind()
-            listener = lambda *a, **k: statements.append(a[2])  # noqa: E731
+
+            def listener(*a, statements=statements, **k):
+                statements.append(a[2])
             event.listen(engine, "before_cursor_execute", listener)
             try:
                 got = stats.campaign_stats(s, campaign)

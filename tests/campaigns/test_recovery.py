@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from bot.clients import wecom_client
 from bot.errors import TransportError
 from campaigns import fanout, mass_message, service
-from campaigns.models import CampaignRun, CampaignSend, CampaignStep
+from campaigns.models import CampaignSend, CampaignStep
 from config.database import session_scope
 from config.queue import recording
 from config.settings import get_settings
