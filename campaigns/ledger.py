@@ -2,7 +2,7 @@
 
 Planning is set-based and goes through the audience in batches of members (member id order), one short
 transaction each: the batch's members with their owning staff member (the most recent active relation, else
-a staff member of the home store), WeCom contact and holdout bucket go into a temporary table; the sendable
+a staff member of the home store), WeCom contact and holdout bucket go into temporary tables; the sendable
 ones take their month's mass-message quota reservation (the month of the send's due time, in SIYU_TIMEZONE);
 each is placed in the n-th chunk of its staff member's sendable customers (counting on from the earlier
 batches); then one `INSERT … SELECT … ON CONFLICT DO NOTHING` writes the send rows (one per staff member and
@@ -94,7 +94,11 @@ _placed = Table("campaign_plan_placed", _tmp,
                 Column("staff_id", Integer), Column("ext", String(128)), Column("status", String(20)),
                 Column("reason", String(40)), Column("chunk", Integer), Column("reserved", Boolean),
                 prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
-_TABLES = (_stage, _offsets, _placed)
+_owners = Table("campaign_plan_owners", _tmp, Column("member_id", BigInteger, primary_key=True),
+                Column("staff_id", Integer), prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+_exts = Table("campaign_plan_exts", _tmp, Column("member_id", BigInteger, primary_key=True),
+              Column("ext", String(128)), prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+_TABLES = (_owners, _exts, _stage, _offsets, _placed)
 
 
 def _batch_bounds(session: Session, run: CampaignRun, segment_id: int | None, after: int, size: int) -> int | None:
@@ -110,29 +114,40 @@ def _batch_bounds(session: Session, run: CampaignRun, segment_id: int | None, af
     return session.scalar(select(func.max(ids.c.member_id)))
 
 
-def _stage_select(run: CampaignRun, campaign: Campaign, lo: int, hi: int, holdout_percent: float):
-    """Members in (lo, hi] of the audience with store, owner, WeCom contact and whether they are held out.
+def _fill_lookups(session: Session, lo: int, hi: int) -> None:
+    """Each member's owner and WeCom contact in (lo, hi] into keyed temporary tables: one pass over the range of
+    relations and of identities, whatever the planner believes of their size (a fresh import has no
+    statistics, and a join over ranked relations then turns into a rescan per member)."""
+    r = Relation
+    ranked = (select(r.member_id, r.staff_id, func.row_number().over(
+        partition_by=r.member_id, order_by=(r.added_at.desc(), r.id.desc())).label("rn"))
+        .join(Staff, Staff.id == r.staff_id)
+        .where(r.status == RelationStatus.active.value, Staff.active, r.member_id > lo, r.member_id <= hi)
+        .subquery())
+    session.execute(_owners.insert().from_select(["member_id", "staff_id"],
+                                                 select(ranked.c.member_id, ranked.c.staff_id).where(ranked.c.rn == 1)))
+    i = Identity
+    session.execute(_exts.insert().from_select(["member_id", "ext"], select(i.member_id, func.min(i.value)).where(
+        i.type == IdentityType.wecom_external.value, i.member_id > lo, i.member_id <= hi).group_by(i.member_id)))
 
-    Owner, home-store staff member and contact are index lookups per member (relations by member, staff by
-    store, identities by type and member): the same plan whatever the statistics say, where joins over
-    ranked relations turn into a rescan per member on tables the planner believes empty (a fresh import)."""
-    m, r = Member, Relation
-    owner = (select(r.staff_id).join(Staff, Staff.id == r.staff_id)
-             .where(r.member_id == m.id, r.status == RelationStatus.active.value, Staff.active)
-             .order_by(r.added_at.desc(), r.id.desc()).limit(1).scalar_subquery())
+
+def _stage_select(run: CampaignRun, campaign: Campaign, lo: int, hi: int, holdout_percent: float):
+    """Members in (lo, hi] of the audience with store, owner (else a staff member of the home store), WeCom
+    contact and whether they are held out."""
+    m = Member
     home = (select(Staff.id).where(Staff.store_id == m.store_id, Staff.active)
             .order_by(Staff.id).limit(1).scalar_subquery())
-    ext = (select(Identity.value).where(Identity.type == IdentityType.wecom_external.value, Identity.member_id == m.id)
-           .order_by(Identity.value).limit(1).scalar_subquery())
     held = (_Bucket(literal(campaign.id), m.id) < int(round(holdout_percent * BUCKETS / 100))
             if holdout_percent else literal(False))
-    q = (select(m.id, m.store_id, func.coalesce(owner, home), ext, held, literal(False))
-         .where(m.id > lo, m.id <= hi, m.merged_into_id.is_(None)))
-    if run.member_id is not None:
-        q = q.where(m.id == run.member_id)
+    base = m.__table__
     if campaign.segment_id is not None:  # a join on the segment's key (an IN became a range scan per member)
         sm = SegmentMembership
-        q = q.select_from(m.__table__.join(sm, and_(sm.segment_id == campaign.segment_id, sm.member_id == m.id)))
+        base = base.join(sm, and_(sm.segment_id == campaign.segment_id, sm.member_id == m.id))
+    base = base.outerjoin(_owners, _owners.c.member_id == m.id).outerjoin(_exts, _exts.c.member_id == m.id)
+    q = (select(m.id, m.store_id, func.coalesce(_owners.c.staff_id, home), _exts.c.ext, held, literal(False))
+         .select_from(base).where(m.id > lo, m.id <= hi, m.merged_into_id.is_(None)))
+    if run.member_id is not None:
+        q = q.where(m.id == run.member_id)
     return q
 
 
@@ -238,6 +253,12 @@ def plan_batch(session: Session, *, run_id: int, now: datetime, chunk: int, batc
         t.create(conn)
     try:
         holdout = float((campaign.spec.get("holdout") or {}).get("percent") or 0)
+        if run.member_id is not None:
+            _fill_lookups(session, run.member_id - 1, run.member_id)
+        else:
+            _fill_lookups(session, cursor, hi)
+        if conn.dialect.name == "postgresql":
+            session.execute(text(f"ANALYZE {_owners.name}, {_exts.name}"))
         session.execute(_stage.insert().from_select([c.name for c in _stage.c],
                                                     _stage_select(run, campaign, cursor, hi, holdout)))
         if conn.dialect.name == "postgresql":
