@@ -6,6 +6,7 @@ each chunk is claimed by one worker at a time, and an interrupted chunk is recon
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from sqlalchemy import exists, select, update
@@ -24,8 +25,11 @@ OPEN = (SendStatus.planned.value, SendStatus.claimed.value, SendStatus.unknown.v
 ONE_RUN = ("manual", "at")  # schedule kinds whose campaign completes with its run
 
 
+SLICE_SECONDS = 60.0  # a run job's turn on a worker (RQ ends a job after 180 s): then it queues its sequel
+
+
 def run_job(run_id: int) -> str:
-    """Write the run's ledger (once) and send every due chunk of it."""
+    """Write the run's ledger (once) and send every due chunk of it; a large run goes on in a sequel job."""
     with session_scope() as s:
         run = s.get(CampaignRun, run_id)
         if run is None or run.status != RunStatus.sending.value:
@@ -33,15 +37,27 @@ def run_job(run_id: int) -> str:
         campaign = s.get(Campaign, run.campaign_id)
         if campaign.status == CampaignStatus.cancelled.value:
             return "cancelled"
-        plan(s, run_id=run.id, campaign_id=campaign.id, segment_id=campaign.segment_id,
-             step=campaign.action_type, now=clock.now(), action=campaign.spec.get("action"))
-    return fan_out(run_id)
+    deadline = time.monotonic() + SLICE_SECONDS
+    plan(run_id, now=clock.now(), deadline=deadline)  # batch by batch, each its own transaction
+    with session_scope() as s:
+        planned = s.scalar(select(CampaignRun.planned_at).where(CampaignRun.id == run_id)) is not None
+    if not planned:
+        return _sequel(run_id, "planning")
+    return fan_out(run_id, deadline=deadline)
 
 
-def fan_out(run_id: int, limit: int | None = None) -> str:
-    """Claim and send the run's due chunks, one at a time, until none is due (or `limit` were handled)."""
+def _sequel(run_id: int, what: str) -> str:
+    enqueue_run(run_id, tag=f"more{time.time_ns()}")  # claims make a second job on the run harmless
+    return f"{what} goes on in another job"
+
+
+def fan_out(run_id: int, limit: int | None = None, deadline: float | None = None) -> str:
+    """Claim and send the run's due chunks, one at a time, until none is due (or `limit` were handled; past
+    `deadline`, a sequel job goes on)."""
     handled = 0
     while limit is None or handled < limit:
+        if deadline is not None and time.monotonic() > deadline:
+            return _sequel(run_id, f"{handled} chunks sent; the fan-out")
         with session_scope() as s:
             work = claim_next(s, run_id=run_id, now=clock.now())
         if work is None:

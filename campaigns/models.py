@@ -107,6 +107,7 @@ class CampaignRun(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     member_id: Mapped[int | None] = mapped_column(BigId)  # a trigger run's one member
     planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the ledger is written
+    planned_through: Mapped[int | None] = mapped_column(BigId)  # planning's cursor: members up to here are in
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

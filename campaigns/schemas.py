@@ -269,6 +269,12 @@ class Goal(_Strict):
         return v
 
 
+class Holdout(_Strict):
+    """A share of the audience never sent to, chosen by a hash of (campaign, member) at planning."""
+
+    percent: float = Field(gt=0, le=50)
+
+
 class CampaignIn(_Strict):
     """CONTRACT §5 (an action type not built answers 422 at action)."""
 
@@ -278,6 +284,7 @@ class CampaignIn(_Strict):
     action: Action
     policy: PolicySpec | None = None
     goal: Goal | None = None  # extension: the conversion counted in stats
+    holdout: Holdout | None = None  # extension: members held out, so stats show lift
 
     @model_validator(mode="after")
     def _audience(self) -> CampaignIn:

@@ -110,6 +110,12 @@ def cancel(session: Session, *, campaign_id: int) -> Campaign:
         _refuse(session, campaign_id, "be cancelled")
     now = clock.now()
     runs = select(CampaignRun.id).where(CampaignRun.campaign_id == campaign_id)
+    # First the runs still being planned: this waits for a planner's batch under way (the run's row is its
+    # lock), so the steps below include that batch and the planner stops before the next.
+    session.execute(update(CampaignRun).where(CampaignRun.campaign_id == campaign_id,
+                                              CampaignRun.planned_at.is_(None),
+                                              CampaignRun.status == RunStatus.sending.value)
+                    .values(status=RunStatus.cancelled.value, finished_at=now))
     planned = (CampaignStep.campaign_id == campaign_id) & (CampaignStep.status == StepStatus.planned.value)
     release(session, planned)
     session.execute(update(CampaignStep).where(planned).values(status=StepStatus.skipped.value, reason="cancelled",
@@ -117,10 +123,6 @@ def cancel(session: Session, *, campaign_id: int) -> Campaign:
     session.execute(update(CampaignSend).where(CampaignSend.run_id.in_(runs),
                                                CampaignSend.status == SendStatus.planned.value)
                     .values(status=SendStatus.cancelled.value, done_at=now))
-    session.execute(update(CampaignRun).where(CampaignRun.campaign_id == campaign_id,
-                                              CampaignRun.planned_at.is_(None),
-                                              CampaignRun.status == RunStatus.sending.value)
-                    .values(status=RunStatus.cancelled.value, finished_at=now))
     return get_campaign(session, campaign_id)
 
 

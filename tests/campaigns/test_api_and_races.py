@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from campaigns import fanout
+from campaigns import fanout, ledger
 from campaigns.models import CampaignStep, MassQuota
 from config.database import session_scope
 from config.queue import recording
@@ -90,8 +90,9 @@ def _together(fn, n: int) -> None:
 
 
 @ON_POSTGRESQL
-def test_four_workers_on_one_run_send_each_chunk_once(sandbox, manual_clock):
-    # given a launched campaign over 1,200 members and 12 staff
+def test_four_workers_on_one_run_send_each_chunk_once(sandbox, manual_clock, monkeypatch):
+    # given a launched campaign over 1,200 members and 12 staff, planned in batches of 100 members
+    monkeypatch.setattr(ledger, "BATCH", 100)
     world = build_world(sandbox, members=1200, stores=3, staff=12)
     _, runs = launch_twice(world.segment_id)
     # when four workers plan and fan out the same run at once

@@ -17,7 +17,7 @@ from campaigns import clock, fanout
 from campaigns.claims import claim_next
 from campaigns.ledger import plan
 from campaigns.ticks import tick
-from campaigns.models import CampaignRun, CampaignStep, MassQuota
+from campaigns.models import CampaignStep, MassQuota
 from config.database import session_scope
 from config.queue import recording
 from config.settings import get_settings
@@ -151,9 +151,8 @@ def test_an_interrupted_template_send_is_unknown_and_never_repeated_and_a_rate_l
         client.post(f"/api/v1/campaigns/{cid}/launch", headers=ADMIN)
     run_id = next(j.args[0] for j in jobs if j.func is fanout.run_job)
     # when a worker plans the run, claims one member's send and dies before making or recording the call
+    plan(run_id, now=clock.now())
     with session_scope() as s:
-        plan(s, run_id=run_id, campaign_id=cid, segment_id=world.segment_id, step="oa_template",
-             now=clock.now(), action=OA_ACTION)
         lost = claim_next(s, run_id=run_id, now=clock.now())
     assert lost.kind == "call"
     # and the run goes on after the lost claim's lease expired (one member is refused for the rate limit)
@@ -345,9 +344,7 @@ def test_two_subscribe_campaigns_at_once_spend_each_grant_once(sandbox, manual_c
             client.post(f"/api/v1/campaigns/{cid}/launch", headers=ADMIN)
     runs = [j.args[0] for j in jobs if j.func is fanout.run_job]
     for run_id in runs:
-        with session_scope() as s:
-            plan(s, run_id=run_id, campaign_id=s.get(CampaignRun, run_id).campaign_id, segment_id=world.segment_id,
-                 step="mp_subscribe", now=clock.now(), action=MP_ACTION)
+        plan(run_id, now=clock.now())
     # when both fan out at the same moment, two workers each
     order = iter(runs + runs)
     lock = threading.Lock()
