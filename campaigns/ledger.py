@@ -22,8 +22,8 @@ import time
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Integer, MetaData, String, Table, and_, case, cast, exists, func, literal, select,
-    text, true, update,
+    BigInteger, Boolean, Column, Integer, MetaData, String, Table, and_, case, cast, exists, func, literal,
+    literal_column, select, text, true, update,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
@@ -121,9 +121,9 @@ def _batch_bounds(session: Session, run: CampaignRun, segment_id: int | None, af
 
 
 def _fill_lookups(session: Session, lo: int, hi: int, addr: Addressing) -> None:
-    """Each member's owner and the identity the action sends to in (lo, hi] into keyed temporary tables: one pass over the range of
-    relations and of identities, whatever the planner believes of their size (a fresh import has no
-    statistics, and a join over ranked relations then turns into a rescan per member)."""
+    """Each member's owner and the identity the action sends to in (lo, hi] into keyed temporary tables: one
+    pass over the range of relations and of identities, whatever the planner believes of their size (a fresh
+    import has no statistics, and a join over ranked relations then turns into a rescan per member)."""
     r = Relation
     ranked = (select(r.member_id, r.staff_id, func.row_number().over(
         partition_by=r.member_id, order_by=(r.added_at.desc(), r.id.desc())).label("rn"))
@@ -205,11 +205,16 @@ def _reserve_quota(session: Session, month: str, quota: int, now: datetime) -> N
 UNOWNED = 0  # the offsets' key of members sent to without an owning staff member (OA, MP messages)
 
 
+def _owner(staff_id):
+    """The staff member, or UNOWNED; a constant in the SQL (PostgreSQL must see GROUP BY's expression as the same)."""
+    return func.coalesce(staff_id, literal_column(str(UNOWNED)))
+
+
 def _offsets_now(session: Session, run_id: int) -> dict[int, int]:
     st = CampaignStep
-    return dict(session.execute(select(func.coalesce(st.staff_id, UNOWNED), func.count())
+    return dict(session.execute(select(_owner(st.staff_id), func.count())
                                 .where(st.run_id == run_id, st.send_id.is_not(None))
-                                .group_by(func.coalesce(st.staff_id, UNOWNED))).all())
+                                .group_by(_owner(st.staff_id))).all())
 
 
 def _place(session: Session, offsets: dict[int, int], chunk: int, addr: Addressing) -> None:
@@ -226,7 +231,7 @@ def _place(session: Session, offsets: dict[int, int], chunk: int, addr: Addressi
     status = case((sendable, StepStatus.planned.value), else_=StepStatus.skipped.value)
     reason = case(*reasons, (sg.c.barred.is_not(None), sg.c.barred), (sg.c.over_quota, contact.MONTHLY_QUOTA),
                   else_=None)
-    owner = func.coalesce(sg.c.staff_id, UNOWNED)
+    owner = _owner(sg.c.staff_id)
     # The n-th chunk of each staff member's sendable customers, in member order: one add_msg_template each.
     position = (func.coalesce(off.c.n, 0)
                 + func.row_number().over(partition_by=(owner, sendable), order_by=sg.c.member_id) - 1)
@@ -252,8 +257,7 @@ def _write(session: Session, run: CampaignRun, step: str, month: str, now: datet
                      case((p.c.reserved, literal(month)), else_=None), literal(now, CampaignStep.updated_at.type))
               .select_from(p.outerjoin(send, and_(send.run_id == run.id, send.chunk == p.c.chunk,
                                                   # members without an owner share the unowned sends
-                                                  func.coalesce(send.staff_id, UNOWNED)
-                                                  == func.coalesce(p.c.staff_id, UNOWNED))))
+                                                  _owner(send.staff_id) == _owner(p.c.staff_id))))
               .where(true()))
     cols = ["key", "run_id", "campaign_id", "member_id", "step", "status", "reason", "staff_id", "store_id",
             "external_userid", "send_id", "quota_month", "updated_at"]
@@ -312,7 +316,7 @@ def plan_batch(session: Session, *, run_id: int, now: datetime, chunk: int, batc
         if conn.dialect.name == "postgresql":
             session.execute(text(f"ANALYZE {_placed.name}"))
         written, placed = 0, _placed.c.chunk.is_not(None)
-        owner = func.coalesce(_placed.c.staff_id, UNOWNED)
+        owner = _owner(_placed.c.staff_id)
         for staff_id, n, sendable in session.execute(select(owner, func.count(), placed).group_by(owner, placed)):
             written += n
             if sendable:

@@ -89,8 +89,9 @@ def test_a_marketer_creates_and_launches_a_mass_message_from_the_form_and_sees_i
     drawn = page.eval_on_selector_all("[data-chart=funnel] svg text", "els => els.map((e) => e.textContent)")
     assert {"目标", "已提交", "已确认", "已送达", "已转化"} <= set(drawn), drawn  # each step drawn with its label
     total = page.locator("#results-total tbody td").all_inner_texts()
-    with session_scope() as s:
-        steps = list(s.scalars(select(CampaignStep)))
+    campaign_id = int(page.url.rsplit("/", 1)[1])
+    with session_scope() as s:  # (the demo data has a campaign of its own)
+        steps = list(s.scalars(select(CampaignStep).where(CampaignStep.campaign_id == campaign_id)))
     delivered = sum(1 for st in steps if st.result == "delivered")
     assert total[:6] == ["全部", "8", "8", "8", str(delivered), "3"] and delivered >= 6
     assert page.locator("#results-per_staff tbody tr").count() == 2
@@ -105,19 +106,20 @@ def test_a_marketer_creates_and_launches_a_mass_message_from_the_form_and_sees_i
 
 
 def test_a_store_manager_moves_a_booking_along_in_the_calendar(browser, served, tmp_path):
-    tomorrow = (utcnow().astimezone(get_settings().tz) + timedelta(days=1)).date()
+    # the day after the demo data's bookings (which are tomorrow), with a service of its own
+    later = (utcnow().astimezone(get_settings().tz) + timedelta(days=2)).date()
     with session_scope() as s:
         store = service.get_store_by_code(s, "S002")
         catalog.set_schedule(s, store=store, hours=[catalog.Hours(d, 9 * 60, 21 * 60) for d in range(1, 8)],
                              capacity=2)
-        catalog.create_service(s, code="eye", name="验光", duration_minutes=60, price_fen=0, stores=["S002"])
+        catalog.create_service(s, code="watch", name="修表", duration_minutes=60, price_fen=0, stores=["S002"])
     ids = []
     with session_scope() as s:
         for n, hour in ((8, 10), (9, 10), (10, 15)):
-            start = datetime(tomorrow.year, tomorrow.month, tomorrow.day, hour, tzinfo=get_settings().tz)
-            ids.append(bookings.book(s, member_id=served["ids"][n], store="S002", service="eye", start=start)[0].id)
+            start = datetime(later.year, later.month, later.day, hour, tzinfo=get_settings().tz)
+            ids.append(bookings.book(s, member_id=served["ids"][n], store="S002", service="watch", start=start)[0].id)
     page, outside = _page(browser, DESKTOP)
-    _sign_in(page, served["url"], served["manager2"], path=f"/console/bookings?date={tomorrow}")
+    _sign_in(page, served["url"], served["manager2"], path=f"/console/bookings?date={later}")
     assert page.locator("#bookings tbody tr[id^=booking-]").count() == 3
     assert "2 / 2" in page.inner_text("#capacity")
     # when the manager checks the first customer in, starts the service and completes it
@@ -127,8 +129,8 @@ def test_a_store_manager_moves_a_booking_along_in_the_calendar(browser, served, 
         test_browser.expect(page.locator(f"{row} .state")).to_have_text(shown)
     assert page.locator(f"{row} button").count() == 0  # completed: no move is left
     # and the week view shows the day's bookings with their states; a card there moves too
-    page.goto(served["url"] + f"/console/bookings?date={tomorrow}&view=week")
-    day = page.locator(f".day[data-date='{tomorrow}']")
+    page.goto(served["url"] + f"/console/bookings?date={later}&view=week")
+    day = page.locator(f".day[data-date='{later}']")
     assert day.locator(".booking").count() == 3
     page.once("dialog", lambda d: d.accept())
     day.locator(f"#booking-{ids[2]} button[data-to=cancelled]").click()

@@ -7,25 +7,16 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from bot.clients import reset_clients
-from config.settings import get_settings
 
 
 @pytest.fixture
-def wb(shop, sandbox_server, monkeypatch):
-    from bot.sandbox.state import reset_state
+def wb(shop, sandbox):
     from siyu.app import create_app
 
-    monkeypatch.setenv("SIYU_PUBLIC_URL", sandbox_server)
-    monkeypatch.setenv("SIYU_WECHAT_BACKOFF_BASE", "0.001")
-    get_settings.cache_clear()
-    reset_clients()
-    corp = reset_state()
-    corp.add_staff("zhangsan", "张三")
-    corp.add_staff("outsider", "外人")
+    sandbox.add_staff("zhangsan", "张三")
+    sandbox.add_staff("outsider", "外人")
     with TestClient(create_app()) as client:
-        yield client, corp
-    reset_clients()
+        yield client, sandbox
 
 
 def _authorize(client, userid):
