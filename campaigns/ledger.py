@@ -243,22 +243,32 @@ def _place(session: Session, offsets: dict[int, int], chunk: int, addr: Addressi
         ["member_id", "store_id", "staff_id", "ext", "status", "reason", "chunk", "reserved"], rows))
 
 
-def _write(session: Session, run: CampaignRun, step: str, month: str, now: datetime) -> None:
+def _write(session: Session, run: CampaignRun, step: str, month: str, now: datetime, addr: Addressing) -> None:
     p, send = _placed, CampaignSend
     groups = select(p.c.staff_id, p.c.chunk).where(p.c.chunk.is_not(None)).distinct().subquery()
-    session.execute(_insert(session, send.__table__).from_select(
-        ["run_id", "staff_id", "chunk", "status", "due_at", "attempt"],
-        select(literal(run.id), groups.c.staff_id, groups.c.chunk, literal(SendStatus.planned.value),
-               literal(now, CampaignSend.due_at.type), literal(0)).where(true()))
-        .on_conflict_do_nothing(index_elements=["run_id", "staff_id", "chunk"]))
+    send_cols = ["run_id", "staff_id", "chunk", "status", "due_at", "attempt"]
+    sends = select(literal(run.id), groups.c.staff_id, groups.c.chunk, literal(SendStatus.planned.value),
+                   literal(now, CampaignSend.due_at.type), literal(0))
+    table = send.__table__
+    session.execute(_insert(session, table).from_select(send_cols, sends.where(groups.c.staff_id.is_not(None)))
+                    .on_conflict_do_nothing(index_elements=["run_id", "staff_id", "chunk"]))
+    # Each row points at its send through the send's unique key (an index probe, no pass over the run's sends).
+    owned = aliased(CampaignSend)
+    source = p.outerjoin(owned, and_(owned.run_id == run.id, owned.staff_id == p.c.staff_id, owned.chunk == p.c.chunk))
+    send_id = owned.id
+    if not addr.staff_required:  # members without an owner: the unowned sends, under their partial unique index
+        session.execute(_insert(session, table).from_select(send_cols, sends.where(groups.c.staff_id.is_(None)))
+                        .on_conflict_do_nothing(index_elements=["run_id", "chunk"],
+                                                index_where=CampaignSend.staff_id.is_(None)))
+        unowned = aliased(CampaignSend)
+        source = source.outerjoin(unowned, and_(p.c.staff_id.is_(None), unowned.run_id == run.id,
+                                                unowned.staff_id.is_(None), unowned.chunk == p.c.chunk))
+        send_id = func.coalesce(owned.id, unowned.id)
     key = literal(f"run:{run.id}:member:") + cast(p.c.member_id, String) + literal(f":{step}")
     joined = (select(key, literal(run.id), literal(run.campaign_id), p.c.member_id, literal(step), p.c.status,
-                     p.c.reason, p.c.staff_id, p.c.store_id, p.c.ext, send.id,
+                     p.c.reason, p.c.staff_id, p.c.store_id, p.c.ext, send_id,
                      case((p.c.reserved, literal(month)), else_=None), literal(now, CampaignStep.updated_at.type))
-              .select_from(p.outerjoin(send, and_(send.run_id == run.id, send.chunk == p.c.chunk,
-                                                  # members without an owner share the unowned sends
-                                                  _owner(send.staff_id) == _owner(p.c.staff_id))))
-              .where(true()))
+              .select_from(source).where(true()))
     cols = ["key", "run_id", "campaign_id", "member_id", "step", "status", "reason", "staff_id", "store_id",
             "external_userid", "send_id", "quota_month", "updated_at"]
     session.execute(_insert(session, CampaignStep.__table__).from_select(cols, joined)
@@ -321,7 +331,7 @@ def plan_batch(session: Session, *, run_id: int, now: datetime, chunk: int, batc
             written += n
             if sendable:
                 cache["offsets"][staff_id] = cache["offsets"].get(staff_id, 0) + n
-        _write(session, run, campaign.action_type, month, now)  # a batch is one transaction: all its rows are new
+        _write(session, run, campaign.action_type, month, now, addr)  # a batch is one transaction: its rows are new
     finally:
         if conn.dialect.name != "postgresql":
             for t in reversed(_TABLES):

@@ -394,3 +394,37 @@ def test_an_invite_by_staff_task_goes_through_the_staff_task_action_once_it_is_r
         assert {k: sent[k] for k in ("type", "title", "due_in_hours")} == {
             "type": "wecom_staff_task", "title": "邀请拼团", "due_in_hours": 24}
         assert parse_qs(urlsplit(sent["page"]).query) == {"id": [str(offer_id)], "ref": [userid]}
+
+
+def test_members_with_and_without_an_owner_planned_over_many_batches_each_get_one_send_of_their_own(
+        sandbox, manual_clock):
+    from membership.models import Member, Relation
+
+    # given 30 OA followers, 10 of them with no staff member at all (no relation, no home store)
+    world = build_world(sandbox, members=30, stores=3, staff=6)
+    sandbox.add_oa_template(OA_TPL, "thing1", "time2")
+    follow_oa(sandbox, world.members)
+    ownerless = world.members[::3]
+    with session_scope() as s:
+        s.execute(Relation.__table__.delete().where(Relation.member_id.in_(ownerless)))
+        s.execute(Member.__table__.update().where(Member.id.in_(ownerless)).values(store_id=None))
+    with recording() as jobs, TestClient(create_app()) as client:
+        cid = create(client, OA_ACTION, world.segment_id).json()["id"]
+        client.post(f"/api/v1/campaigns/{cid}/launch", headers=ADMIN)
+    run_id = next(j.args[0] for j in jobs if j.func is fanout.run_job)
+    # when the run is planned four members a batch (chunk numbers must go on across batches, per owner)
+    assert plan(run_id, now=clock.now(), batch=4) == 30
+    # then every member has a planned step pointing at a send of its own owner (none for the ownerless)
+    from campaigns.models import CampaignSend
+
+    with session_scope() as s:
+        rows = s.execute(select(CampaignStep.member_id, CampaignStep.staff_id, CampaignStep.status,
+                                CampaignSend.id, CampaignSend.staff_id)
+                         .join(CampaignSend, CampaignSend.id == CampaignStep.send_id, isouter=True)
+                         .where(CampaignStep.run_id == run_id)).all()
+        sends = s.scalar(select(func.count()).select_from(CampaignSend).where(CampaignSend.run_id == run_id))
+    assert len(rows) == 30 and {r.status for r in rows} == {"planned"}
+    assert all(r[3] is not None and r[4] == r[1] for r in rows)
+    assert {r.member_id for r in rows if r[1] is None} == set(ownerless)
+    # and one member per send (Tencent takes one openid per call), no send shared or left empty
+    assert sends == 30 and len({r[3] for r in rows}) == 30
