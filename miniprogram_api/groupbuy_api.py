@@ -4,15 +4,33 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from psycopg.errors import DeadlockDetected
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from config.api_errors import ERROR_RESPONSES
 from config.database import request_session
-from config.errors import Upstream
+from config.errors import Conflict, Upstream
 from config.inputs import MAX_DB_ID
 from campaigns.groupbuy import offers, seats
 from campaigns.groupbuy.schemas import ConsumerOfferOut, OrderOut, OrderPay, RefIn, SeatOut
 from miniprogram_api.auth import current_member
+
+SEAT_TRIES = 3
+
+
+def _taking(session: Session, take):
+    """Take a seat in a savepoint, again if PostgreSQL broke a deadlock between racing consumers by rolling this
+    one back (nothing of it stayed); 409 "busy" if it keeps happening, never a 500."""
+    for _ in range(SEAT_TRIES):
+        try:
+            with session.begin_nested():
+                return take()
+        except OperationalError as exc:
+            if not isinstance(exc.orig, DeadlockDetected):
+                raise
+    raise Conflict("the group is busy: try again")
+
 
 router = APIRouter(prefix="/mp/v1/groupbuy", tags=["mini-program"], responses=ERROR_RESPONSES)
 Id = Annotated[int, Path(ge=1, le=MAX_DB_ID)]
@@ -30,8 +48,9 @@ def open_group(offer_id: Id, body: RefIn | None = None, session: Session = reque
                member_id: int = Depends(current_member)):
     """Open a group with the caller's seat in it, in `store` (default: the member's own store), which must be one of
     the offer's stores (422 otherwise); 409 when the offer is sold out or not on sale."""
-    seat = seats.open_group(session, offer_id=offer_id, member_id=member_id, ref=body.ref if body else None,
-                            store=body.store if body else None)
+    seat = _taking(session, lambda: seats.open_group(session, offer_id=offer_id, member_id=member_id,
+                                                     ref=body.ref if body else None,
+                                                     store=body.store if body else None))
     return _prepaid(session, seat)
 
 
@@ -40,8 +59,9 @@ def join_group(group_id: Id, body: RefIn | None = None, session: Session = reque
                member_id: int = Depends(current_member)):
     """Take a seat in a group (in the group's store); 409 when it is full, closed, the offer is out of stock, or
     `store` names another store than the group's."""
-    seat = seats.join_group(session, group_id=group_id, member_id=member_id, ref=body.ref if body else None,
-                            store=body.store if body else None)
+    seat = _taking(session, lambda: seats.join_group(session, group_id=group_id, member_id=member_id,
+                                                     ref=body.ref if body else None,
+                                                     store=body.store if body else None))
     return _prepaid(session, seat)
 
 
