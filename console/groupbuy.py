@@ -46,6 +46,12 @@ def _after(q, column, cursor: str | None):
     return q if after is None else q.where(column < after)
 
 
+def _newest_page(session: Session, q, column, cursor: str | None):
+    """A page of `q`, newest `column` first, after the cursor; the rows and the next cursor."""
+    rows = session.execute(_after(q, column, cursor).order_by(column.desc()).limit(PAGE + 1)).all()
+    return page_of(rows, PAGE, lambda r: r.id)
+
+
 @router.get("/groupbuy")
 def offer_list(request: Request, cursor: str | None = None, session: Session = request_session,
                who: Principal = Depends(reader)):
@@ -127,8 +133,7 @@ def _groups(session: Session, who: Principal, offer_id: int, status: str, cursor
         q = q.where(Group.status == status)
     if (mine := visible_members(who)) is not None:
         q = q.where(Group.id.in_(select(Order.group_id).where(Order.offer_id == offer_id, Order.member_id.in_(mine))))
-    rows = session.execute(_after(q, Group.id, cursor).order_by(Group.id.desc()).limit(PAGE + 1)).all()
-    return page_of(rows, PAGE, lambda r: r.id)
+    return _newest_page(session, q, Group.id, cursor)
 
 
 def _orders(session: Session, who: Principal, offer_id: int, cursor: str | None):
@@ -138,8 +143,7 @@ def _orders(session: Session, who: Principal, offer_id: int, cursor: str | None)
          .outerjoin(Staff, Staff.id == Order.staff_id).where(Order.offer_id == offer_id))
     if (mine := visible_members(who)) is not None:
         q = q.where(Order.member_id.in_(mine))
-    rows = session.execute(_after(q, Order.id, cursor).order_by(Order.id.desc()).limit(PAGE + 1)).all()
-    return page_of(rows, PAGE, lambda r: r.id)
+    return _newest_page(session, q, Order.id, cursor)
 
 
 def _refunds(session: Session, who: Principal, offer_id: int, cursor: str | None):
@@ -149,8 +153,7 @@ def _refunds(session: Session, who: Principal, offer_id: int, cursor: str | None
          .join(Member, Member.id == Order.member_id).where(Order.offer_id == offer_id))
     if (mine := visible_members(who)) is not None:
         q = q.where(Order.member_id.in_(mine))
-    rows = session.execute(_after(q, Refund.id, cursor).order_by(Refund.id.desc()).limit(PAGE + 1)).all()
-    return page_of(rows, PAGE, lambda r: r.id)
+    return _newest_page(session, q, Refund.id, cursor)
 
 
 @router.get("/groupbuy/offers/{offer_id}")

@@ -136,6 +136,17 @@ def _move(client, cid: int, move: str):
                        headers={"HX-Request": "true"})
 
 
+def _launched(client, segment_id: int):
+    """Create a campaign from the form, launch it, and run its run jobs: its id and the launch's answer."""
+    cid = int(_create(client, _form(segment_id)).headers["HX-Redirect"].rsplit("/", 1)[1])
+    with recording() as jobs:
+        answer = _move(client, cid, "launch")
+    for job in jobs:
+        if job.func is fanout.run_job:
+            fanout.run_job(*job.args)
+    return cid, answer
+
+
 def _cells(html: str, table: str) -> dict[str, list[str]]:
     body = re.search(rf'<table class="numbers" id="{table}">(.*?)</table>', html, re.S).group(1)
     rows = {}
@@ -150,14 +161,9 @@ def test_launch_pause_resume_cancel_and_the_results_are_the_api_s_numbers(client
     with session_scope() as s:  # two members without a WeCom contact are skipped, by reason
         s.execute(Identity.__table__.delete().where(Identity.member_id.in_(world.members[:2])))
     sign_in(client)
-    cid = int(_create(client, _form(world.segment_id)).headers["HX-Redirect"].rsplit("/", 1)[1])
     # when the marketer launches it, then it runs and the ledger is written and sent
-    with recording() as jobs:
-        answer = _move(client, cid, "launch")
+    cid, answer = _launched(client, world.segment_id)
     assert answer.status_code == 200 and 'id="campaign-status">进行中' in answer.text
-    for job in jobs:
-        if job.func is fanout.run_job:
-            fanout.run_job(*job.args)
     page = client.get(f"/console/campaigns/{cid}").text
     api = client.get(f"/api/v1/campaigns/{cid}", headers=ADMIN).json()["stats"]
     assert api["targeted"] == 12 and api["skipped"] == {"no_wecom_contact": 2} and api["sent"] == 10
@@ -209,12 +215,7 @@ def test_the_ledger_csv_streams_every_row_a_page_at_a_time_with_its_total_up_fro
                                                                                    monkeypatch, settings):
     world = build_world(sandbox, members=23, stores=2, staff=3)
     sign_in(client)
-    cid = int(_create(client, _form(world.segment_id)).headers["HX-Redirect"].rsplit("/", 1)[1])
-    with recording() as jobs:
-        _move(client, cid, "launch")
-    for job in jobs:
-        if job.func is fanout.run_job:
-            fanout.run_job(*job.args)
+    cid, _ = _launched(client, world.segment_id)
     monkeypatch.setattr(csv_export, "PAGE", 5)
     engine = engine_for(settings.database_url)
     pages = []
@@ -249,12 +250,7 @@ def test_the_ledger_csv_streams_every_row_a_page_at_a_time_with_its_total_up_fro
 def test_the_per_staff_table_pages_by_cursor(client, sandbox, manual_clock, monkeypatch):
     world = build_world(sandbox, members=9, stores=1, staff=3)
     sign_in(client)
-    cid = int(_create(client, _form(world.segment_id)).headers["HX-Redirect"].rsplit("/", 1)[1])
-    with recording() as jobs:
-        _move(client, cid, "launch")
-    for job in jobs:
-        if job.func is fanout.run_job:
-            fanout.run_job(*job.args)
+    cid, _ = _launched(client, world.segment_id)
     monkeypatch.setattr(campaign_results, "TABLE_PAGE", 2)
     page = client.get(f"/console/campaigns/{cid}").text
     assert list(_cells(page, "results-per_staff")) == ["u000", "u001"]
@@ -301,11 +297,6 @@ def test_a_campaign_page_costs_the_same_statements_for_5_members_as_for_60(clien
     engine = engine_for(settings.database_url)
     counts = []
     for segment_id in (five_id, world.segment_id):
-        cid = int(_create(client, _form(segment_id)).headers["HX-Redirect"].rsplit("/", 1)[1])
-        with recording() as jobs:
-            _move(client, cid, "launch")
-        for job in jobs:
-            if job.func is fanout.run_job:
-                fanout.run_job(*job.args)
+        cid, _ = _launched(client, segment_id)
         counts.append(_count_statements(engine, lambda c=cid: client.get(f"/console/campaigns/{c}")))
     assert counts[0] == counts[1]
