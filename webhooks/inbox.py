@@ -205,31 +205,77 @@ class Stored:
     created: bool
 
 
-def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
-    """Insert the callback (or find its earlier copy) and, when new, enqueue it once `session` (on the inbox) commits.
-
-    What is stored always fits the columns, so no callback's content can make the insert fail.
-    """
+def _row(source: str, plaintext: str, data: dict) -> dict:
+    """The inbox row of a callback; what is stored always fits the columns, so no content can make the insert fail."""
     plaintext, data = storable_text(plaintext), storable(data)
-    key = content_key(source, plaintext, data)
     msg_type, event, change = event_kind(data)
-    msg_type, event, change = _bounded(msg_type, "msg_type"), _bounded(event, "event"), _bounded(change, "change_type")
     now = utcnow()
-    inbox_id = upsert(session, InboxEvent.__table__, {
-        "source": source, "content_key": key, "msg_type": msg_type, "event": event, "change_type": change,
-        "payload": plaintext, "data": data, "status": InboxStatus.received.value, "attempts": 0,
-        "received_at": now, "due_at": now,
-    }, ["content_key"], returning=InboxEvent.id)
-    if inbox_id is None:
-        RECEIVED.labels(source, "duplicate").inc()
-        existing = session.scalar(select(InboxEvent.id).where(InboxEvent.content_key == key))
-        log.info("inbox %s: duplicate delivery of #%s, ignored", key, existing)
-        return Stored(existing, False)
-    RECEIVED.labels(source, "stored").inc()
-    enqueue(process_inbox, inbox_id, session=session)
-    for func, queue in extra_jobs:
-        enqueue(func, inbox_id, queue=queue, session=session)
-    return Stored(inbox_id, True)
+    return {"source": source, "content_key": content_key(source, plaintext, data),
+            "msg_type": _bounded(msg_type, "msg_type"), "event": _bounded(event, "event"),
+            "change_type": _bounded(change, "change_type"), "payload": plaintext, "data": data,
+            "status": InboxStatus.received.value, "attempts": 0, "received_at": now, "due_at": now}
+
+
+def _stored(source: str, key: str, inbox_id: int | None, existing) -> Stored:
+    if inbox_id is not None:
+        RECEIVED.labels(source, "stored").inc()
+        return Stored(inbox_id, True)
+    RECEIVED.labels(source, "duplicate").inc()
+    found = existing()
+    log.info("inbox %s: duplicate delivery of #%s, ignored", key, found)
+    return Stored(found, False)
+
+
+def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
+    """Insert the callback (or find its earlier copy); when new, enqueue it once `session` (on the inbox) commits."""
+    row = _row(source, plaintext, data)
+    key = row["content_key"]
+    inbox_id = upsert(session, InboxEvent.__table__, row, ["content_key"], returning=InboxEvent.id)
+    stored = _stored(source, key, inbox_id, lambda: session.scalar(_id_of(key)))
+    if stored.created:
+        enqueue(process_inbox, inbox_id, session=session)
+        for func, queue in extra_jobs:
+            enqueue(func, inbox_id, queue=queue, session=session)
+    return stored
+
+
+def _id_of(key: str):
+    return select(InboxEvent.id).where(InboxEvent.content_key == key)
+
+
+@functools.lru_cache(maxsize=1)
+def _insert_returning_id():
+    from sqlalchemy.dialects.postgresql import insert
+
+    return (insert(InboxEvent.__table__).on_conflict_do_nothing(index_elements=["content_key"])
+            .returning(InboxEvent.id))
+
+
+def storing_at_once() -> bool:
+    """True when `store_at_once` takes callbacks: on PostgreSQL (SQLite's writers queue in `inbox_scope`)."""
+    return inbox_engine().dialect.name == "postgresql"
+
+
+def store_at_once(source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
+    """`store` as one statement that is its own transaction (PostgreSQL), then the enqueues: the acknowledgement's path.
+
+    `INSERT … ON CONFLICT DO NOTHING RETURNING id` in autocommit is as durable as the session's transaction, at one
+    round trip instead of three (BEGIN, INSERT, COMMIT) and without the ORM session around it. A failed enqueue
+    loses nothing: the row waits for the sweeper, as after any commit.
+    """
+    row = _row(source, plaintext, data)
+    key = row["content_key"]
+    with inbox_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        inbox_id = conn.execute(_insert_returning_id(), row).scalar()
+        stored = _stored(source, key, inbox_id, lambda: conn.execute(_id_of(key)).scalar())
+    if stored.created:
+        try:
+            enqueue(process_inbox, inbox_id)
+            for func, queue in extra_jobs:
+                enqueue(func, inbox_id, queue=queue)
+        except Exception:  # noqa: BLE001 - the event is stored; the sweeper enqueues it again
+            log.exception("inbox #%s: stored, not enqueued (the sweeper will)", inbox_id)
+    return stored
 
 
 def cause_of(inbox_id: int) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 from bot.credentials import mp_credentials, oa_credentials, wecom_credentials
 from config.settings import get_settings
 from webhooks.crypto import BadPayload, BadSignature, WrongReceiver
-from webhooks.inbox import INBOX_BUSY_TIMEOUT, InboxBusy, Stored, inbox_scope, store
+from webhooks.inbox import INBOX_BUSY_TIMEOUT, InboxBusy, Stored, inbox_scope, store, store_at_once, storing_at_once
 from webhooks.metrics import RECEIVED, REJECTED
 from webhooks.replay import Delivery, remember
 
@@ -60,6 +60,8 @@ def accept(source: str, plaintext: str, data: dict, extra_jobs=(), *, seen: Deli
     (403) and nothing is stored.
     """
     try:
+        if seen is None and storing_at_once():
+            return store_at_once(source, plaintext, data, extra_jobs)
         with inbox_scope() as session:
             if seen is not None:
                 remember(session, seen, time.time() if now is None else now)
