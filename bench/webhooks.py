@@ -231,8 +231,11 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
     os.environ.pop("SIYU_REDIS_URL", None) if not redis_url else None
     full_env = {**os.environ, "PYTHONPATH": str(ROOT)}
     (Path(tmp) / "benchapp.py").write_text(SERVER.format(staff=STAFF))
+    # The server's own log (its job threads still working when it is stopped, say) goes to a file beside it.
+    server_log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115 - closed with the server below
     server = subprocess.Popen([sys.executable, "-m", "uvicorn", "benchapp:app", "--port", str(port),
-                               "--log-level", "warning", "--no-access-log"], cwd=tmp, env=full_env)
+                               "--log-level", "warning", "--no-access-log"], cwd=tmp, env=full_env,
+                              stderr=server_log)
     workers: list[subprocess.Popen] = []
     base = f"http://127.0.0.1:{port}"
     target = (0.6, None) if redis_url else (0.4, 300)
@@ -270,6 +273,7 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
         for proc in [server, *workers]:
             proc.terminate()
             proc.wait(20)
+        server_log.close()
 
 
 def hostile() -> None:
@@ -300,12 +304,17 @@ def main() -> None:
     ap.add_argument("--lock-events", type=int, default=128,
                     help="embedded: callbacks per burst of the lock test (0: skip)")
     ap.add_argument("--lock-concurrency", type=int, default=32)
+    ap.add_argument("--only", choices=("embedded", "postgresql"), help="measure one mode only")
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/siyu_bench")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     args = ap.parse_args()
-    hostile()
-    with tempfile.TemporaryDirectory() as tmp:
-        run("embedded", f"sqlite:///{tmp}/bench.db", None, args)
+    if args.only is None:
+        hostile()
+    if args.only in (None, "embedded"):
+        with tempfile.TemporaryDirectory() as tmp:
+            run("embedded", f"sqlite:///{tmp}/bench.db", None, args)
+    if args.only == "embedded":
+        return
     try:
         from redis import Redis
 

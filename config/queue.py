@@ -51,6 +51,7 @@ class Job:
     at: datetime | None = None  # aware; with `in_` None too: as soon as a worker is free
     in_: timedelta | None = None  # from when the job is handed to the backend (the commit, with a session)
     job_id: str | None = None
+    name: str | None = None  # a handle for `withdraw`, not a unique id: see `enqueue`
 
 
 def enqueue(
@@ -62,10 +63,12 @@ def enqueue(
     at: datetime | None = None,
     in_: timedelta | None = None,
     job_id: str | None = None,
+    name: str | None = None,
 ) -> None:
     """Run `func(*args)` in the background: now, at `at` or `in_` from now; with `session`, only once it commits.
 
     With `job_id`, a second enqueue under the same id is a no-op while the first is pending or running.
+    With `name` (no uniqueness, no extra round trip), the job can be withdrawn while it waits (`withdraw`).
     """
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}; queues are {QUEUES}")
@@ -75,11 +78,36 @@ def enqueue(
         raise ValueError(f"enqueue: `at` must be aware, got {at!r}")
     if job_id is not None and not job_id:
         raise ValueError("enqueue: an empty job id")
-    job = Job(func, tuple(args), queue, retries, at, in_, job_id)
+    if name is not None and (job_id is not None or at is not None or in_ is not None or not RQ_ID.fullmatch(name)):
+        raise ValueError(f"enqueue: a name is for a job due now, without a job id, of {RQ_ID.pattern}: {name!r}")
+    job = Job(func, tuple(args), queue, retries, at, in_, job_id, name)
     if session is not None:
         after_commit(session, lambda: _dispatch(job))
     else:
         _dispatch(job)
+
+
+def withdraw(names: list[str]) -> int:
+    """Drop the jobs enqueued under `names` that no worker has taken yet; how many were dropped (best effort).
+
+    For work done by other means: a job applying many inbox events withdraws theirs once it has committed. A
+    job already running, waiting for a retry or finished is left alone; in-process jobs are never withdrawn
+    (they cost a thread hop, not RQ's round trips). A Redis that cannot be reached withdraws nothing.
+    """
+    if not names:
+        return 0
+    with _backends_lock:
+        backend = _backends[-1] if _backends else None
+    redis = get_redis() if backend is None else None
+    if redis is None:
+        return 0
+    from rq.job import Job as RQJob
+
+    try:
+        return int(redis.eval(_WITHDRAW_QUEUED, len(names), *(RQJob.key_for(n) for n in names)))
+    except Exception:  # noqa: BLE001 - the jobs then run and find their work done
+        log.warning("withdraw: %d queued jobs left to run (Redis: not reachable)", len(names))
+        return 0
 
 
 _backends: list = []  # backends `using` put in front of the configured one, innermost last
@@ -163,6 +191,18 @@ return 0
 """
 
 
+# A withdrawn job's hash is deleted; the worker that pops its id from the queue skips it (RQ: no such job).
+_WITHDRAW_QUEUED = """
+local n = 0
+for _, key in ipairs(KEYS) do
+    if redis.call('HGET', key, 'status') == 'queued' then
+        n = n + redis.call('DEL', key)
+    end
+end
+return n
+"""
+
+
 def rq_job_id(job_id: str) -> str:
     """The RQ id of a Siyu job id: itself when RQ accepts it, else a readable form made unique by a digest."""
     if RQ_ID.fullmatch(job_id):
@@ -190,9 +230,11 @@ class RQBackend:
         at = job.at if job.in_ is None else utcnow() + job.in_
         if job.job_id is None:
             if at is None:
-                # One round trip: the queue's registration and the job itself in one pipeline.
-                pipe = self.redis.pipeline()
-                queue.enqueue(job.func, *job.args, pipeline=pipe, **options)
+                # One round trip: the queue's registration and the job itself in one pipeline, without MULTI/EXEC
+                # (a job saved but not pushed, should the connection break in between, is the sweepers' as any
+                # lost enqueue is).
+                pipe = self.redis.pipeline(transaction=False)
+                queue.enqueue(job.func, *job.args, pipeline=pipe, job_id=job.name, **options)
                 pipe.execute()
             else:
                 queue.enqueue_at(at, job.func, *job.args, **options)

@@ -7,7 +7,7 @@ from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from config.database import advisory_lock
+from config.database import advisory_lock, forget, per_transaction
 from config.types import utcnow
 from membership.exceptions import Conflict, Forbidden, NotFound
 from membership.identity import IdentityIn
@@ -103,9 +103,14 @@ def get_staff(session: Session, userid: str) -> Staff:
 
 
 def ensure_staff(session: Session, userid: str) -> Staff:
-    """The staff member with this userid, created bare when WeCom names someone Siyu has not synced yet."""
-    staff = find_staff(session, userid)
+    """The staff member with this userid, created bare when WeCom names someone Siyu has not synced yet.
+
+    One that exists is looked up once per transaction (a batch of callbacks names the same few staff); one
+    created here is not kept, since the savepoint it was made in may still be rolled back.
+    """
+    staff = per_transaction(session, ("staff", userid), lambda: find_staff(session, userid))
     if staff is None:
+        forget(session, ("staff", userid))  # not found is not kept either: it is about to change
         try:
             with session.begin_nested():
                 # WeCom named them, so they are WeCom's; `siyu sync wecom` fills in name and store.

@@ -31,7 +31,7 @@ from bot.errors import PermanentAPIError
 from config.database import (advisory_lock, defer_after_commit, engine_for, get_engine, make_engine, read_scope,
                              run_deferred, session_scope, upsert)
 from config.errors import Unavailable
-from config.queue import RETRY_INTERVALS, enqueue
+from config.queue import RETRY_INTERVALS, enqueue, withdraw
 from config.settings import get_settings
 from config.types import utcnow
 from membership.exceptions import InvalidInput
@@ -51,7 +51,8 @@ _ENGINE_LOCK = threading.Lock()  # the first requests of a burst must not each o
 
 
 def _new_writers_lock() -> None:
-    global _WRITERS, _ENGINE_LOCK
+    global _WRITERS, _ENGINE_LOCK, _current
+    _current = None  # a forked child opens its own connections
     _WRITERS = threading.RLock()  # a forked child must not inherit a lock some parent thread held
     _ENGINE_LOCK = threading.Lock()
 
@@ -63,11 +64,28 @@ class InboxBusy(Unavailable):
     """The inbox stayed locked by other writers for longer than `INBOX_BUSY_TIMEOUT`."""
 
 
+_current: tuple[object, Engine] | None = None  # (settings, its inbox engine): every acknowledgement asks twice
+
+
 def inbox_engine() -> Engine:
     """The engine of the intake's tables: `<var_dir>/inbox.db` when the main database is SQLite, else the main one."""
+    global _current
     settings = get_settings()
+    current = _current
+    if current is not None and current[0] is settings:
+        return current[1]
     with _ENGINE_LOCK:
-        return _inbox_engine(settings.database_url, str(settings.var_dir.resolve()))
+        engine = _inbox_engine(settings.database_url, str(settings.var_dir.resolve()))
+        _current = (settings, engine)
+        return engine
+
+
+def reopen_inbox() -> None:
+    """Forget the inbox engines, so the next use opens (and, if need be, adopts into) the inbox file again."""
+    global _current
+    with _ENGINE_LOCK:
+        _current = None
+        _inbox_engine.cache_clear()
 
 
 @functools.lru_cache(maxsize=8)
@@ -233,10 +251,15 @@ def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=
     inbox_id = upsert(session, InboxEvent.__table__, row, ["content_key"], returning=InboxEvent.id)
     stored = _stored(source, key, inbox_id, lambda: session.scalar(_id_of(key)))
     if stored.created:
-        enqueue(process_inbox, inbox_id, session=session)
+        enqueue(process_inbox, inbox_id, session=session, name=job_name(inbox_id))
         for func, queue in extra_jobs:
             enqueue(func, inbox_id, queue=queue, session=session)
     return stored
+
+
+def job_name(inbox_id: int) -> str:
+    """The name of the job the intake enqueued for an event: a batch that applied the event withdraws it."""
+    return f"inbox-{inbox_id}"
 
 
 def _id_of(key: str):
@@ -270,7 +293,7 @@ def store_at_once(source: str, plaintext: str, data: dict, extra_jobs=()) -> Sto
         stored = _stored(source, key, inbox_id, lambda: conn.execute(_id_of(key)).scalar())
     if stored.created:
         try:
-            enqueue(process_inbox, inbox_id)
+            enqueue(process_inbox, inbox_id, name=job_name(inbox_id))
             for func, queue in extra_jobs:
                 enqueue(func, inbox_id, queue=queue)
         except Exception:  # noqa: BLE001 - the event is stored; the sweeper enqueues it again
@@ -369,19 +392,21 @@ def _apply(own: _Taken, wait: bool = True) -> str | None:
             for key in sorted({k for k in (subject_of(t.event) for t in batch) if k}):
                 advisory_lock(session, key)  # in one order in every job, so two batches cannot deadlock on them
             if status is not None:
-                _apply_one(session, own, shares)  # no savepoint: its failure is the job's, as if alone
+                _apply_one(session, own)  # no savepoint: its failure is the job's, as if alone
             for other in others:
                 try:
                     with session.begin_nested():
-                        _apply_one(session, other, shares)
+                        _apply_one(session, other)
                     done.append(other.row.id)
                 except PERMANENT_ERRORS as exc:
                     failed.append((other.row.id, exc, traceback.format_exc()))
                 except Exception as exc:  # noqa: BLE001 - left untouched for its own job and its retries
                     log.info("inbox #%s: not applied along with #%s (%s), left for its own job", other.row.id,
                              inbox_id, type(exc).__name__)
+            if shares:  # one database: the rows are settled in the handlers' own transaction, by one statement
+                _settle_in(session, ([inbox_id] if status is not None else []) + done, InboxStatus.done)
         if status is None:
-            _after(own.row.source, done, failed)
+            _after(own.row.source, done, failed, done)
             return None
         settled = [inbox_id, *done] if shares else [inbox_id] if _settle(inbox_id, InboxStatus.done) else []
     except PERMANENT_ERRORS as exc:
@@ -389,24 +414,23 @@ def _apply(own: _Taken, wait: bool = True) -> str | None:
     except Exception:
         _record_failure(inbox_id, traceback.format_exc())
         raise  # the queue retries with backoff; the row says how often it has been tried
-    _after(own.row.source, settled, failed)
+    _after(own.row.source, settled, failed, done)
     return InboxStatus.done.value
 
 
-def _after(source: str, settled, failed) -> None:
+def _after(source: str, settled, failed, along=()) -> None:
+    withdraw([job_name(i) for i in along])  # the events taken along: their own jobs have nothing left to do
     for _ in settled:
         PROCESSED.labels(source, "done").inc()
     for inbox_id, exc, error in failed:
         _failed_for_good(inbox_id, exc, error)
 
 
-def _apply_one(session: Session, taken: _Taken, shares: bool) -> None:
+def _apply_one(session: Session, taken: _Taken) -> None:
     if _mark_applied(session, taken.row):
         taken.handler(session, taken.event)
     else:
         log.info("inbox #%s: already applied by an earlier attempt, marking it done", taken.row.id)
-    if shares:  # one database: the row is settled in the handler's own transaction
-        _settle_in(session, taken.row.id, InboxStatus.done)
 
 
 def _lock_row(session: Session, inbox_id: int, wait: bool) -> str | None:
@@ -464,12 +488,14 @@ def _mark_applied(session, row: InboxEvent) -> bool:
 def _settle(inbox_id: int, status: InboxStatus) -> bool:
     """Mark a `received` row done or unhandled; False when another attempt settled it first."""
     with inbox_scope() as session:
-        return _settle_in(session, inbox_id, status)
+        return _settle_in(session, [inbox_id], status)
 
 
-def _settle_in(session: Session, inbox_id: int, status: InboxStatus) -> bool:
+def _settle_in(session: Session, inbox_ids: list[int], status: InboxStatus) -> bool:
+    if not inbox_ids:
+        return False
     result = session.execute(
-        update(InboxEvent).where(InboxEvent.id == inbox_id, InboxEvent.status == InboxStatus.received.value)
+        update(InboxEvent).where(InboxEvent.id.in_(inbox_ids), InboxEvent.status == InboxStatus.received.value)
         .values(status=status.value, processed_at=utcnow(), error=None,
                 attempts=InboxEvent.attempts + (1 if status is InboxStatus.done else 0)))
     return bool(result.rowcount)

@@ -342,3 +342,31 @@ def test_rq_keeps_a_failed_jobs_traceback_in_redis_only_redacted(rq):
     stored = Job.fetch(job_id, connection=redis).latest_result().exc_string
     assert "RuntimeError" in stored and "WeCom said no" in stored
     assert "ACCESSTOKENabcdef0123456789" not in stored and "13812345678" not in stored
+
+
+@pytest.mark.redis
+def test_rq_a_named_job_withdrawn_while_queued_never_runs_and_one_already_run_is_not_withdrawn(rq):
+    from config.queue import withdraw
+
+    redis, queues = rq
+    # given three jobs queued under names, and one without
+    for n in (1, 2, 3):
+        enqueue(note, f"named {n}", name=f"n-{n}")
+    enqueue(note, "unnamed")
+    assert queues["default"].count == 4
+    # when two of them are withdrawn (and a name nobody used), then those two are dropped
+    assert withdraw(["n-1", "n-3", "n-9"]) == 2
+    # and a worker runs only the others, in their order
+    _work(redis)
+    assert RAN == ["named 2", "unnamed"]
+    # and a job that ran is not withdrawn afterwards (nothing is deleted but queued jobs)
+    assert withdraw(["n-2"]) == 0 and withdraw([]) == 0
+
+
+def test_a_name_is_for_a_job_due_now_without_a_job_id(settings):
+    # a name is a handle, not a second kind of unique id, and names a job in a queue, not one scheduled
+    for kwargs in ({"job_id": "x"}, {"in_": timedelta(seconds=5)}, {"at": utcnow()}):
+        with pytest.raises(ValueError, match="a name is for a job due now"):
+            enqueue(note, "x", name="n-1", **kwargs)
+    with pytest.raises(ValueError, match="a name is for"):
+        enqueue(note, "x", name="inbox:1")  # not an RQ id

@@ -140,3 +140,34 @@ def test_an_event_taken_along_keeps_its_own_failure_handling(settings, enqueued,
     assert (rows[permanent].status, rows[permanent].attempts) == ("failed", 1)
     assert (rows[transient].status, rows[transient].attempts) == ("received", 1)
     assert rows[transient].due_at > rows[transient].received_at and "WeCom busy" in rows[transient].error
+
+
+@POSTGRESQL
+@pytest.mark.redis
+def test_a_batch_withdraws_the_queued_jobs_of_the_events_it_took_along(settings, redis_url, monkeypatch):
+    from rq import Queue
+    from rq.job import Job
+
+    from config.redis import get_redis
+    from config.settings import get_settings
+    from siyu.worker import RedactingSimpleWorker
+    from webhooks.inbox import BATCH
+
+    monkeypatch.setenv("SIYU_REDIS_URL", redis_url)
+    get_settings.cache_clear()
+    handler = Overlaps()
+    monkeypatch.setitem(dispatch.HANDLERS, KIND, handler)
+    # given 50 waiting events of two customers, each with its own job queued in RQ
+    ids = _store([_edit(c, n) for n in range(25) for c in range(2)])
+    redis = get_redis()
+    default = Queue("default", connection=redis)
+    assert default.count == len(ids)
+    # when a real worker runs the queue
+    RedactingSimpleWorker(["fast", "default", "low"], connection=redis).work(burst=True)
+    # then every event is applied once, and only the jobs whose events no batch had taken ran: the first took
+    # the next BATCH - 1 along and withdrew their jobs, the next to run took the rest
+    assert handler.applied == Counter({i: 1 for i in ids}) and handler.overlaps == []
+    assert [r.status for r in inbox_rows()] == ["done"] * len(ids)
+    ran = [j for j in Job.fetch_many(default.finished_job_registry.get_job_ids(), connection=redis) if j]
+    assert sorted(j.args[0] for j in ran if j.func_name == "webhooks.inbox.process_inbox") == [ids[0], ids[BATCH]]
+    assert default.count == 0

@@ -212,7 +212,7 @@ def test_two_concurrent_copies_of_a_job_apply_an_event_once_on_postgresql(settin
 
 @SQLITE_ONLY
 def test_inbox_rows_left_in_the_main_database_by_an_older_install_are_taken_over_once(settings):
-    from webhooks.inbox import _inbox_engine, inbox_scope
+    from webhooks.inbox import inbox_scope, reopen_inbox
     from webhooks.models import InboxEvent
 
     # given an install from before the split: an event waiting in the main database's webhook_inbox
@@ -220,10 +220,10 @@ def test_inbox_rows_left_in_the_main_database_by_an_older_install_are_taken_over
         s.add(InboxEvent(id=41, source="wecom", content_key="wecom:sha256:old", payload="<xml/>", data={},
                          status="received"))
     # when the inbox file is opened (twice: by two processes, or a restart)
-    _inbox_engine.cache_clear()
+    reopen_inbox()
     with inbox_scope() as s:
         first = [(r.id, r.content_key, r.status) for r in s.scalars(select(InboxEvent))]
-    _inbox_engine.cache_clear()
+    reopen_inbox()
     with inbox_scope() as s:
         second = [(r.id, r.content_key, r.status) for r in s.scalars(select(InboxEvent))]
     # then the event is in the inbox file, with its id, once
