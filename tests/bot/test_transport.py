@@ -124,3 +124,32 @@ def sandbox_base_of(state) -> str:
     from config.settings import get_settings
 
     return f"{get_settings().public_url}sandbox/"
+
+
+def test_the_proxy_and_ca_bundle_come_from_the_environment_once_per_client_not_on_every_call(sandbox, monkeypatch):
+    from bot.clients import reset_clients
+
+    # given a proxy for everything but the sandbox's host, and a CA bundle, in the environment
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    reset_clients()
+    sandbox.add_staff("zhangsan")
+    client = wecom_client()
+    transport = client.contact.transport
+    # then the client honours them as requests would (the sandbox's host bypasses the proxy, the bundle is used)
+    assert transport.http.trust_env is False
+    assert transport.http.verify == "/etc/ssl/certs/ca-certificates.crt"
+    assert not any("proxy.example" in p for p in transport.http.proxies.values())
+    assert client.list_follow_users() == ["zhangsan"]
+    # and a call does not read the environment again: a proxy set later changes nothing until a new client
+    monkeypatch.setenv("NO_PROXY", "")
+    assert client.list_follow_users() == ["zhangsan"]
+    # while a client made for a host the proxy covers would go through it
+    from bot.transport import read_environment_once
+
+    other = requests.Session()
+    read_environment_once(other, "https://qyapi.weixin.qq.com/cgi-bin/")
+    assert other.proxies.get("https") == "http://proxy.example:3128"
+    reset_clients()
