@@ -248,7 +248,7 @@ def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=
     """Insert the callback (or find its earlier copy); when new, enqueue it once `session` (on the inbox) commits."""
     row = _row(source, plaintext, data)
     key = row["content_key"]
-    inbox_id = upsert(session, InboxEvent.__table__, row, ["content_key"], returning=InboxEvent.id)
+    inbox_id = session.execute(_insert_returning_id(session.get_bind().dialect.name), row).scalar()
     stored = _stored(source, key, inbox_id, lambda: session.scalar(_id_of(key)))
     if stored.created:
         enqueue(process_inbox, inbox_id, session=session, name=job_name(inbox_id))
@@ -266,10 +266,13 @@ def _id_of(key: str):
     return select(InboxEvent.id).where(InboxEvent.content_key == key)
 
 
-@functools.lru_cache(maxsize=1)
-def _insert_returning_id():
-    from sqlalchemy.dialects.postgresql import insert
-
+@functools.lru_cache(maxsize=2)
+def _insert_returning_id(dialect: str):
+    # Built once, its values bound per call: building `.values(...)` anew costs more than the SQLite insert.
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
     return (insert(InboxEvent.__table__).on_conflict_do_nothing(index_elements=["content_key"])
             .returning(InboxEvent.id))
 
@@ -289,7 +292,7 @@ def store_at_once(source: str, plaintext: str, data: dict, extra_jobs=()) -> Sto
     row = _row(source, plaintext, data)
     key = row["content_key"]
     with inbox_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        inbox_id = conn.execute(_insert_returning_id(), row).scalar()
+        inbox_id = conn.execute(_insert_returning_id("postgresql"), row).scalar()
         stored = _stored(source, key, inbox_id, lambda: conn.execute(_id_of(key)).scalar())
     if stored.created:
         try:
