@@ -33,6 +33,7 @@ from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy.exc import DBAPIError  # noqa: E402
 
 TODAY = date(2026, 3, 1)
+PROFILE = os.environ.get("BENCH_PROFILE")
 TZ = "Asia/Shanghai"
 EYE = {"service": "eye-test"}
 LOADED = ("members", "member_tags", "traits", "identities", "relations", "timeline_events", "segment_event_days")
@@ -247,7 +248,7 @@ def per_event(session, ctx) -> None:
         for key in deps:
             index.setdefault(key, []).append(pred)
 
-    def run():
+    def run(evaluate=True):
         checks = 0
         for state, type_ in events:
             state.forget()  # a real event changes the state: nothing is remembered between events
@@ -256,12 +257,23 @@ def per_event(session, ctx) -> None:
                 for pred in index.get(key, ()):
                     if id(pred) not in seen:
                         seen.add(id(pred))
-                        pred(state)
+                        if evaluate:
+                            pred(state)
                         checks += 1
         return checks
 
+    _, t_bare = timed("baseline: the same events finding their affected segments, none evaluated",
+                      lambda: run(False))
+    if PROFILE:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        prof.runcall(run)
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
     checks, t = timed("per-event evaluation of 100,000 events, 200 active segments, one core", run)
-    log(f"  {len(events) / t:,.0f} events/s (target ≥ 20,000); {checks / len(events):.1f} affected segments per event")
+    log(f"  {len(events) / t:,.0f} events/s (target ≥ 40,000; the baseline {len(events) / t_bare:,.0f} events/s, "
+        f"{t / t_bare:.1f}× its time); {checks / len(events):.1f} affected segments per event")
     rows = rnd.sample(range(1, 50001), 500)
     _, t = timed("member state loads from PostgreSQL (500 members, batched)", lambda: load_states(session, rows))
     log(f"  {500 / t:,.0f} member states/s loaded (the DB-backed re-check job's other cost)")
@@ -314,6 +326,7 @@ def main() -> None:
                                                         "postgresql+psycopg://postgres@127.0.0.1:5432/siyu_seg"))
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--skip-build", action="store_true", help="reuse the data of the previous run")
+    parser.add_argument("--only", choices=("per-event",), help="measure the per-event evaluation alone")
     args = parser.parse_args()
     from bench._pgdb import ensure_database
 
@@ -335,15 +348,18 @@ def main() -> None:
         register_eye_filter(session)
     if not args.skip_build:
         vacuum(engine)
-    log("full evaluation:")
-    with session_scope(engine) as session:
-        evaluation(session, ctx)
-    log("materialised diff:")
-    with session_scope(engine) as session:
-        diff(session, ctx, args.members)
+    if args.only != "per-event":
+        log("full evaluation:")
+        with session_scope(engine) as session:
+            evaluation(session, ctx)
+        log("materialised diff:")
+        with session_scope(engine) as session:
+            diff(session, ctx, args.members)
     log("per-event:")
     with session_scope(engine) as session:
         per_event(session, ctx)
+    if args.only == "per-event":
+        return
     log("segment references (preview):")
     with session_scope(engine) as session:
         references(session, ctx)

@@ -6,7 +6,6 @@ answer is remembered on the state), however often the definition refers to it.
 """
 from __future__ import annotations
 
-import operator
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ from segments.language import (
 from segments.models import EventDayCount
 
 Predicate = Callable[["MemberState"], bool]
-_CMP = {"eq": operator.eq, "gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 
 
 @dataclass
@@ -73,7 +71,7 @@ class _References:
     def predicate(self, segment_id: int, ctx: EvalContext) -> Predicate:
         """The (shared) predicate of a reference to `segment_id`."""
         if segment_id not in self.compiled:
-            inner = _compile(self.refs[segment_id], ctx, self)
+            inner = _function(self.refs[segment_id], ctx, self, "{}")
 
             def referenced(s: MemberState) -> bool:
                 # Keyed by this compilation's function: another compilation (another day, other
@@ -89,78 +87,84 @@ class _References:
 
 def compile_predicate(node: Node, ctx: EvalContext, refs: Refs) -> Predicate:
     """A function telling whether a member's state satisfies `node` (merged members never do)."""
-    inner = _compile(node, ctx, _References(refs))
-    return lambda state: not state.merged and inner(state)
+    return _function(node, ctx, _References(refs), "not s.merged and {}")
 
 
-def _compile(node: Node, ctx: EvalContext, refs: _References) -> Predicate:
-    return COMPILERS[type(node)](node, ctx, refs)
+# A definition becomes the source of one function: one call per evaluation instead of one closure call per node
+# (five times the work at 200 segments). Every operand is a constant of the function's namespace, never source
+# text; operators come from fixed tables; nesting is bounded by the language (MAX_DEPTH, MAX_NODES).
+class _Source:
+    def __init__(self, ctx: EvalContext, refs: _References):
+        self.ctx, self.refs, self.names = ctx, refs, {}
+
+    def const(self, value) -> str:
+        name = f"_c{len(self.names)}"
+        self.names[name] = value
+        return name
+
+    def expr(self, node: Node) -> str:
+        return COMPILERS[type(node)](node, self)
 
 
-def _all(node: All, ctx, refs) -> Predicate:
-    parts = [_compile(c, ctx, refs) for c in node.all]
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:  # the common case, without a generator per call
-        a, b = parts
-        return lambda s: a(s) and b(s)
-    return lambda s: all(p(s) for p in parts)
+def _function(node: Node, ctx: EvalContext, refs: _References, shape: str) -> Predicate:
+    src = _Source(ctx, refs)
+    body = shape.format(src.expr(node))
+    return eval(f"lambda s: {body}", {"__builtins__": {}, **src.names})  # noqa: S307 - see _Source
 
 
-def _any(node: AnyOf, ctx, refs) -> Predicate:
-    parts = [_compile(c, ctx, refs) for c in node.any]
-    if len(parts) == 1:
-        return parts[0]
-    if len(parts) == 2:
-        a, b = parts
-        return lambda s: a(s) or b(s)
-    return lambda s: any(p(s) for p in parts)
+_OPS = {"eq": "==", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
-def _not(node: Not, ctx, refs) -> Predicate:
-    part = _compile(node.not_, ctx, refs)
-    return lambda s: not part(s)
+def _all(node: All, src: _Source) -> str:
+    return "(" + " and ".join(src.expr(c) for c in node.all) + ")"
 
 
-def _tag(leaf: TagLeaf, ctx, refs) -> Predicate:
-    # Operands are copied out of the pydantic leaf once: attribute access on it is slow in a hot loop.
-    name, group = leaf.tag, leaf.group
-    if group is None:
-        return lambda s: any(n == name for _, n in s.tags)
-    pair = (group, name)
-    return lambda s: pair in s.tags
+def _any(node: AnyOf, src: _Source) -> str:
+    return "(" + " or ".join(src.expr(c) for c in node.any) + ")"
 
 
-def _trait(leaf: TraitLeaf, ctx: EvalContext, refs) -> Predicate:
-    key, op, kind, v = leaf.trait, leaf.op, leaf.kind, leaf.operand
-    if op in ("ne", "not_exists"):
-        positive = _trait_test("eq" if op == "ne" else "exists", kind, v, ctx)
-        return lambda s: (t := s.traits.get(key)) is None or not positive(t)
-    test = _trait_test(op, kind, v, ctx)
-    return lambda s: (t := s.traits.get(key)) is not None and test(t)
+def _not(node: Not, src: _Source) -> str:
+    return f"(not {src.expr(node.not_)})"
 
 
-def _trait_test(op: str, kind: str, v, ctx: EvalContext) -> Callable[[tuple], bool]:
+def _has_name(tags: set[tuple[str, str]], name: str) -> bool:
+    return any(n == name for _, n in tags)
+
+
+def _tag(leaf: TagLeaf, src: _Source) -> str:
+    if leaf.group is None:
+        return f"{src.const(_has_name)}(s.tags, {src.const(leaf.tag)})"
+    return f"({src.const((leaf.group, leaf.tag))} in s.tags)"
+
+
+def _trait(leaf: TraitLeaf, src: _Source) -> str:
+    # `t` is bound and read within the leaf's own parentheses, so leaves side by side never see another's.
+    key = src.const(leaf.trait)
+    if leaf.op in ("ne", "not_exists"):
+        positive = _trait_test("eq" if leaf.op == "ne" else "exists", leaf.kind, leaf.operand, src)
+        return f"((t := s.traits.get({key})) is None or not {positive})"
+    return f"((t := s.traits.get({key})) is not None and {_trait_test(leaf.op, leaf.kind, leaf.operand, src)})"
+
+
+def _trait_test(op: str, kind: str, v, src: _Source) -> str:
     pos = {"text": 0, "number": 1, "time": 2}.get(kind, 2)
+    ctx = src.ctx
     if op == "exists":
-        return lambda t: True
-    if op in _CMP:
-        cmp = _CMP[op]
-        return lambda t: t[pos] is not None and cmp(t[pos], v)
+        return "True"
+    if op in _OPS:
+        return f"(t[{pos}] is not None and t[{pos}] {_OPS[op]} {src.const(v)})"
     if op == "in":
-        values = set(v)
-        return lambda t: t[pos] is not None and t[pos] in values
+        return f"(t[{pos}] is not None and t[{pos}] in {src.const(set(v))})"
     if op == "contains":
-        return lambda t: t[0] is not None and v in t[0]
+        return f"(t[0] is not None and {src.const(v)} in t[0])"
     if op == "within_last_days":
         lo, hi = ctx.day_start(ctx.today - timedelta(days=v)), ctx.day_start(ctx.today + timedelta(days=1))
-        return lambda t: t[2] is not None and lo <= t[2] < hi
+        return f"(t[2] is not None and {src.const(lo)} <= t[2] < {src.const(hi)})"
     if op == "more_than_days_ago":
-        hi = ctx.day_start(ctx.today - timedelta(days=v))
-        return lambda t: t[2] is not None and t[2] < hi
+        return f"(t[2] is not None and t[2] < {src.const(ctx.day_start(ctx.today - timedelta(days=v)))})"
     if op == "anniversary_within_days":
-        days, offset = set(ctx.anniversary_days(v)), ctx.offset
-        return lambda t: t[2] is not None and _month_day(t[2] + offset) in days
+        days, offset = src.const(set(ctx.anniversary_days(v))), src.const(ctx.offset)
+        return f"(t[2] is not None and {src.const(_month_day)}(t[2] + {offset}) in {days})"
     raise AssertionError(op)  # pragma: no cover
 
 
@@ -168,34 +172,32 @@ def _month_day(at: datetime) -> int:
     return at.month * 100 + at.day  # `at` is UTC shifted by the fixed offset, as the SQL does
 
 
-def _event(leaf: EventLeaf, ctx: EvalContext, refs) -> Predicate:
-    since = ctx.window_start(leaf.within_days) if leaf.within_days is not None else None
-    type_, wk = leaf.event, leaf.where_key
-    holds = _count_check(leaf.count.bounds())
-    return lambda s: holds(s.count(type_, wk, since))
+def _event(leaf: EventLeaf, src: _Source) -> str:
+    since = src.ctx.window_start(leaf.within_days) if leaf.within_days is not None else None
+    count = f"s.count({src.const(leaf.event)}, {src.const(leaf.where_key)}, {src.const(since)})"
+    (op, k), *more = leaf.count.bounds()
+    if not more:
+        return f"({count} {_OPS[op]} {src.const(k)})"
+    # `n` is bound and read within the leaf's own parentheses, as `t` is
+    rest = "".join(f" and n {_OPS[op]} {src.const(k)}" for op, k in more)
+    return f"((n := {count}) {_OPS[op]} {src.const(k)}{rest})"
 
 
-def _count_check(bounds: tuple[tuple[str, int], ...]) -> Callable[[int], bool]:
-    """A plain function for a count spec (CountSpec.holds recomputes its bounds on every call)."""
-    checks = [(_CMP[op], k) for op, k in bounds]
-    if len(checks) == 1:
-        (cmp, k), = checks
-        return lambda n: cmp(n, k)
-    return lambda n: all(cmp(n, k) for cmp, k in checks)
+def _channel(leaf: ChannelLeaf, src: _Source) -> str:
+    return f"(not {src.const(frozenset(CHANNELS[leaf.channel]))}.isdisjoint(s.identity_types))"
 
 
-COMPILERS: dict[type, Callable[..., Predicate]] = {
+COMPILERS: dict[type, Callable[[Node, _Source], str]] = {
     All: _all,
     AnyOf: _any,
     Not: _not,
     TagLeaf: _tag,
     TraitLeaf: _trait,
     EventLeaf: _event,
-    StoreLeaf: lambda leaf, ctx, refs: (lambda s, code=leaf.store: s.store == code),
-    StaffLeaf: lambda leaf, ctx, refs: (lambda s, userid=leaf.staff: userid in s.staff),
-    ChannelLeaf: lambda leaf, ctx, refs: (
-        lambda s, types=frozenset(CHANNELS[leaf.channel]): not types.isdisjoint(s.identity_types)),
-    SegmentLeaf: lambda leaf, ctx, refs: refs.predicate(leaf.segment, ctx),
+    StoreLeaf: lambda leaf, src: f"(s.store == {src.const(leaf.store)})",
+    StaffLeaf: lambda leaf, src: f"({src.const(leaf.staff)} in s.staff)",
+    ChannelLeaf: _channel,
+    SegmentLeaf: lambda leaf, src: f"{src.const(src.refs.predicate(leaf.segment, src.ctx))}(s)",
 }
 
 
