@@ -11,7 +11,8 @@ For the embedded default (SQLite, in-process jobs) and for PostgreSQL + Redis (`
 Embedded mode then measures acknowledgements (p50/p95/p99/max) of a burst of `--lock-events` callbacks
 from `--lock-concurrency` senders twice: with the server's own jobs running (the baseline), and while a long
 job holds the main database's write lock for the whole burst (WeCom gives up after 5 s).
-The per-event segment evaluation at 200 segments is bench/segments.py's.
+Last, the per-event segment evaluation at 200 segments (the table's last row), by bench/segments.py on a
+50,000-member database of its own, beside the same events finding their segments without evaluating them.
 
     python bench/webhooks.py [--events 1000] [--burst 10000] [--concurrency 16] [--workers 2] [--lock-events 128]
                              [--lock-concurrency 32] [--burst-timeout 60]
@@ -326,6 +327,21 @@ def main() -> None:
         print(f"[postgresql+redis] not measured: {type(exc).__name__}: {str(exc).splitlines()[0]}")
         return
     run("postgresql+redis", args.pg, args.redis, args)
+    segment_evaluation(args.pg)
+
+
+def segment_evaluation(pg_url: str) -> None:
+    """bench/segments.py's per-event figure, on a small database of its own next to the webhooks bench's."""
+    url = pg_url.rsplit("/", 1)[0] + "/siyu_bench_segments"
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "segments.py"), "--members", "50000", "--only",
+                           "per-event", "--url", url], capture_output=True, text=True, timeout=600)
+    lines = done.stdout.splitlines()
+    if "per-event:" in lines:
+        shown = lines[lines.index("per-event:") + 1:]
+    else:  # it failed: say how
+        shown = lines[-5:] + done.stderr.splitlines()[-3:]
+    for line in shown:
+        print(f"[segments] {line.strip()}")
 
 
 if __name__ == "__main__":
