@@ -223,14 +223,16 @@ def _place(session: Session, offsets: dict[int, int], chunk: int, addr: Addressi
     if offsets:
         session.execute(off.insert(), [{"staff_id": k, "n": v} for k, v in offsets.items()])
     needs = [sg.c.ext.is_not(None), ~sg.c.held_out, ~sg.c.over_quota, sg.c.barred.is_(None)]
-    reasons = [(sg.c.held_out, HOLDOUT), (sg.c.ext.is_(None), addr.missing)]
+    reasons = [(sg.c.ext.is_(None), addr.missing)]
     if addr.staff_required:
         needs.append(sg.c.staff_id.is_not(None))
         reasons.append((sg.c.staff_id.is_(None), NO_STAFF))
     sendable = and_(*needs)
     status = case((sendable, StepStatus.planned.value), else_=StepStatus.skipped.value)
-    reason = case(*reasons, (sg.c.barred.is_not(None), sg.c.barred), (sg.c.over_quota, contact.MONTHLY_QUOTA),
-                  else_=None)
+    # Who could not be reached is skipped for that reason first: the holdout is drawn among the reachable only,
+    # so its goal rate compares like with like (the quota is not reserved for held-out members: it comes after).
+    reason = case(*reasons, (sg.c.barred.is_not(None), sg.c.barred), (sg.c.held_out, HOLDOUT),
+                  (sg.c.over_quota, contact.MONTHLY_QUOTA), else_=None)
     owner = _owner(sg.c.staff_id)
     # The n-th chunk of each staff member's sendable customers, in member order: one add_msg_template each.
     position = (func.coalesce(off.c.n, 0)

@@ -120,3 +120,27 @@ def test_stats_take_the_same_few_queries_whatever_the_audience(sandbox, manual_c
         counts.append(len([q for q in statements if q.lstrip().upper().startswith("SELECT")]))
     # then the number of queries does not grow with the audience, stores or staff
     assert counts[0] == counts[1] <= 4
+
+
+def test_the_holdout_is_drawn_among_members_who_could_be_reached(sandbox, manual_clock):
+    from membership.models import Identity
+
+    # given 200 members, a fifth of whom Siyu cannot reach on WeCom (no contact), some of them in the holdout bucket
+    world = build_world(sandbox, members=200, stores=1, staff=2)
+    cid, runs = launch_twice(world.segment_id, holdout={"percent": 25})
+    unreachable = set(world.members[::5])
+    in_bucket = {m for m in world.members if ledger.holdout_bucket(cid, m) < 2500}
+    assert unreachable & in_bucket and in_bucket - unreachable  # the case this test is about
+    with session_scope() as s:
+        s.execute(Identity.__table__.delete().where(Identity.member_id.in_(unreachable)))
+    # when it is planned and sent
+    ledger.plan(runs[0], now=manual_clock(), batch=64)
+    fanout.run_job(runs[0])
+    # then a member who could not be reached is skipped for that, whatever their bucket, and only reachable
+    # members are held out: the holdout's goal rate is of members like the treated ones
+    with session_scope() as s:
+        reasons = dict(s.execute(select(CampaignStep.member_id, CampaignStep.reason)
+                                 .where(CampaignStep.run_id == runs[0])).all())
+    assert {m for m in unreachable if reasons[m] != "no_wecom_contact"} == set()
+    assert _held(runs[0]) == in_bucket - unreachable
+    assert api_stats(cid)["stats"]["holdout"]["members"] == len(in_bucket - unreachable)
