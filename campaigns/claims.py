@@ -106,9 +106,12 @@ def _apply_policy(session: Session, send_id: int, campaign: Campaign, pol: conta
     mass = addressing_of(campaign.spec.get("action")).mass_quota
     if not mass:  # an OA, MP or staff-task message takes nothing of WeCom's mass-message quota
         pol = replace(pol, monthly_quota=max(pol.monthly_quota, 1))
-        if pol.cap.max > 0:  # its quota rows (used 0) still serialise two campaigns claiming one member
-            ids = list(session.scalars(select(st.member_id).where(mine)))
-            reserve(session, ids, month, pol.monthly_quota, take=False)
+    if pol.cap.max > 0:
+        # The quota rows of this month are what two campaigns claiming one member lock: made to exist (used 0)
+        # for members planning reserved no row of this month for (another action, a send that waited into
+        # another month), or the claims would read each other's contacts unserialised.
+        ids = list(session.scalars(select(st.member_id).where(mine)))
+        reserve(session, ids, month, pol.monthly_quota, take=False)
     quota = select(q.member_id, q.used).join(st, st.member_id == q.member_id).where(mine, q.month == month)
     if pol.cap.max > 0:  # lock in member order: two campaigns claiming one member are serialised for the cap
         quota = quota.order_by(q.member_id).with_for_update(of=q)

@@ -339,6 +339,7 @@ PERMANENT_ERRORS = (
 # along saves a commit, a segment re-check job and the look-ups its listeners share. SQLite applies one event a
 # job: its commits are cheap, and a batch would hold the one write lock the welcome message's job needs.
 BATCH = 40
+UNBATCHED_SOURCE = "wechatpay"  # never about a customer of `subject_of`: left out of batches by the query itself
 
 
 @dataclass
@@ -390,7 +391,7 @@ def _apply(own: _Taken, wait: bool = True) -> str | None:
             status = _lock_row(session, inbox_id, wait) if shares else InboxStatus.received.value
             if status is not None and status != InboxStatus.received.value:
                 return status  # another job settled it meanwhile
-            others = _take_others(session, inbox_id) if shares else []
+            others = _take_others(session, inbox_id) if shares and batchable(own.event) else []
             batch = ([own] if status is not None else []) + others
             for key in sorted({k for k in (subject_of(t.event) for t in batch) if k}):
                 advisory_lock(session, key)  # in one order in every job, so two batches cannot deadlock on them
@@ -447,18 +448,30 @@ def _exists(session: Session, inbox_id: int) -> bool:
     return session.scalar(select(InboxEvent.id).where(InboxEvent.id == inbox_id)) is not None
 
 
+def batchable(event: Event) -> bool:
+    """Whether an event is applied in a batch with others: only one about a customer, whom the batch's advisory
+    locks (taken sorted) serialise.
+
+    The rest are applied one a transaction: Pay's notifications lock a group-buy group and its offer each, in the
+    order they arrive, and a batch holding forty groups' rows deadlocked with consumers joining those groups (who
+    lock their group, then the offer, then their own traits).
+    """
+    return subject_of(event) is not None
+
+
 def _take_others(session: Session, inbox_id: int) -> list[_Taken]:
-    """Waiting events no other job holds, oldest first, that have a handler and can be handled (locked till commit)."""
+    """Waiting batchable events no other job holds, oldest first, that have a handler and can be handled (locked
+    till commit)."""
     rows = session.scalars(
         select(InboxEvent).where(InboxEvent.status == InboxStatus.received.value, InboxEvent.id != inbox_id,
-                                 InboxEvent.due_at <= utcnow())
+                                 InboxEvent.source != UNBATCHED_SOURCE, InboxEvent.due_at <= utcnow())
         .order_by(InboxEvent.id).limit(BATCH - 1).with_for_update(skip_locked=True))
     taken = []
     for row in rows:
         handler = handler_for(row.source, row.msg_type, row.event, row.change_type)
         try:
-            if handler is not None:
-                taken.append(_taken(row, handler))
+            if handler is not None and batchable((one := _taken(row, handler)).event):
+                taken.append(one)
         except PERMANENT_ERRORS:
             pass  # its own job records the failure
     return taken

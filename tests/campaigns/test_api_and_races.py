@@ -130,3 +130,33 @@ def test_two_campaigns_at_once_never_pass_a_members_monthly_quota(sandbox, manua
         skipped = s.scalar(select(func.count()).select_from(CampaignStep).where(CampaignStep.reason == "monthly_quota"))
         assert s.scalar(select(func.max(MassQuota.used))) == 1
     assert skipped == 400
+
+
+@ON_POSTGRESQL
+def test_two_campaigns_sent_in_a_later_month_than_planned_never_pass_a_members_frequency_cap(sandbox, manual_clock):
+    from datetime import datetime, timedelta, timezone
+
+    # given two mass-message campaigns to the same 300 members, at most one message a week, planned on 10 March
+    world = build_world(sandbox, members=300, stores=2, staff=3)
+    policy = {"policy": {"frequency_cap": {"max": 1, "per_days": 7}}}
+    run_a = launch_twice(world.segment_id, **policy)[1][0]
+    run_b = launch_twice(world.segment_id, **policy)[1][0]
+    for run in (run_a, run_b):
+        ledger.plan(run, now=manual_clock(), batch=1000)
+    # when both are sent at the same moment on 2 April (a month whose quota rows planning did not reserve)
+    manual_clock.set(datetime(2026, 4, 2, 10, 0, tzinfo=timezone(timedelta(hours=8))).astimezone(timezone.utc))
+    runs = iter([run_a, run_b, run_a, run_b])
+    lock = threading.Lock()
+
+    def work():
+        with lock:
+            run_id = next(runs)
+        fanout.run_job(run_id)
+
+    _together(work, 4)
+    # then each member got one message in all: the claims of the two campaigns were serialised per member
+    got = Counter(e for es in recipients(sandbox).values() for e in es)
+    assert got == Counter({e: 1 for e in world.ext.values()})
+    with session_scope() as s:
+        capped = s.scalar(select(func.count()).select_from(CampaignStep).where(CampaignStep.reason == "frequency_cap"))
+    assert capped == 300

@@ -171,3 +171,41 @@ def test_a_batch_withdraws_the_queued_jobs_of_the_events_it_took_along(settings,
     ran = [j for j in Job.fetch_many(default.finished_job_registry.get_job_ids(), connection=redis) if j]
     assert sorted(j.args[0] for j in ran if j.func_name == "webhooks.inbox.process_inbox") == [ids[0], ids[BATCH]]
     assert default.count == 0
+
+
+@POSTGRESQL
+def test_a_pay_notification_is_applied_alone_never_in_a_batch(settings, enqueued, monkeypatch):
+    import json
+
+    from webhooks.crypto import parse_body
+    from webhooks.inbox import inbox_scope, process_inbox, store
+
+    # Pay's notifications lock group-buy rows in the order they come: a batch of them deadlocked with joins.
+    applied_with: dict[int, set[int]] = {}
+    current: list[int] = []
+
+    def recorder(session, ev):
+        applied_with[ev.inbox_id] = set(current)
+        current.append(ev.inbox_id)
+
+    pay_kind = ("wechatpay", "notification", "transaction.success", "")
+    monkeypatch.setitem(dispatch.HANDLERS, KIND, recorder)
+    monkeypatch.setitem(dispatch.HANDLERS, pay_kind, recorder)
+    # given a Pay notification waiting between two customers' contact events
+    first = _store([_edit(0, 0)])[0]
+    notes = []
+    for n in range(2):
+        text = json.dumps({"MsgType": "notification", "Event": "transaction.success", "resource": {"n": n}})
+        with inbox_scope() as s:
+            notes.append(store(s, "wechatpay", text, parse_body(text)[0]).inbox_id)
+    last = _store([_edit(1, 0)])[0]
+    # when the first contact event's job runs, then it takes the other contact event along, not the notifications
+    current.clear()
+    assert process_inbox(first) == "done"
+    assert set(applied_with) == {first, last}
+    # and a notification's own job applies it and takes nothing along (not even the other notification)
+    for note in notes:
+        current.clear()
+        assert process_inbox(note) == "done"
+        assert applied_with[note] == set()
+    assert [r.status for r in inbox_rows()] == ["done"] * 4
