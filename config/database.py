@@ -263,16 +263,26 @@ def advisory_lock(session: Session, key: str) -> None:
 
     Taken once per transaction: a second call with the same key costs nothing.
     """
+    advisory_locks(session, [key])
+
+
+def advisory_locks(session: Session, keys) -> None:
+    """`advisory_lock` for many keys at once: one statement, taking them in sorted order (so two transactions
+    naming overlapping keys cannot deadlock on them). Keys this transaction holds already are left out."""
     if session.get_bind().dialect.name != "postgresql":
         return  # the transaction's BEGIN IMMEDIATE already serialises every writer
     held = session.info.get(ADVISORY_LOCKS)
     if held is None:
         held = session.info[ADVISORY_LOCKS] = set()
         on_transaction_end(session, lambda: session.info.pop(ADVISORY_LOCKS, None))
-    if key in held:
-        return
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": key})
-    held.add(key)
+    new = sorted(set(keys) - held)
+    if len(new) == 1:
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": new[0]})
+    elif new:  # the ordered subquery feeds the lock calls one row at a time, in its order
+        session.execute(text("SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM "
+                             "(SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k COLLATE \"C\") AS s"),
+                        {"keys": new})
+    held.update(new)
 
 TRANSACTION_CACHE = "transaction_cache"  # session.info: look-ups kept until the transaction ends
 

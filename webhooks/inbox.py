@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
 from bot.errors import PermanentAPIError
-from config.database import (advisory_lock, defer_after_commit, engine_for, get_engine, make_engine, read_scope,
+from config.database import (advisory_locks, defer_after_commit, engine_for, get_engine, make_engine, read_scope,
                              run_deferred, session_scope, upsert)
 from config.errors import Unavailable
 from config.queue import RETRY_INTERVALS, enqueue, withdraw
@@ -393,8 +393,8 @@ def _apply(own: _Taken, wait: bool = True) -> str | None:
                 return status  # another job settled it meanwhile
             others = _take_others(session, inbox_id) if shares and batchable(own.event) else []
             batch = ([own] if status is not None else []) + others
-            for key in sorted({k for k in (subject_of(t.event) for t in batch) if k}):
-                advisory_lock(session, key)  # in one order in every job, so two batches cannot deadlock on them
+            # in one order in every job, so two batches cannot deadlock on them
+            advisory_locks(session, {k for k in (subject_of(t.event) for t in batch) if k})
             if status is not None:
                 _apply_one(session, own)  # no savepoint: its failure is the job's, as if alone
             for other in others:
