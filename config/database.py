@@ -220,6 +220,15 @@ def run_deferred(session: Session) -> None:
     """Run the after-commit callbacks that `defer_after_commit` kept (those of committed transactions only)."""
     _run(session.info.pop("deferred", []))
 
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_a_savepoints_work(session: Session, previous_transaction) -> None:
+    # PostgreSQL releases the advisory locks a rolled-back savepoint took, and what `per_transaction` kept may be a
+    # row that savepoint created: both are forgotten (taken or looked up again, at the cost of a statement).
+    if previous_transaction.nested:
+        session.info.pop(TRANSACTION_CACHE, None)
+        session.info.pop(ADVISORY_LOCKS, None)
+
+
 @event.listens_for(Session, "after_rollback")
 def _drop_after_commit(session: Session) -> None:
     if session.in_nested_transaction():  # a savepoint rolled back; the transaction goes on
@@ -278,10 +287,9 @@ def advisory_locks(session: Session, keys) -> None:
     new = sorted(set(keys) - held)
     if len(new) == 1:
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": new[0]})
-    elif new:  # the ordered subquery feeds the lock calls one row at a time, in its order
-        session.execute(text("SELECT count(pg_advisory_xact_lock(hashtext(k))) FROM "
-                             "(SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k COLLATE \"C\") AS s"),
-                        {"keys": new})
+    elif new:  # the ordered subquery feeds the lock calls one row at a time, in the order of the locks themselves
+        session.execute(text("SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtext(k) AS h "
+                             "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS s"), {"keys": new})
     held.update(new)
 
 TRANSACTION_CACHE = "transaction_cache"  # session.info: look-ups kept until the transaction ends

@@ -51,7 +51,7 @@ class Job:
     at: datetime | None = None  # aware; with `in_` None too: as soon as a worker is free
     in_: timedelta | None = None  # from when the job is handed to the backend (the commit, with a session)
     job_id: str | None = None
-    name: str | None = None  # a handle for `withdraw`, not a unique id: see `enqueue`
+    name: str | None = None  # a handle for `withdraw`, not a unique id (make it unique to the job): see `enqueue`
 
 
 def enqueue(
@@ -230,10 +230,8 @@ class RQBackend:
         at = job.at if job.in_ is None else utcnow() + job.in_
         if job.job_id is None:
             if at is None:
-                # One round trip: the queue's registration and the job itself in one pipeline, without MULTI/EXEC
-                # (a job saved but not pushed, should the connection break in between, is the sweepers' as any
-                # lost enqueue is).
-                pipe = self.redis.pipeline(transaction=False)
+                # One round trip: the queue's registration and the job itself in one pipeline.
+                pipe = self.redis.pipeline()
                 queue.enqueue(job.func, *job.args, pipeline=pipe, job_id=job.name, **options)
                 pipe.execute()
             else:

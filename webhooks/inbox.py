@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import Depends
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
@@ -251,15 +251,18 @@ def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=
     inbox_id = session.execute(_insert_returning_id(session.get_bind().dialect.name), row).scalar()
     stored = _stored(source, key, inbox_id, lambda: session.scalar(_id_of(key)))
     if stored.created:
-        enqueue(process_inbox, inbox_id, session=session, name=job_name(inbox_id))
+        enqueue(process_inbox, inbox_id, session=session, name=job_name(inbox_id, key))
         for func, queue in extra_jobs:
             enqueue(func, inbox_id, queue=queue, session=session)
     return stored
 
 
-def job_name(inbox_id: int) -> str:
-    """The name of the job the intake enqueued for an event: a batch that applied the event withdraws it."""
-    return f"inbox-{inbox_id}"
+def job_name(inbox_id: int, key: str) -> str:
+    """The name of the job the intake enqueued for an event: a batch that applied the event withdraws it.
+
+    With the content key's digest, an id that comes again (a database recreated under a Redis that kept its jobs)
+    names another job, never the ended one's leftovers."""
+    return f"inbox-{inbox_id}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def _id_of(key: str):
@@ -295,12 +298,12 @@ def store_at_once(source: str, plaintext: str, data: dict, extra_jobs=()) -> Sto
         inbox_id = conn.execute(_insert_returning_id("postgresql"), row).scalar()
         stored = _stored(source, key, inbox_id, lambda: conn.execute(_id_of(key)).scalar())
     if stored.created:
-        try:
-            enqueue(process_inbox, inbox_id, name=job_name(inbox_id))
-            for func, queue in extra_jobs:
-                enqueue(func, inbox_id, queue=queue)
-        except Exception:  # noqa: BLE001 - the event is stored; the sweeper enqueues it again
-            log.exception("inbox #%s: stored, not enqueued (the sweeper will)", inbox_id)
+        jobs = [(process_inbox, {"name": job_name(inbox_id, key)}), *((job, {"queue": q}) for job, q in extra_jobs)]
+        for job, options in jobs:
+            try:  # each on its own: the welcome job (which no sweeper finds again) goes even if another did not
+                enqueue(job, inbox_id, **options)
+            except Exception:  # noqa: BLE001 - the event is stored; the sweeper enqueues process_inbox again
+                log.exception("inbox #%s: stored, %s not enqueued", inbox_id, job.__name__)
     return stored
 
 
@@ -339,7 +342,6 @@ PERMANENT_ERRORS = (
 # along saves a commit, a segment re-check job and the look-ups its listeners share. SQLite applies one event a
 # job: its commits are cheap, and a batch would hold the one write lock the welcome message's job needs.
 BATCH = 40
-UNBATCHED_SOURCE = "wechatpay"  # never about a customer of `subject_of`: left out of batches by the query itself
 
 
 @dataclass
@@ -384,7 +386,7 @@ def _taken(row: InboxEvent, handler) -> _Taken:
 
 def _apply(own: _Taken, wait: bool = True) -> str | None:
     """Apply `own` and the others taken along in one transaction; None when `own` was locked (and `wait` False)."""
-    inbox_id, done, failed = own.row.id, [], []
+    inbox_id, done, failed, along = own.row.id, [], [], []
     shares = inbox_engine() is get_engine()  # PostgreSQL: the inbox is in the main database
     try:
         with session_scope() as session:
@@ -402,6 +404,7 @@ def _apply(own: _Taken, wait: bool = True) -> str | None:
                     with session.begin_nested():
                         _apply_one(session, other)
                     done.append(other.row.id)
+                    along.append(job_name(other.row.id, other.row.content_key))
                 except PERMANENT_ERRORS as exc:
                     failed.append((other.row.id, exc, traceback.format_exc()))
                 except Exception as exc:  # noqa: BLE001 - left untouched for its own job and its retries
@@ -410,7 +413,7 @@ def _apply(own: _Taken, wait: bool = True) -> str | None:
             if shares:  # one database: the rows are settled in the handlers' own transaction, by one statement
                 _settle_in(session, ([inbox_id] if status is not None else []) + done, InboxStatus.done)
         if status is None:
-            _after(own.row.source, done, failed, done)
+            _after(own.row.source, done, failed, along)
             return None
         settled = [inbox_id, *done] if shares else [inbox_id] if _settle(inbox_id, InboxStatus.done) else []
     except PERMANENT_ERRORS as exc:
@@ -418,12 +421,12 @@ def _apply(own: _Taken, wait: bool = True) -> str | None:
     except Exception:
         _record_failure(inbox_id, traceback.format_exc())
         raise  # the queue retries with backoff; the row says how often it has been tried
-    _after(own.row.source, settled, failed, done)
+    _after(own.row.source, settled, failed, along)
     return InboxStatus.done.value
 
 
 def _after(source: str, settled, failed, along=()) -> None:
-    withdraw([job_name(i) for i in along])  # the events taken along: their own jobs have nothing left to do
+    withdraw(list(along))  # the jobs of the events taken along: they have nothing left to do
     for _ in settled:
         PROCESSED.labels(source, "done").inc()
     for inbox_id, exc, error in failed:
@@ -459,12 +462,18 @@ def batchable(event: Event) -> bool:
     return subject_of(event) is not None
 
 
+def _about_a_customer():
+    """`subject_of` in SQL, so the batch's query locks no row it would leave out (their jobs would wait for it)."""
+    named = lambda field: func.coalesce(InboxEvent.data[field].as_string(), "") != ""  # noqa: E731
+    return or_(named("ExternalUserID"), and_(InboxEvent.source != "wecom", named("FromUserName")))
+
+
 def _take_others(session: Session, inbox_id: int) -> list[_Taken]:
     """Waiting batchable events no other job holds, oldest first, that have a handler and can be handled (locked
     till commit)."""
     rows = session.scalars(
         select(InboxEvent).where(InboxEvent.status == InboxStatus.received.value, InboxEvent.id != inbox_id,
-                                 InboxEvent.source != UNBATCHED_SOURCE, InboxEvent.due_at <= utcnow())
+                                 _about_a_customer(), InboxEvent.due_at <= utcnow())
         .order_by(InboxEvent.id).limit(BATCH - 1).with_for_update(skip_locked=True))
     taken = []
     for row in rows:

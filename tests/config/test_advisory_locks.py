@@ -63,3 +63,33 @@ def test_transactions_taking_overlapping_keys_in_any_order_never_deadlock(settin
     for t in threads:
         t.join(60)
     assert errors == [] and sorted(done) == [0, 1, 2, 3]
+
+
+@POSTGRESQL
+def test_a_rolled_back_savepoint_forgets_its_locks_and_what_it_looked_up(settings):
+    from config.database import TRANSACTION_CACHE
+    from membership.models import Staff
+    from membership.service import ensure_staff
+
+    with session_scope() as s:
+        advisory_lock(s, "outer")
+        # given a savepoint that took a lock and created (then looked up) a staff member, and was rolled back
+        try:
+            with s.begin_nested():
+                advisory_lock(s, "inner")
+                ensure_staff(s, "new-staff")
+                assert ensure_staff(s, "new-staff").userid == "new-staff"
+                raise RuntimeError("the event failed")
+        except RuntimeError:
+            pass
+        # then PostgreSQL released the savepoint's lock and the transaction no longer counts it as held
+        assert not _held_by_others("inner") and "inner" not in s.info.get(ADVISORY_LOCKS, set())
+        advisory_lock(s, "inner")  # taken again, for real
+        assert _held_by_others("inner")
+        # and the staff member the savepoint made is not served from the cache: it is made again
+        assert TRANSACTION_CACHE not in s.info
+        again = ensure_staff(s, "new-staff")
+        s.flush()
+        assert s.get(Staff, again.id) is again
+    with session_scope() as s:
+        assert [x.userid for x in s.query(Staff).filter(Staff.userid == "new-staff")] == ["new-staff"]

@@ -209,3 +209,27 @@ def test_a_pay_notification_is_applied_alone_never_in_a_batch(settings, enqueued
         assert process_inbox(note) == "done"
         assert applied_with[note] == set()
     assert [r.status for r in inbox_rows()] == ["done"] * 4
+
+
+@POSTGRESQL
+def test_an_enqueue_that_fails_at_the_acknowledgement_does_not_keep_the_others_from_going(settings, monkeypatch):
+    from config.queue import using
+    from webhooks.inbox import process_inbox, store_at_once
+
+    class FailingFirst:  # a queue that refuses the event's job and takes the rest
+        def __init__(self):
+            self.jobs = []
+
+        def dispatch(self, job):
+            if job.func is process_inbox:
+                raise ConnectionError("Redis went away")
+            self.jobs.append(job)
+
+    def welcome(inbox_id):  # stands in for the welcome message's job
+        pass
+
+    with using(FailingFirst()) as queue:
+        stored = store_at_once("wecom", _edit(0, 0), {"MsgType": "event"}, [(welcome, "fast")])
+    # then the event is stored (the sweeper finds it), and the welcome job went all the same
+    assert stored.created and [(j.func, j.args, j.queue) for j in queue.jobs] == [(welcome, (stored.inbox_id,), "fast")]
+    assert [r.status for r in inbox_rows()] == ["received"]
