@@ -238,7 +238,11 @@ def _drop_after_commit(session: Session) -> None:
 
 def insert_for(session: Session):
     """The `insert` construct of the session's database, the one that has `on_conflict_do_*` (SQLite, PostgreSQL)."""
-    dialect = session.get_bind().dialect.name
+    return insert_of(session.get_bind().dialect.name)
+
+
+def insert_of(dialect: str):
+    """`insert_for` by the database's dialect name."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":

@@ -96,9 +96,7 @@ def withdraw(names: list[str]) -> int:
     """
     if not names:
         return 0
-    with _backends_lock:
-        backend = _backends[-1] if _backends else None
-    redis = get_redis() if backend is None else None
+    redis = get_redis() if _override() is None else None
     if redis is None:
         return 0
     from rq.job import Job as RQJob
@@ -114,9 +112,14 @@ _backends: list = []  # backends `using` put in front of the configured one, inn
 _backends_lock = threading.Lock()
 
 
-def _dispatch(job: Job) -> None:
+def _override():
+    """The backend `using` put in front of the configured one, if any."""
     with _backends_lock:
-        backend = _backends[-1] if _backends else None
+        return _backends[-1] if _backends else None
+
+
+def _dispatch(job: Job) -> None:
+    backend = _override()
     if backend is not None:
         backend.dispatch(job)
         return

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
 from bot.errors import PermanentAPIError
-from config.database import (advisory_locks, defer_after_commit, engine_for, get_engine, make_engine, read_scope,
-                             run_deferred, session_scope, upsert)
+from config.database import (advisory_locks, defer_after_commit, engine_for, get_engine, insert_of, make_engine,
+                             read_scope, run_deferred, session_scope, upsert)
 from config.errors import Unavailable
 from config.queue import RETRY_INTERVALS, enqueue, withdraw
 from config.settings import get_settings
@@ -253,10 +253,14 @@ def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=
     inbox_id = session.execute(_insert_returning_id(session.get_bind().dialect.name), row).scalar()
     stored = _stored(source, key, inbox_id, lambda: session.scalar(_id_of(key)))
     if stored.created:
-        enqueue(process_inbox, inbox_id, session=session, name=job_name(inbox_id, key))
-        for func, queue in extra_jobs:
-            enqueue(func, inbox_id, queue=queue, session=session)
+        for job, options in _intake_jobs(inbox_id, key, extra_jobs):
+            enqueue(job, inbox_id, session=session, **options)  # each after-commit callback fails on its own
     return stored
+
+
+def _intake_jobs(inbox_id: int, key: str, extra_jobs) -> list[tuple]:
+    """(function, enqueue options) of what a stored event runs: its own named job, then the extra ones."""
+    return [(process_inbox, {"name": job_name(inbox_id, key)}), *((job, {"queue": q}) for job, q in extra_jobs)]
 
 
 def job_name(inbox_id: int, key: str) -> str:
@@ -274,11 +278,7 @@ def _id_of(key: str):
 @functools.lru_cache(maxsize=2)
 def _insert_returning_id(dialect: str):
     # Built once, its values bound per call: building `.values(...)` anew costs more than the SQLite insert.
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return (insert(InboxEvent.__table__).on_conflict_do_nothing(index_elements=["content_key"])
+    return (insert_of(dialect)(InboxEvent.__table__).on_conflict_do_nothing(index_elements=["content_key"])
             .returning(InboxEvent.id))
 
 
@@ -300,8 +300,7 @@ def store_at_once(source: str, plaintext: str, data: dict, extra_jobs=()) -> Sto
         inbox_id = conn.execute(_insert_returning_id("postgresql"), row).scalar()
         stored = _stored(source, key, inbox_id, lambda: conn.execute(_id_of(key)).scalar())
     if stored.created:
-        jobs = [(process_inbox, {"name": job_name(inbox_id, key)}), *((job, {"queue": q}) for job, q in extra_jobs)]
-        for job, options in jobs:
+        for job, options in _intake_jobs(inbox_id, key, extra_jobs):
             try:  # each on its own: the welcome job (which no sweeper finds again) goes even if another did not
                 enqueue(job, inbox_id, **options)
             except Exception:  # noqa: BLE001 - the event is stored; the sweeper enqueues process_inbox again
@@ -435,7 +434,7 @@ def _apply_in(own: _Taken, wait: bool, shares: bool) -> str | None:
     return InboxStatus.done.value
 
 
-def _after(source: str, settled, failed, along=()) -> None:
+def _after(source: str, settled, failed, along) -> None:
     withdraw(list(along))  # the jobs of the events taken along: they have nothing left to do
     for _ in settled:
         PROCESSED.labels(source, "done").inc()

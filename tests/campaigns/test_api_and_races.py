@@ -89,6 +89,19 @@ def _together(fn, n: int) -> None:
     assert not errors, errors
 
 
+def fan_out_together(run_ids: list[int], workers_each: int = 2) -> None:
+    """Fan the runs out at the same moment, `workers_each` workers on every run."""
+    order = iter(run_ids * workers_each)
+    lock = threading.Lock()
+
+    def work():
+        with lock:
+            run_id = next(order)
+        fanout.run_job(run_id)
+
+    _together(work, len(run_ids) * workers_each)
+
+
 @ON_POSTGRESQL
 def test_four_workers_on_one_run_send_each_chunk_once(sandbox, manual_clock, monkeypatch):
     # given a launched campaign over 1,200 members and 12 staff, planned in batches of 100 members
@@ -114,15 +127,7 @@ def test_two_campaigns_at_once_never_pass_a_members_monthly_quota(sandbox, manua
     run_a = launch_twice(world.segment_id)[1][0]
     run_b = launch_twice(world.segment_id)[1][0]
     # when both fan out at the same moment, two workers each
-    runs = iter([run_a, run_b, run_a, run_b])
-    lock = threading.Lock()
-
-    def work():
-        with lock:
-            run_id = next(runs)
-        fanout.run_job(run_id)
-
-    _together(work, 4)
+    fan_out_together([run_a, run_b])
     # then each member was sent once in all, the other campaign skipped them for the quota
     got = [e for es in recipients(sandbox).values() for e in es]
     assert sorted(got) == sorted(world.ext.values())
@@ -145,15 +150,7 @@ def test_two_campaigns_sent_in_a_later_month_than_planned_never_pass_a_members_f
         ledger.plan(run, now=manual_clock(), batch=1000)
     # when both are sent at the same moment on 2 April (a month whose quota rows planning did not reserve)
     manual_clock.set(datetime(2026, 4, 2, 10, 0, tzinfo=timezone(timedelta(hours=8))).astimezone(timezone.utc))
-    runs = iter([run_a, run_b, run_a, run_b])
-    lock = threading.Lock()
-
-    def work():
-        with lock:
-            run_id = next(runs)
-        fanout.run_job(run_id)
-
-    _together(work, 4)
+    fan_out_together([run_a, run_b])
     # then each member got one message in all: the claims of the two campaigns were serialised per member
     got = Counter(e for es in recipients(sandbox).values() for e in es)
     assert got == Counter({e: 1 for e in world.ext.values()})

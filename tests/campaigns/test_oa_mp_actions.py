@@ -2,7 +2,6 @@
 launched twice, members without the channel skipped and counted, grants consumed once, results written back."""
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -29,7 +28,7 @@ from membership.timeline import record_event
 from miniprogram_api.auth import issue_token
 from siyu.app import create_app
 from tests.campaigns.conftest import MORNING, build_world
-from tests.campaigns.test_api_and_races import ON_POSTGRESQL, _together
+from tests.campaigns.test_api_and_races import ON_POSTGRESQL, fan_out_together
 from tests.campaigns.test_mass_message import ADMIN
 from tests.webhooks.conftest import handle
 
@@ -346,15 +345,7 @@ def test_two_subscribe_campaigns_at_once_spend_each_grant_once(sandbox, manual_c
     for run_id in runs:
         plan(run_id, now=clock.now())
     # when both fan out at the same moment, two workers each
-    order = iter(runs + runs)
-    lock = threading.Lock()
-
-    def work():
-        with lock:
-            run_id = next(order)
-        fanout.run_job(run_id)
-
-    _together(work, 4)
+    fan_out_together(runs)
     # then each member got one message in all: the other campaign found their grant spent and skipped them
     assert Counter(m["touser"] for m in sandbox.mp_subscribe_sends) == Counter({o: 1 for o in openids.values()})
     with session_scope() as s:
