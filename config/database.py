@@ -256,18 +256,43 @@ def upsert(session: Session, table, values: dict | list[dict], index_elements: l
     """INSERT … ON CONFLICT (index_elements) DO UPDATE SET set_ (or DO NOTHING), on SQLite and PostgreSQL.
 
     `values` is one row or several (inserted by one statement, in their order). With `returning` (a column), the
-    value of the (first) row written, or None when DO NOTHING skipped it.
+    value of the (first) row written, or None when DO NOTHING skipped it. One row's values are bound as parameters
+    of a statement built once (DO NOTHING) or of `set_`'s: building `.values(...)` anew costs several times the
+    round trip.
     """
-    insert = insert_for(session)
-    stmt = insert(table).values(values) if isinstance(values, list) else insert(table).values(**values)
-    if set_:
-        stmt = stmt.on_conflict_do_update(index_elements=index_elements, set_=set_)
+    dialect = session.get_bind().dialect.name
+    if isinstance(values, list) or set_:
+        rows = isinstance(values, list)
+        stmt = _conflict(insert_of(dialect)(table).values(values) if rows else insert_of(dialect)(table),
+                         index_elements, set_)
+        stmt, params = (stmt if returning is None else stmt.returning(returning)), None if rows else values
     else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=index_elements)
-    if returning is not None:
-        return session.execute(stmt.returning(returning)).scalar()
-    session.execute(stmt)
-    return None
+        stmt, params = _do_nothing(dialect, table, tuple(index_elements), returning), values
+    result = session.execute(stmt, params)
+    return None if returning is None else result.scalar()
+
+
+def _conflict(stmt, index_elements, set_: dict | None):
+    if set_:
+        return stmt.on_conflict_do_update(index_elements=index_elements, set_=set_)
+    return stmt.on_conflict_do_nothing(index_elements=index_elements)
+
+
+@functools.lru_cache(maxsize=64)
+def _do_nothing(dialect: str, table, index_elements: tuple[str, ...], returning):
+    stmt = _conflict(insert_of(dialect)(table), list(index_elements), None)
+    return stmt if returning is None else stmt.returning(returning)
+
+
+def prepared(build: Callable[[str], Any]) -> Callable[[Session], Any]:
+    """`build(dialect)` (a statement whose values are bound per call) built once per database kind.
+
+    SQLAlchemy caches the compiled SQL but not the construct: a multi-row upsert with CASE expressions costs
+    0.9 ms of Python to build each time, against 0.15 ms to execute one built once.
+    """
+    built = functools.lru_cache(maxsize=2)(build)
+    return lambda session: built(session.get_bind().dialect.name)
+
 
 ADVISORY_LOCKS = "advisory_locks"  # session.info: the keys this transaction holds a lock on
 

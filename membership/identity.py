@@ -6,10 +6,11 @@ such members are merged. An unverified phone proves nothing and links nobody.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -105,14 +106,8 @@ def bind(
 
 def _bind_once(session: Session, wanted: list[IdentityIn], name: str | None, store_id: int | None) -> BindResult:
     keys = [(i.type, i.scope, i.value) for i in wanted]
-    existing = {
-        (row.type, row.scope, row.value): row
-        for row in session.scalars(
-            # OR of equalities, not a row-value IN: SQLite only uses the unique index for the former.
-            select(Identity).where(or_(*(and_(Identity.type == t, Identity.scope == sc, Identity.value == v)
-                                         for t, sc, v in keys)))
-        )
-    }
+    params = {f"{part}{i}": value for i, key in enumerate(keys) for part, value in zip("tsv", key, strict=True)}
+    existing = {(row.type, row.scope, row.value): row for row in session.scalars(_identities_named(len(keys)), params)}
     linked_ids = sorted({
         existing[key].member_id
         for key, ident in zip(keys, wanted, strict=True)
@@ -136,21 +131,36 @@ def _bind_once(session: Session, wanted: list[IdentityIn], name: str | None, sto
             survivor.name = name
         if store_id and not survivor.store_id:
             survivor.store_id = store_id
+    new_rows = []
     for key, ident in zip(keys, wanted, strict=True):
         row = existing.get(key)
         if row is None:
-            session.add(Identity(member_id=result.member.id, type=ident.type, scope=ident.scope,
-                                 value=ident.value, verified=ident.verified))
+            new_rows.append({"member_id": result.member.id, "type": ident.type, "scope": ident.scope,
+                             "value": ident.value, "verified": ident.verified})
             result.new_identities.append(ident)
         elif row.type == "phone" and ident.verified and not row.verified:
             # A verified proof of ownership beats an unverified claim made elsewhere.
             row.member_id, row.verified = result.member.id, True
             result.new_identities.append(ident)
+    if new_rows:  # by one Core statement: the ORM's unit of work costs more than the insert (0.3 ms a member)
+        session.execute(_NEW_IDENTITIES, new_rows)
     session.flush()
     for ident in result.new_identities:
         if ident.type == "phone" and ident.verified:
             record_event(session, result.member.id, "member.phone_bound", {"phone_masked": mask_phone(ident.value)})
     return result
+
+
+_NEW_IDENTITIES = insert(Identity.__table__)
+
+
+@functools.lru_cache(maxsize=16)
+def _identities_named(n: int):
+    # OR of equalities, not a row-value IN: SQLite only uses the unique index for the former. Built once per
+    # count (its values bound per call): building it costs twice its execution.
+    return select(Identity).where(or_(*(
+        and_(Identity.type == bindparam(f"t{i}"), Identity.scope == bindparam(f"s{i}"),
+             Identity.value == bindparam(f"v{i}")) for i in range(n))))
 
 
 def _lock_live(session: Session, member_ids: list[int]) -> list[Member]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -142,6 +142,11 @@ def contact_lock_key(external_userid: str) -> str:
     return f"wecom-contact:{external_userid}"
 
 
+# Built once, its values bound per call (every contact event looks it up).
+_RELATION_OF = select(Relation).where(Relation.staff_id == bindparam("staff_id"),
+                                      Relation.member_id == bindparam("member_id"))
+
+
 def add_relation(
     session: Session,
     *,
@@ -154,7 +159,7 @@ def add_relation(
     dedupe_key: str | None = None,
 ) -> tuple[Relation, bool]:
     """Tie a customer to a staff member (or re-activate the tie); True when it became active now."""
-    rel = session.scalar(select(Relation).where(Relation.staff_id == staff.id, Relation.member_id == member_id))
+    rel = session.scalar(_RELATION_OF, {"staff_id": staff.id, "member_id": member_id})
     became_active = rel is None or rel.status != RelationStatus.active.value
     if rel is None:
         rel = Relation(staff_id=staff.id, member_id=member_id, state=state, channel_code_id=channel_code_id,
@@ -185,7 +190,7 @@ def end_relation(
     at: datetime | None = None, dedupe_key: str | None = None, data: dict | None = None,
 ) -> Relation | None:
     """End an active tie with `status`, writing the matching timeline event (with `data`); None when there was none."""
-    rel = session.scalar(select(Relation).where(Relation.staff_id == staff.id, Relation.member_id == member_id))
+    rel = session.scalar(_RELATION_OF, {"staff_id": staff.id, "member_id": member_id})
     if rel is None or rel.status != RelationStatus.active.value:
         return None
     rel.status, rel.ended_at = status.value, at or utcnow()

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import case, delete, func, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from config.database import insert_for
+from config.database import insert_of, prepared
 from config.types import UTCDateTime, utcnow
 from membership import hooks
 from membership.exceptions import InvalidInput
@@ -45,11 +45,9 @@ def record_event(
 def _insert_once(session: Session, event: TimelineEvent) -> bool:
     # One statement: INSERT … ON CONFLICT (dedupe_key) DO NOTHING. A concurrent writer of the same key waits for
     # the first to commit (then skips) or roll back (then writes), as the unique index makes it.
-    t = TimelineEvent.__table__
-    stmt = insert_for(session)(t).values(
-        member_id=event.member_id, type=event.type, at=event.at, data=event.data, dedupe_key=event.dedupe_key,
-        recorded_at=utcnow()).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    row = session.execute(stmt.returning(t.c.id, t.c.recorded_at)).first()
+    row = session.execute(_insert_once_stmt(session), {
+        "member_id": event.member_id, "type": event.type, "at": event.at, "data": event.data,
+        "dedupe_key": event.dedupe_key, "recorded_at": utcnow()}).first()
     if row is None:
         log.info("timeline %s: already written", event.dedupe_key)
         return False
@@ -59,11 +57,18 @@ def _insert_once(session: Session, event: TimelineEvent) -> bool:
     return True
 
 
+@prepared
+def _insert_once_stmt(dialect: str):
+    t = TimelineEvent.__table__
+    return (insert_of(dialect)(t).on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(t.c.id, t.c.recorded_at))
+
+
 EARLIEST = "first_seen_at"  # the one time trait that keeps the earliest time; the others keep the latest
 
 
 def _update_derived(session: Session, event: TimelineEvent) -> None:
-    # One atomic multi-row upsert, so concurrent writers never lose a count and an event costs one statement.
+    # Atomic upserts (one round trip, rows in one order), so concurrent writers never lose a count.
     now, member_id = utcnow(), event.member_id
     rows = [_counter_row(member_id, f"count.{event.type}", 1, now),
             _time_row(member_id, f"last.{event.type}", event.at, now)]
@@ -85,17 +90,22 @@ def _time_row(member_id: int, key: str, at: datetime, now: datetime) -> dict:
 
 def _upsert_derived(session: Session, rows: list[dict]) -> None:
     """Counters (rows with a number) add to the stored number; times keep the latest (the earliest for first_seen)."""
+    session.execute(_derived_upsert(session), rows)
+
+
+@prepared
+def _derived_upsert(dialect: str):
     t = Trait.__table__
-    stmt = insert_for(session)(t).values(rows)
+    stmt = insert_of(dialect)(t)
     new = stmt.excluded
     old_time = t.c.time_value
     keep_old = case((new.key == EARLIEST, old_time < new.time_value), else_=old_time > new.time_value)
-    session.execute(stmt.on_conflict_do_update(index_elements=["member_id", "key"], set_={
+    return stmt.on_conflict_do_update(index_elements=["member_id", "key"], set_={
         "number_value": case((new.number_value.is_(None), t.c.number_value),
                              else_=t.c.number_value + new.number_value),
         "time_value": case((new.time_value.is_(None), old_time), (keep_old, old_time), else_=new.time_value),
         "updated_at": new.updated_at,
-    }))
+    })
 
 
 def recompute_derived_traits(session: Session, member_id: int) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from config.database import forget, per_transaction, upsert
+from config.database import forget, insert_of, per_transaction, prepared
 from config.settings import get_settings
 from membership.models import TimelineEvent
 from segments.clock import bucket_day
@@ -26,9 +26,16 @@ log = logging.getLogger(__name__)
 
 
 def _bump(session: Session, member_id: int, type_: str, where_key: str, day, n: int = 1) -> None:
+    session.execute(_bump_stmt(session), {"member_id": member_id, "type": type_, "where_key": where_key, "day": day,
+                                          "n": n})
+
+
+@prepared
+def _bump_stmt(dialect: str):
     t = EventDayCount.__table__
-    upsert(session, t, {"member_id": member_id, "type": type_, "where_key": where_key, "day": day, "n": n},
-           ["member_id", "type", "where_key", "day"], {"n": t.c.n + n})
+    stmt = insert_of(dialect)(t)
+    return stmt.on_conflict_do_update(index_elements=["member_id", "type", "where_key", "day"],
+                                      set_={"n": t.c.n + stmt.excluded.n})
 
 
 def _filters_key(type_: str) -> tuple[str, str]:
