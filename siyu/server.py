@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from config.files import secure_var_dir
 from config.logging import install_log_redaction
-from config.queue import in_process_runner
+from config.queue import answering, in_process_runner
 from config.settings import get_settings
 from siyu.app import create_app
 from siyu.leader import FileLease
@@ -37,6 +37,20 @@ async def _embedded_lifespan(app: FastAPI):
         in_process_runner().drain(timeout=10)
 
 
+class _AnswerFirst:
+    """Embedded mode: while a callback is being answered, the server's own jobs give way (see config.queue)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/webhooks/"):
+            await self.app(scope, receive, send)
+            return
+        with answering():
+            await self.app(scope, receive, send)
+
+
 def _warm_jieba() -> None:
     # The dictionary takes ~0.6 s to load: not inside the first passive reply's 5 seconds.
     import jieba
@@ -58,5 +72,6 @@ def create_server() -> FastAPI:
     app = create_app()
     if get_settings().embedded:
         app.router.lifespan_context = _embedded_lifespan
+        app.add_middleware(_AnswerFirst)
     app.router.on_startup.append(_warm_jieba)
     return app

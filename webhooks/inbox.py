@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -339,10 +340,13 @@ PERMANENT_ERRORS = (
     PermanentAPIError,  # Tencent refused the call for a reason retrying will not fix
     DataError,  # the database refused a value (too long, a NUL byte)
 )
-# Events one job applies in one transaction on PostgreSQL: its own, then others already waiting. Each one taken
-# along saves a commit, a segment re-check job and the look-ups its listeners share. SQLite applies one event a
-# job: its commits are cheap, and a batch would hold the one write lock the welcome message's job needs.
+# Events one job applies in one transaction: its own, then others already waiting. Each one taken along saves a
+# commit, a segment re-check job and the look-ups its listeners share. On SQLite the transaction holds the one
+# write lock every other writer (the welcome message's job, the console, the mini-program) waits for, so events
+# are taken along only while it has been held for less than SQLITE_BATCH_SECONDS: with Tencent's real latency
+# (one re-read each) that is the own event alone, with a fast answer a handful.
 BATCH = 40
+SQLITE_BATCH_SECONDS = 0.05
 
 
 @dataclass
@@ -366,7 +370,7 @@ def process_inbox(inbox_id: int) -> str:
     handler = handler_for(row.source, row.msg_type, row.event, row.change_type)
     if handler is None:
         kind = f"{row.msg_type}/{row.event}/{row.change_type}"
-        if _settle(inbox_id, InboxStatus.unhandled):
+        if _settle([inbox_id], InboxStatus.unhandled):
             UNHANDLED.labels(row.source, kind).inc()
             log.info("inbox #%s: no handler for %s, kept", inbox_id, kind)
         return InboxStatus.unhandled.value
@@ -392,6 +396,10 @@ def _apply(own: _Taken, wait: bool = True) -> str | None:
     # SQLite has one writer: a second job applying at once in this process would only poll its busy handler,
     # taking the interpreter from the acknowledgements (0.30x bare FastAPI with two job threads, 0.45x with one).
     with _SQLITE_APPLYING:
+        with read_scope(inbox_engine()) as s:  # the job before may have taken this event along
+            status = s.scalar(select(InboxEvent.status).where(InboxEvent.id == own.row.id))
+        if status != InboxStatus.received.value:
+            return status or "missing"
         return _apply_in(own, wait, shares=False)
 
 
@@ -402,13 +410,16 @@ def _apply_in(own: _Taken, wait: bool, shares: bool) -> str | None:
             status = _lock_row(session, inbox_id, wait) if shares else InboxStatus.received.value
             if status is not None and status != InboxStatus.received.value:
                 return status  # another job settled it meanwhile
-            others = _take_others(session, inbox_id) if shares and batchable(own.event) else []
+            others = _others(session if shares else None, inbox_id) if batchable(own.event) else []
             batch = ([own] if status is not None else []) + others
             # in one order in every job, so two batches cannot deadlock on them
             advisory_locks(session, {k for k in (subject_of(t.event) for t in batch) if k})
+            until = time.monotonic() + SQLITE_BATCH_SECONDS
             if status is not None:
                 _apply_one(session, own)  # no savepoint: its failure is the job's, as if alone
             for other in others:
+                if not shares and time.monotonic() > until:
+                    break  # the rest is left to their own jobs (SQLite locks none of the rows it read)
                 try:
                     with session.begin_nested():
                         _apply_one(session, other)
@@ -422,9 +433,9 @@ def _apply_in(own: _Taken, wait: bool, shares: bool) -> str | None:
             if shares:  # one database: the rows are settled in the handlers' own transaction, by one statement
                 _settle_in(session, ([inbox_id] if status is not None else []) + done, InboxStatus.done)
         if status is None:
-            _after(own.row.source, done, failed, along)
+            _after(own.row.source, len(done), failed, along)
             return None
-        settled = [inbox_id, *done] if shares else [inbox_id] if _settle(inbox_id, InboxStatus.done) else []
+        settled = 1 + len(done) if shares else _settle([inbox_id, *done], InboxStatus.done)
     except PERMANENT_ERRORS as exc:
         return _failed_for_good(inbox_id, exc, traceback.format_exc())
     except Exception:
@@ -434,10 +445,10 @@ def _apply_in(own: _Taken, wait: bool, shares: bool) -> str | None:
     return InboxStatus.done.value
 
 
-def _after(source: str, settled, failed, along) -> None:
+def _after(source: str, settled: int, failed, along) -> None:
     withdraw(list(along))  # the jobs of the events taken along: they have nothing left to do
-    for _ in settled:
-        PROCESSED.labels(source, "done").inc()
+    if settled:
+        PROCESSED.labels(source, "done").inc(settled)
     for inbox_id, exc, error in failed:
         _failed_for_good(inbox_id, exc, error)
 
@@ -477,13 +488,17 @@ def _about_a_customer():
     return or_(named("ExternalUserID"), and_(InboxEvent.source != "wecom", named("FromUserName")))
 
 
-def _take_others(session: Session, inbox_id: int) -> list[_Taken]:
-    """Waiting batchable events no other job holds, oldest first, that have a handler and can be handled (locked
-    till commit)."""
-    rows = session.scalars(
-        select(InboxEvent).where(InboxEvent.status == InboxStatus.received.value, InboxEvent.id != inbox_id,
-                                 _about_a_customer(), InboxEvent.due_at <= utcnow())
-        .order_by(InboxEvent.id).limit(BATCH - 1).with_for_update(skip_locked=True))
+def _others(session: Session | None, inbox_id: int) -> list[_Taken]:
+    """Waiting batchable events, oldest first, that have a handler and can be handled: with `session` (the inbox in
+    the main database) those no other job holds, locked till commit; without, read from the inbox's own file."""
+    q = (select(InboxEvent).where(InboxEvent.status == InboxStatus.received.value, InboxEvent.id != inbox_id,
+                                  _about_a_customer(), InboxEvent.due_at <= utcnow())
+         .order_by(InboxEvent.id).limit(BATCH - 1))
+    if session is not None:
+        rows = list(session.scalars(q.with_for_update(skip_locked=True)))
+    else:
+        with read_scope(inbox_engine()) as s:
+            rows = list(s.scalars(q))
     taken = []
     for row in rows:
         handler = handler_for(row.source, row.msg_type, row.event, row.change_type)
@@ -519,20 +534,20 @@ def _mark_applied(session, row: InboxEvent) -> bool:
                   ["content_key"], returning=InboxApplied.content_key) is not None
 
 
-def _settle(inbox_id: int, status: InboxStatus) -> bool:
-    """Mark a `received` row done or unhandled; False when another attempt settled it first."""
+def _settle(inbox_ids: list[int], status: InboxStatus) -> int:
+    """Mark `received` rows done or unhandled in a transaction of their own; how many (others settled the rest)."""
     with inbox_scope() as session:
-        return _settle_in(session, [inbox_id], status)
+        return _settle_in(session, inbox_ids, status)
 
 
-def _settle_in(session: Session, inbox_ids: list[int], status: InboxStatus) -> bool:
+def _settle_in(session: Session, inbox_ids: list[int], status: InboxStatus) -> int:
     if not inbox_ids:
-        return False
+        return 0
     result = session.execute(
         update(InboxEvent).where(InboxEvent.id.in_(inbox_ids), InboxEvent.status == InboxStatus.received.value)
         .values(status=status.value, processed_at=utcnow(), error=None,
                 attempts=InboxEvent.attempts + (1 if status is InboxStatus.done else 0)))
-    return bool(result.rowcount)
+    return result.rowcount
 
 
 def _record_failure(inbox_id: int, error: str, permanent: bool = False) -> None:

@@ -1,5 +1,6 @@
 """Background jobs: after commit only, retried, final failures in `job_failures`, later and once per id; RQ's
 real worker on Redis."""
+import time as time_module
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -370,3 +371,26 @@ def test_a_name_is_for_a_job_due_now_without_a_job_id(settings):
             enqueue(note, "x", name="n-1", **kwargs)
     with pytest.raises(ValueError, match="a name is for"):
         enqueue(note, "x", name="inbox:1")  # not an RQ id
+
+
+def test_in_process_jobs_give_way_to_answers_in_flight_but_not_for_ever(settings):
+    from config.queue import answering
+
+    ran: dict[str, float] = {}
+    runner = InProcessRunner(give_way=30)
+    start = time_module.monotonic()
+    with using(runner):
+        with answering():
+            # given a callback being answered: a job of the default queue waits, one of the fast queue does not
+            enqueue(lambda: ran.setdefault("default", time_module.monotonic()))
+            enqueue(lambda: ran.setdefault("fast", time_module.monotonic()), queue="fast")
+            time_module.sleep(0.3)
+            assert "fast" in ran and "default" not in ran
+        # when the answer has been sent, then the waiting job runs at once
+        assert runner.drain(5)
+    assert ran["default"] - start < 5
+    # and under a stream of answers that never pauses, a job waits at most `give_way`
+    bounded = InProcessRunner(give_way=0.05)
+    with using(bounded), answering():
+        enqueue(lambda: ran.setdefault("bounded", time_module.monotonic()))
+        assert bounded.drain(5) and "bounded" in ran

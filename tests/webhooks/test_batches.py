@@ -1,6 +1,6 @@
-"""On PostgreSQL a job applies other waiting events along with its own: one customer's events are still never
-applied concurrently, each event is applied once, and an event taken along keeps the failure handling it has
-alone. (SQLite applies one event a job, under its one write lock.)"""
+"""A job applies other waiting events along with its own: one customer's events are still never applied
+concurrently, each event is applied once, and an event taken along keeps the failure handling it has alone.
+On SQLite (one write lock for every writer) events are taken along only while the lock is young."""
 from __future__ import annotations
 
 import random
@@ -105,7 +105,8 @@ def test_jobs_applying_batches_concurrently_never_apply_one_customers_events_at_
     assert [r.status for r in inbox_rows()] == ["done"] * len(ids)
 
 
-@POSTGRESQL
+@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+                         indirect=True)
 def test_an_event_taken_along_keeps_its_own_failure_handling(settings, enqueued, monkeypatch):
     from webhooks.inbox import process_inbox
 
@@ -233,3 +234,32 @@ def test_an_enqueue_that_fails_at_the_acknowledgement_does_not_keep_the_others_f
     # then the event is stored (the sweeper finds it), and the welcome job went all the same
     assert stored.created and [(j.func, j.args, j.queue) for j in queue.jobs] == [(welcome, (stored.inbox_id,), "fast")]
     assert [r.status for r in inbox_rows()] == ["received"]
+
+
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+@SQLITE
+def test_on_sqlite_a_job_takes_waiting_events_along_while_the_write_lock_is_young(settings, enqueued, monkeypatch):
+    from webhooks import inbox
+    from webhooks.inbox import process_inbox
+
+    # given five waiting events of five customers, on the embedded database
+    ids = _store([_edit(c, 0) for c in range(5)])
+    calls = Counter()
+    monkeypatch.setitem(dispatch.HANDLERS, KIND, lambda session, ev: calls.update([ev.inbox_id]))
+    # when the first one's job runs
+    assert process_inbox(ids[0]) == "done"
+    # then every one is applied once and done, and their own jobs find nothing left to do
+    assert calls == Counter(ids)
+    assert {r.status for r in inbox_rows()} == {"done"}
+    assert [process_inbox(i) for i in ids[1:]] == ["done"] * 4
+    assert calls == Counter(ids)
+    # and once the write lock has been held for its time, the rest is left to their own jobs
+    later = _store([_edit(c, 1) for c in range(3)])
+    monkeypatch.setattr(inbox, "SQLITE_BATCH_SECONDS", 0.0)
+    assert process_inbox(later[0]) == "done"
+    assert {r.id: r.status for r in inbox_rows() if r.id in later} == {later[0]: "done", later[1]: "received",
+                                                                       later[2]: "received"}
+    assert [process_inbox(i) for i in later[1:]] == ["done", "done"]
+    assert calls == Counter(ids + later)
