@@ -91,14 +91,17 @@ def withdraw(names: list[str]) -> int:
     """Drop the jobs enqueued under `names` that no worker has taken yet; how many were dropped (best effort).
 
     For work done by other means: a job applying many inbox events withdraws theirs once it has committed. A
-    job already running, waiting for a retry or finished is left alone; in-process jobs are never withdrawn
-    (they cost a thread hop, not RQ's round trips). A Redis that cannot be reached withdraws nothing.
+    job already running, waiting for a retry or finished is left alone. A Redis that cannot be reached withdraws
+    nothing; in embedded mode the in-process runner skips the jobs when their turn comes.
     """
     if not names:
         return 0
-    redis = get_redis() if _override() is None else None
+    backend = _override()
+    if backend is not None:
+        return backend.withdraw(names) if hasattr(backend, "withdraw") else 0
+    redis = get_redis()
     if redis is None:
-        return 0
+        return in_process_runner().withdraw(names)
     from rq.job import Job as RQJob
 
     try:
@@ -305,6 +308,8 @@ class InProcessRunner:
     _fast: ThreadPoolExecutor = field(init=False)
     _pending: int = 0  # queued, running or waiting for a retry (not: waiting for a later time)
     _ids: set[str] = field(default_factory=set)  # ids of jobs pending or running
+    _queued: set[str] = field(default_factory=set)  # names of jobs waiting for a thread
+    _withdrawn: set[str] = field(default_factory=set)  # names among those to skip when their turn comes
     _idle: threading.Condition = field(default_factory=threading.Condition)
 
     def __post_init__(self) -> None:
@@ -332,11 +337,33 @@ class InProcessRunner:
     def _submit(self, job: Job, attempt: int) -> None:
         with self._idle:
             self._pending += 1
+            if job.name is not None:
+                self._queued.add(job.name)
         pool = self._fast if job.queue == "fast" else self._pool
         pool.submit(self._run, job, attempt)
 
+    def withdraw(self, names: list[str]) -> int:
+        """Skip the jobs named `names` that wait for a thread (see `withdraw`); how many there were."""
+        with self._idle:
+            found = [name for name in names if name in self._queued]
+            self._withdrawn.update(found)
+        return len(found)
+
+    def _skipped(self, job: Job) -> bool:
+        if job.name is None:
+            return False
+        with self._idle:
+            self._queued.discard(job.name)
+            if job.name not in self._withdrawn:
+                return False
+            self._withdrawn.discard(job.name)
+            return True
+
     def _run(self, job: Job, attempt: int) -> None:
         ended = True
+        if self._skipped(job):
+            self._done(job.job_id)
+            return
         if job.queue != "fast":  # the fast queue's welcome codes have 20 seconds
             ANSWERING.give_way(self.give_way)
         try:

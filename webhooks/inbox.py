@@ -342,9 +342,10 @@ PERMANENT_ERRORS = (
 )
 # Events one job applies in one transaction: its own, then others already waiting. Each one taken along saves a
 # commit, a segment re-check job and the look-ups its listeners share. On SQLite the transaction holds the one
-# write lock every other writer (the welcome message's job, the console, the mini-program) waits for, so events
-# are taken along only while it has been held for less than SQLITE_BATCH_SECONDS: with Tencent's real latency
-# (one re-read each) that is the own event alone, with a fast answer a handful.
+# write lock every other writer (the welcome message's job, the console, the mini-program) waits for, so another
+# event is started only while it has been held for less than SQLITE_BATCH_SECONDS (the lock is then held for that
+# and one event more): with Tencent's real latency (a re-read each) that is the own event alone, with a fast
+# answer a handful.
 BATCH = 40
 SQLITE_BATCH_SECONDS = 0.05
 
@@ -404,7 +405,7 @@ def _apply(own: _Taken, wait: bool = True) -> str | None:
 
 
 def _apply_in(own: _Taken, wait: bool, shares: bool) -> str | None:
-    inbox_id, done, failed, along = own.row.id, [], [], []
+    inbox_id, done, failed = own.row.id, [], []
     try:
         with session_scope() as session:
             status = _lock_row(session, inbox_id, wait) if shares else InboxStatus.received.value
@@ -423,32 +424,34 @@ def _apply_in(own: _Taken, wait: bool, shares: bool) -> str | None:
                 try:
                     with session.begin_nested():
                         _apply_one(session, other)
-                    done.append(other.row.id)
-                    along.append(job_name(other.row.id, other.row.content_key))
+                    done.append(other.row)
                 except PERMANENT_ERRORS as exc:
                     failed.append((other.row.id, exc, traceback.format_exc()))
                 except Exception as exc:  # noqa: BLE001 - left untouched for its own job and its retries
                     log.info("inbox #%s: not applied along with #%s (%s), left for its own job", other.row.id,
                              inbox_id, type(exc).__name__)
             if shares:  # one database: the rows are settled in the handlers' own transaction, by one statement
-                _settle_in(session, ([inbox_id] if status is not None else []) + done, InboxStatus.done)
+                _settle_in(session, [r.id for r in ([own.row] if status is not None else []) + done],
+                           InboxStatus.done)
         if status is None:
-            _after(own.row.source, len(done), failed, along)
+            _after(None, done, failed)
             return None
-        settled = 1 + len(done) if shares else _settle([inbox_id, *done], InboxStatus.done)
+        if not shares:  # after the handlers' commit, in the inbox's own file (a crash between: the jobs settle them)
+            _settle([inbox_id, *(r.id for r in done)], InboxStatus.done)
     except PERMANENT_ERRORS as exc:
         return _failed_for_good(inbox_id, exc, traceback.format_exc())
     except Exception:
         _record_failure(inbox_id, traceback.format_exc())
         raise  # the queue retries with backoff; the row says how often it has been tried
-    _after(own.row.source, settled, failed, along)
+    _after(own.row, done, failed)
     return InboxStatus.done.value
 
 
-def _after(source: str, settled: int, failed, along) -> None:
-    withdraw(list(along))  # the jobs of the events taken along: they have nothing left to do
-    if settled:
-        PROCESSED.labels(source, "done").inc(settled)
+def _after(own: InboxEvent | None, along: list[InboxEvent], failed) -> None:
+    """What follows the commit: the jobs of the events taken along withdrawn, the counts, the permanent failures."""
+    withdraw([job_name(r.id, r.content_key) for r in along])  # they have nothing left to do
+    for row in ([own] if own is not None else []) + along:
+        PROCESSED.labels(row.source, "done").inc()
     for inbox_id, exc, error in failed:
         _failed_for_good(inbox_id, exc, error)
 

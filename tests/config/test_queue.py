@@ -364,6 +364,30 @@ def test_rq_a_named_job_withdrawn_while_queued_never_runs_and_one_already_run_is
     assert withdraw(["n-2"]) == 0 and withdraw([]) == 0
 
 
+def test_in_process_a_named_job_withdrawn_while_waiting_for_a_thread_never_runs(settings):
+    import threading
+
+    from config.queue import withdraw
+
+    ran, release = [], threading.Event()
+    runner = InProcessRunner(workers=1, give_way=0)
+    with using(runner):
+        # given one thread busy with a job, and three named jobs waiting behind it
+        enqueue(lambda: (release.wait(10), ran.append("busy")))
+        time_module.sleep(0.1)
+        for n in (1, 2, 3):
+            enqueue(lambda n=n: ran.append(f"named {n}"), name=f"n-{n}")
+        # when two of them are withdrawn (and a name nobody used), then those two are skipped when their turn comes
+        assert withdraw(["n-1", "n-3", "n-9"]) == 2
+        release.set()
+        assert runner.drain(10)
+        assert ran == ["busy", "named 2"]
+        # and a job that ran is not withdrawn afterwards, nor is a name withdrawn for a later job of that name
+        assert withdraw(["n-2"]) == 0
+        enqueue(lambda: ran.append("named 2 again"), name="n-2")
+        assert runner.drain(10) and ran[-1] == "named 2 again"
+
+
 def test_a_name_is_for_a_job_due_now_without_a_job_id(settings):
     # a name is a handle, not a second kind of unique id, and names a job in a queue, not one scheduled
     for kwargs in ({"job_id": "x"}, {"in_": timedelta(seconds=5)}, {"at": utcnow()}):
