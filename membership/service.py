@@ -157,9 +157,12 @@ def add_relation(
     remark: str | None = None,
     added_at: datetime | None = None,
     dedupe_key: str | None = None,
+    new_member: bool = False,
 ) -> tuple[Relation, bool]:
-    """Tie a customer to a staff member (or re-activate the tie); True when it became active now."""
-    rel = session.scalar(_RELATION_OF, {"staff_id": staff.id, "member_id": member_id})
+    """Tie a customer to a staff member (or re-activate the tie); True when it became active now.
+
+    `new_member`: the member was created in this transaction, so no tie can exist yet (not looked up)."""
+    rel = None if new_member else session.scalar(_RELATION_OF, {"staff_id": staff.id, "member_id": member_id})
     became_active = rel is None or rel.status != RelationStatus.active.value
     if rel is None:
         rel = Relation(staff_id=staff.id, member_id=member_id, state=state, channel_code_id=channel_code_id,

@@ -65,7 +65,8 @@ def sync_contact(session: Session, ev: Event, *, adding: bool):
     identities = [wecom_identity(external_userid)]
     if contact.get("unionid"):
         identities.append(IdentityIn("unionid", contact["unionid"]))
-    member = bind(session, identities, name=contact.get("name"), store_id=code.store_id if code else None).member
+    bound = bind(session, identities, name=contact.get("name"), store_id=code.store_id if code else None)
+    member = bound.member
     if follow is None:  # the staff member no longer has this customer: a later delete was handled first
         log.info("contact %s: %s does not follow any more, no relation", external_userid, userid)
         return member
@@ -73,7 +74,7 @@ def sync_contact(session: Session, ev: Event, *, adding: bool):
     rel, new = add_relation(
         session, staff=staff, member_id=member.id, state=state or None, channel_code_id=code.id if code else None,
         remark=follow.get("remark") or None, added_at=_when(follow.get("createtime"), ev.at),
-        dedupe_key=ev.key("contact.added"),
+        dedupe_key=ev.key("contact.added"), new_member=bound.created,
     )
     if follow.get("remark") and rel.remark != follow["remark"]:
         rel.remark = follow["remark"]
