@@ -91,8 +91,9 @@ def withdraw(names: list[str]) -> int:
     """Drop the jobs enqueued under `names` that no worker has taken yet; how many were dropped (best effort).
 
     For work done by other means: a job applying many inbox events withdraws theirs once it has committed. A
-    job already running, waiting for a retry or finished is left alone. A Redis that cannot be reached withdraws
-    nothing; in embedded mode the in-process runner skips the jobs when their turn comes.
+    job already running, waiting for its retry's time or finished is left alone (a retry queued again is not).
+    A Redis that cannot be reached withdraws nothing; in embedded mode the in-process runner skips the jobs when
+    their turn comes.
     """
     if not names:
         return 0
