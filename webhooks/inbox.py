@@ -12,6 +12,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
@@ -30,7 +31,7 @@ from sqlalchemy.pool import QueuePool
 
 from bot.errors import PermanentAPIError
 from config.database import (advisory_locks, defer_after_commit, engine_for, get_engine, insert_of, make_engine,
-                             read_scope, run_deferred, session_scope, upsert)
+                             prepared, read_scope, run_deferred, session_scope, upsert)
 from config.errors import Unavailable
 from config.queue import RETRY_INTERVALS, enqueue, withdraw
 from config.settings import get_settings
@@ -251,7 +252,7 @@ def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=
     """Insert the callback (or find its earlier copy); when new, enqueue it once `session` (on the inbox) commits."""
     row = _row(source, plaintext, data)
     key = row["content_key"]
-    inbox_id = session.execute(_insert_returning_id(session.get_bind().dialect.name), row).scalar()
+    inbox_id = session.execute(_insert_returning_id(session), row).scalar()
     stored = _stored(source, key, inbox_id, lambda: session.scalar(_id_of(key)))
     if stored.created:
         for job, options in _intake_jobs(inbox_id, key, extra_jobs):
@@ -276,7 +277,7 @@ def _id_of(key: str):
     return select(InboxEvent.id).where(InboxEvent.content_key == key)
 
 
-@functools.lru_cache(maxsize=2)
+@prepared
 def _insert_returning_id(dialect: str):
     # Built once, its values bound per call: building `.values(...)` anew costs more than the SQLite insert.
     return (insert_of(dialect)(InboxEvent.__table__).on_conflict_do_nothing(index_elements=["content_key"])
@@ -298,7 +299,7 @@ def store_at_once(source: str, plaintext: str, data: dict, extra_jobs=()) -> Sto
     row = _row(source, plaintext, data)
     key = row["content_key"]
     with inbox_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        inbox_id = conn.execute(_insert_returning_id("postgresql"), row).scalar()
+        inbox_id = conn.execute(_insert_returning_id.of("postgresql"), row).scalar()
         stored = _stored(source, key, inbox_id, lambda: conn.execute(_id_of(key)).scalar())
     if stored.created:
         for job, options in _intake_jobs(inbox_id, key, extra_jobs):
@@ -397,10 +398,6 @@ def _apply(own: _Taken, wait: bool = True) -> str | None:
     # SQLite has one writer: a second job applying at once in this process would only poll its busy handler,
     # taking the interpreter from the acknowledgements (0.30x bare FastAPI with two job threads, 0.45x with one).
     with _SQLITE_APPLYING:
-        with read_scope(inbox_engine()) as s:  # the job before may have taken this event along
-            status = s.scalar(select(InboxEvent.status).where(InboxEvent.id == own.row.id))
-        if status != InboxStatus.received.value:
-            return status or "missing"
         return _apply_in(own, wait, shares=False)
 
 
@@ -408,18 +405,19 @@ def _apply_in(own: _Taken, wait: bool, shares: bool) -> str | None:
     inbox_id, done, failed = own.row.id, [], []
     try:
         with session_scope() as session:
-            status = _lock_row(session, inbox_id, wait) if shares else InboxStatus.received.value
+            # the job before may have settled it, or taken it along: the row's status, locked when it shares
+            status = _lock_row(session, inbox_id, wait) if shares else _status_apart(inbox_id)
             if status is not None and status != InboxStatus.received.value:
                 return status  # another job settled it meanwhile
             others = _others(session if shares else None, inbox_id) if batchable(own.event) else []
             batch = ([own] if status is not None else []) + others
             # in one order in every job, so two batches cannot deadlock on them
             advisory_locks(session, {k for k in (subject_of(t.event) for t in batch) if k})
-            until = time.monotonic() + SQLITE_BATCH_SECONDS
+            until = math.inf if shares else time.monotonic() + SQLITE_BATCH_SECONDS
             if status is not None:
                 _apply_one(session, own)  # no savepoint: its failure is the job's, as if alone
             for other in others:
-                if not shares and time.monotonic() > until:
+                if time.monotonic() > until:
                     break  # the rest is left to their own jobs (SQLite locks none of the rows it read)
                 try:
                     with session.begin_nested():
@@ -468,6 +466,12 @@ def _lock_row(session: Session, inbox_id: int, wait: bool) -> str | None:
     q = select(InboxEvent.status).where(InboxEvent.id == inbox_id).with_for_update(skip_locked=not wait)
     status = session.scalar(q)
     return status if status is not None or wait else (None if _exists(session, inbox_id) else "missing")
+
+
+def _status_apart(inbox_id: int) -> str:
+    """The row's status in the inbox's own file (SQLite: no row lock; this process applies one job at a time)."""
+    with read_scope(inbox_engine()) as s:
+        return s.scalar(select(InboxEvent.status).where(InboxEvent.id == inbox_id)) or "missing"
 
 
 def _exists(session: Session, inbox_id: int) -> bool:
