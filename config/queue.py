@@ -54,6 +54,23 @@ class Job:
     name: str | None = None  # a handle for `withdraw`, not a unique id (make it unique to the job): see `enqueue`
 
 
+def new_job(func: Callable, *args, queue: str = "default", retries: int = len(RETRY_INTERVALS),
+            at: datetime | None = None, in_: timedelta | None = None, job_id: str | None = None,
+            name: str | None = None) -> Job:
+    """The `Job` that `enqueue` would hand to the backend (the same checks), for `enqueue_all`."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}; queues are {QUEUES}")
+    if at is not None and in_ is not None:
+        raise ValueError("enqueue: give `at` or `in_`, not both")
+    if at is not None and at.tzinfo is None:
+        raise ValueError(f"enqueue: `at` must be aware, got {at!r}")
+    if job_id is not None and not job_id:
+        raise ValueError("enqueue: an empty job id")
+    if name is not None and (job_id is not None or at is not None or in_ is not None or not RQ_ID.fullmatch(name)):
+        raise ValueError(f"enqueue: a name is for a job due now, without a job id, of {RQ_ID.pattern}: {name!r}")
+    return Job(func, tuple(args), queue, retries, at, in_, job_id, name)
+
+
 def enqueue(
     func: Callable,
     *args,
@@ -70,21 +87,32 @@ def enqueue(
     With `job_id`, a second enqueue under the same id is a no-op while the first is pending or running.
     With `name` (no uniqueness, no extra round trip), the job can be withdrawn while it waits (`withdraw`).
     """
-    if queue not in QUEUES:
-        raise ValueError(f"unknown queue {queue!r}; queues are {QUEUES}")
-    if at is not None and in_ is not None:
-        raise ValueError("enqueue: give `at` or `in_`, not both")
-    if at is not None and at.tzinfo is None:
-        raise ValueError(f"enqueue: `at` must be aware, got {at!r}")
-    if job_id is not None and not job_id:
-        raise ValueError("enqueue: an empty job id")
-    if name is not None and (job_id is not None or at is not None or in_ is not None or not RQ_ID.fullmatch(name)):
-        raise ValueError(f"enqueue: a name is for a job due now, without a job id, of {RQ_ID.pattern}: {name!r}")
-    job = Job(func, tuple(args), queue, retries, at, in_, job_id, name)
+    job = new_job(func, *args, queue=queue, retries=retries, at=at, in_=in_, job_id=job_id, name=name)
     if session is not None:
         after_commit(session, lambda: _dispatch(job))
     else:
         _dispatch(job)
+
+
+def enqueue_all(jobs: list[Job]) -> list[tuple[Job, Exception]]:
+    """Hand `jobs` to the backend now, together: on RQ, those due now without an id go in one round trip.
+
+    Each job is queued or refused on its own: the (job, error) pairs of those that were not are returned.
+    """
+    backend = _backend()
+    if hasattr(backend, "dispatch_all"):
+        return backend.dispatch_all(jobs)
+    return _one_by_one(backend, jobs)
+
+
+def _one_by_one(backend, jobs: list[Job]) -> list[tuple[Job, Exception]]:
+    refused = []
+    for job in jobs:
+        try:
+            backend.dispatch(job)
+        except Exception as exc:  # noqa: BLE001 - the caller says what was not queued
+            refused.append((job, exc))
+    return refused
 
 
 def withdraw(names: list[str]) -> int:
@@ -122,16 +150,17 @@ def _override():
         return _backends[-1] if _backends else None
 
 
-def _dispatch(job: Job) -> None:
+def _backend():
+    """Where jobs go now: the backend `using` put in front, else RQ when Redis is configured, else in-process."""
     backend = _override()
     if backend is not None:
-        backend.dispatch(job)
-        return
+        return backend
     redis = get_redis()
-    if redis is None:
-        in_process_runner().dispatch(job)
-    else:
-        RQBackend(redis).dispatch(job)
+    return in_process_runner() if redis is None else RQBackend(redis)
+
+
+def _dispatch(job: Job) -> None:
+    _backend().dispatch(job)
 
 
 @contextlib.contextmanager
@@ -225,22 +254,16 @@ class RQBackend:
 
     def dispatch(self, job: Job) -> None:
         """Queue `job` in RQ (scheduled when it has a time); a no-op when its id is pending or running."""
-        from rq import Callback, Queue, Retry
+        from rq import Queue
         from rq.exceptions import DuplicateJobError
         from rq.job import Job as RQJob
 
         queue = Queue(job.queue, connection=self.redis)
-        options = {
-            "retry": Retry(max=job.retries, interval=list(RETRY_INTERVALS[:job.retries])) if job.retries else None,
-            "on_failure": Callback(rq_failure_callback), "failure_ttl": FAILURE_TTL,
-        }
+        options = _rq_options(job)
         at = job.at if job.in_ is None else utcnow() + job.in_
         if job.job_id is None:
             if at is None:
-                # One round trip: the queue's registration and the job itself in one pipeline.
-                pipe = self.redis.pipeline()
-                queue.enqueue(job.func, *job.args, pipeline=pipe, job_id=job.name, **options)
-                pipe.execute()
+                self.dispatch_all([job])
             else:
                 queue.enqueue_at(at, job.func, *job.args, **options)
             return
@@ -254,6 +277,37 @@ class RQBackend:
                 queue.schedule_job(rq_job, at, unique=True)
         except DuplicateJobError:
             log.info("job %s: %s is pending already, not queued again", func_name(job.func), job.job_id)
+
+
+    def dispatch_all(self, jobs: list[Job]) -> list[tuple[Job, Exception]]:
+        """Queue `jobs`: those due now without an id in one pipeline (one round trip), the others one by one."""
+        from rq import Queue
+
+        now, later = [], []
+        for job in jobs:
+            (now if job.job_id is None and job.at is None and job.in_ is None else later).append(job)
+        refused = _one_by_one(self, later)
+        pipe, queued = self.redis.pipeline(), []
+        for job in now:
+            try:
+                Queue(job.queue, connection=self.redis).enqueue(job.func, *job.args, pipeline=pipe, job_id=job.name,
+                                                                **_rq_options(job))
+                queued.append(job)
+            except Exception as exc:  # noqa: BLE001 - this one is refused, the others go
+                refused.append((job, exc))
+        if queued:
+            try:
+                pipe.execute()
+            except Exception as exc:  # noqa: BLE001 - none of the pipeline's went
+                refused.extend((job, exc) for job in queued)
+        return refused
+
+
+def _rq_options(job: Job) -> dict:
+    from rq import Callback, Retry
+
+    return {"retry": Retry(max=job.retries, interval=list(RETRY_INTERVALS[:job.retries])) if job.retries else None,
+            "on_failure": Callback(rq_failure_callback), "failure_ttl": FAILURE_TTL}
 
 
 # -- in-process -------------------------------------------------------------------------------------------

@@ -227,7 +227,7 @@ class Stored:
     created: bool
 
 
-def _row(source: str, plaintext: str, data: dict) -> dict:
+def inbox_row(source: str, plaintext: str, data: dict) -> dict:
     """The inbox row of a callback; what is stored always fits the columns, so no content can make the insert fail."""
     plaintext, data = storable_text(plaintext), storable(data)
     msg_type, event, change = event_kind(data)
@@ -238,7 +238,7 @@ def _row(source: str, plaintext: str, data: dict) -> dict:
             "status": InboxStatus.received.value, "attempts": 0, "received_at": now, "due_at": now}
 
 
-def _stored(source: str, key: str, inbox_id: int | None, existing) -> Stored:
+def stored_as(source: str, key: str, inbox_id: int | None, existing) -> Stored:
     if inbox_id is not None:
         RECEIVED.labels(source, "stored").inc()
         return Stored(inbox_id, True)
@@ -250,17 +250,17 @@ def _stored(source: str, key: str, inbox_id: int | None, existing) -> Stored:
 
 def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
     """Insert the callback (or find its earlier copy); when new, enqueue it once `session` (on the inbox) commits."""
-    row = _row(source, plaintext, data)
+    row = inbox_row(source, plaintext, data)
     key = row["content_key"]
     inbox_id = session.execute(_insert_returning_id(session), row).scalar()
-    stored = _stored(source, key, inbox_id, lambda: session.scalar(_id_of(key)))
+    stored = stored_as(source, key, inbox_id, lambda: session.scalar(_id_of(key)))
     if stored.created:
-        for job, options in _intake_jobs(inbox_id, key, extra_jobs):
+        for job, options in intake_jobs(inbox_id, key, extra_jobs):
             enqueue(job, inbox_id, session=session, **options)  # each after-commit callback fails on its own
     return stored
 
 
-def _intake_jobs(inbox_id: int, key: str, extra_jobs) -> list[tuple]:
+def intake_jobs(inbox_id: int, key: str, extra_jobs) -> list[tuple]:
     """(function, enqueue options) of what a stored event runs: its own named job, then the extra ones."""
     return [(process_inbox, {"name": job_name(inbox_id, key)}), *((job, {"queue": q}) for job, q in extra_jobs)]
 
@@ -285,29 +285,8 @@ def _insert_returning_id(dialect: str):
 
 
 def storing_at_once() -> bool:
-    """True when `store_at_once` takes callbacks: on PostgreSQL (SQLite's writers queue in `inbox_scope`)."""
+    """True when webhooks.group_store takes callbacks: on PostgreSQL (SQLite's writers queue in `inbox_scope`)."""
     return inbox_engine().dialect.name == "postgresql"
-
-
-def store_at_once(source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
-    """`store` as one statement that is its own transaction (PostgreSQL), then the enqueues: the acknowledgement's path.
-
-    `INSERT … ON CONFLICT DO NOTHING RETURNING id` in autocommit is as durable as the session's transaction, at one
-    round trip instead of three (BEGIN, INSERT, COMMIT) and without the ORM session around it. A failed enqueue
-    loses nothing: the row waits for the sweeper, as after any commit.
-    """
-    row = _row(source, plaintext, data)
-    key = row["content_key"]
-    with inbox_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        inbox_id = conn.execute(_insert_returning_id.of("postgresql"), row).scalar()
-        stored = _stored(source, key, inbox_id, lambda: conn.execute(_id_of(key)).scalar())
-    if stored.created:
-        for job, options in _intake_jobs(inbox_id, key, extra_jobs):
-            try:  # each on its own: the welcome job (which no sweeper finds again) goes even if another did not
-                enqueue(job, inbox_id, **options)
-            except Exception:  # noqa: BLE001 - the event is stored; the sweeper enqueues process_inbox again
-                log.exception("inbox #%s: stored, %s not enqueued", inbox_id, job.__name__)
-    return stored
 
 
 def cause_of(inbox_id: int) -> str:

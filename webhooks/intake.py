@@ -11,7 +11,8 @@ from sqlalchemy.exc import OperationalError
 from bot.credentials import mp_credentials, oa_credentials, wecom_credentials
 from config.settings import get_settings
 from webhooks.crypto import BadPayload, BadSignature, WrongReceiver
-from webhooks.inbox import INBOX_BUSY_TIMEOUT, InboxBusy, Stored, inbox_scope, store, store_at_once, storing_at_once
+from webhooks.group_store import store_at_once
+from webhooks.inbox import INBOX_BUSY_TIMEOUT, InboxBusy, Stored, inbox_scope, store, storing_at_once
 from webhooks.metrics import RECEIVED, REJECTED
 from webhooks.replay import Delivery, remember
 

@@ -418,3 +418,43 @@ def test_in_process_jobs_give_way_to_answers_in_flight_but_not_for_ever(settings
     with using(bounded), answering():
         enqueue(lambda: ran.setdefault("bounded", time_module.monotonic()))
         assert bounded.drain(5) and "bounded" in ran
+
+
+@pytest.mark.redis
+def test_rq_enqueue_all_queues_the_jobs_due_now_in_one_round_trip_and_says_which_it_could_not(rq, monkeypatch):
+    import threading
+
+    from config.queue import RQBackend, enqueue_all, new_job
+
+    redis, queues = rq
+    # given jobs due now on two queues, one for later under an id, and one RQ cannot queue (its arguments
+    # cannot be pickled)
+    jobs = [new_job(note, "event", name="inbox-1-ab"), new_job(note, "welcome", queue="fast"),
+            new_job(note, "later", in_=timedelta(minutes=5), job_id="j-later"),
+            new_job(note, threading.Lock())]
+    executed = []
+    real_pipeline = redis.pipeline
+
+    def counted_pipeline(*args, **kwargs):
+        pipe = real_pipeline(*args, **kwargs)
+        real_execute = pipe.execute
+        pipe.execute = lambda *a, **k: (executed.append(len(pipe.command_stack)), real_execute(*a, **k))[1]
+        return pipe
+
+    monkeypatch.setattr(redis, "pipeline", counted_pipeline)
+    # when they are handed over together
+    refused = enqueue_all(jobs)
+    # then the unpicklable one alone is refused, the others are queued where they belong
+    assert [job for job, _ in refused] == [jobs[3]]
+    assert queues["default"].count == 1 and queues["fast"].count == 1
+    assert queues["default"].scheduled_job_registry.get_job_ids() == ["j-later"]
+    # and both jobs due now went in one pipeline (the later one has its own uniqueness check)
+    assert len([n for n in executed if n >= 2]) == 1
+    _work(redis)
+    assert sorted(RAN) == ["event", "welcome"]
+    # and with Redis gone nothing is raised: every job is said to be refused
+    from redis import Redis
+
+    gone = RQBackend(Redis(port=1, socket_connect_timeout=0.2))
+    assert [job for job, _ in gone.dispatch_all(jobs[:2])] == jobs[:2]
+

@@ -215,7 +215,8 @@ def test_a_pay_notification_is_applied_alone_never_in_a_batch(settings, enqueued
 @POSTGRESQL
 def test_an_enqueue_that_fails_at_the_acknowledgement_does_not_keep_the_others_from_going(settings, monkeypatch):
     from config.queue import using
-    from webhooks.inbox import process_inbox, store_at_once
+    from webhooks.group_store import store_at_once
+    from webhooks.inbox import process_inbox
 
     class FailingFirst:  # a queue that refuses the event's job and takes the rest
         def __init__(self):
