@@ -11,6 +11,7 @@ statement holding its row has committed.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from config.queue import enqueue_all, new_job
-from webhooks.inbox import Stored, inbox_engine, inbox_row, intake_jobs, stored_as
+from webhooks.inbox import InboxBusy, Stored, inbox_engine, inbox_row, intake_jobs, stored_as
 from webhooks.models import InboxEvent
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,12 @@ class _Group:
             batch, self._waiting = self._waiting, []
         try:
             _write(batch)
+        except Exception:  # noqa: BLE001 - answered busy below, and delivered again
+            log.exception("inbox: a write of %d callbacks stopped", len(batch))
         finally:
-            for other in batch:  # whatever stopped the write, nobody waits for ever
+            for other in batch:  # whatever stopped the write, nobody waits for ever: 503, Tencent delivers again
                 if not other.done:
-                    other.error, other.done = other.error or RuntimeError("the inbox write stopped"), True
+                    other.error, other.done = other.error or InboxBusy("the inbox write stopped"), True
             with self._cond:
                 self._writing = False
                 self._cond.notify_all()
@@ -73,6 +76,14 @@ class _Group:
 
 
 _GROUP = _Group()
+
+
+def _new_group() -> None:
+    global _GROUP
+    _GROUP = _Group()  # a forked child must not inherit a write some parent thread had in flight
+
+
+os.register_at_fork(after_in_child=_new_group)
 
 
 def store_at_once(source: str, plaintext: str, data: dict, extra_jobs=()) -> Stored:
@@ -106,7 +117,10 @@ def _write(batch: list[_Entry]) -> None:
         if new:
             jobs += [new_job(func, inbox_id, **options) for func, options in intake_jobs(inbox_id, key,
                                                                                          entry.extra_jobs)]
-    _enqueue(jobs)
+    try:
+        _enqueue(jobs)
+    except Exception:  # noqa: BLE001 - the rows are stored (their answer is 200): the sweeper enqueues them
+        log.exception("inbox: %d stored events not enqueued", len(jobs))
     for entry in batch:
         entry.done = True
 

@@ -149,3 +149,25 @@ def test_with_the_database_gone_every_waiting_request_gets_the_error_and_the_nex
         monkeypatch.setattr(group_store, "_insert", real_insert)
         stored = group_store.store_at_once("wecom", text, parse_body(text)[0])
     assert stored.created and [r.id for r in inbox_rows()] == [stored.inbox_id] and len(queue.jobs) == 1
+
+
+@POSTGRESQL
+def test_a_write_stopped_by_anything_else_answers_busy_and_a_failed_enqueue_still_answers_stored(settings, monkeypatch):
+    from config.queue import using
+    from webhooks import group_store
+    from webhooks.crypto import parse_body
+    from webhooks.inbox import InboxBusy
+
+    text = _edit(0)
+    real_insert = group_store._insert
+    monkeypatch.setattr(group_store, "_insert", lambda rows: 1 / 0)  # a fault of no known kind
+    # then the request is answered busy (503: Tencent delivers again), never left waiting, nothing stored
+    with pytest.raises(InboxBusy):
+        group_store.store_at_once("wecom", text, parse_body(text)[0])
+    assert inbox_rows() == []
+    # and when the row is stored but queueing its jobs fails outright, the answer is still "stored"
+    monkeypatch.setattr(group_store, "_insert", real_insert)
+    monkeypatch.setattr(group_store, "enqueue_all", lambda jobs: 1 / 0)
+    with using(_Queue()):
+        stored = group_store.store_at_once("wecom", text, parse_body(text)[0])
+    assert stored.created and [r.id for r in inbox_rows()] == [stored.inbox_id]
