@@ -263,7 +263,8 @@ class RQBackend:
         at = job.at if job.in_ is None else utcnow() + job.in_
         if job.job_id is None:
             if at is None:
-                self.dispatch_all([job])
+                for _, exc in self.dispatch_all([job]):
+                    raise exc  # as before: the caller learns that its job was not queued
             else:
                 queue.enqueue_at(at, job.func, *job.args, **options)
             return

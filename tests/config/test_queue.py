@@ -454,7 +454,11 @@ def test_rq_enqueue_all_queues_the_jobs_due_now_in_one_round_trip_and_says_which
     assert sorted(RAN) == ["event", "welcome"]
     # and with Redis gone nothing is raised: every job is said to be refused
     from redis import Redis
+    from redis.exceptions import ConnectionError as RedisUnreachable
 
     gone = RQBackend(Redis(port=1, socket_connect_timeout=0.2))
     assert [job for job, _ in gone.dispatch_all(jobs[:2])] == jobs[:2]
+    # while one job handed over alone still raises, so its caller knows
+    with pytest.raises(RedisUnreachable):
+        gone.dispatch(jobs[0])
 
