@@ -238,12 +238,12 @@ def inbox_row(source: str, plaintext: str, data: dict) -> dict:
             "status": InboxStatus.received.value, "attempts": 0, "received_at": now, "due_at": now}
 
 
-def stored_as(source: str, key: str, inbox_id: int | None, existing) -> Stored:
+def stored_as(source: str, key: str, inbox_id: int | None, found: int | None = None) -> Stored:
+    """The answer (and its count) for a callback: stored as `inbox_id`, else a duplicate of row `found`."""
     if inbox_id is not None:
         RECEIVED.labels(source, "stored").inc()
         return Stored(inbox_id, True)
     RECEIVED.labels(source, "duplicate").inc()
-    found = existing()
     log.info("inbox %s: duplicate delivery of #%s, ignored", key, found)
     return Stored(found, False)
 
@@ -253,7 +253,7 @@ def store(session: Session, source: str, plaintext: str, data: dict, extra_jobs=
     row = inbox_row(source, plaintext, data)
     key = row["content_key"]
     inbox_id = session.execute(_insert_returning_id(session), row).scalar()
-    stored = stored_as(source, key, inbox_id, lambda: session.scalar(_id_of(key)))
+    stored = stored_as(source, key, inbox_id, None if inbox_id is not None else session.scalar(_id_of(key)))
     if stored.created:
         for job, options in intake_jobs(inbox_id, key, extra_jobs):
             enqueue(job, inbox_id, session=session, **options)  # each after-commit callback fails on its own

@@ -6,7 +6,7 @@ import threading
 import time
 
 from fastapi import HTTPException, Request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from bot.credentials import mp_credentials, oa_credentials, wecom_credentials
 from config.settings import get_settings
@@ -69,9 +69,10 @@ def accept(source: str, plaintext: str, data: dict, extra_jobs=(), *, seen: Deli
             return store(session, source, plaintext, data, extra_jobs)
     except BadSignature as exc:
         raise reject(source, exc) from None
-    except (OperationalError, InboxBusy) as exc:
-        # The inbox stayed locked (or unwritable) past its short timeout. Answering 503 at once lets Tencent
-        # deliver again; waiting longer would pass its 5-second limit and be a retry anyway.
+    except (DBAPIError, InboxBusy) as exc:
+        # The inbox stayed locked past its short timeout, or could not be written (or refused the row: a fault of
+        # ours, never of the content). Answering 503 at once lets Tencent deliver again; waiting longer would pass
+        # its 5-second limit and be a retry anyway.
         RECEIVED.labels(source, "busy").inc()
         log.error("callback %s: not stored, inbox unavailable after %.0fs: %s", source, INBOX_BUSY_TIMEOUT,
                   str(getattr(exc, "orig", exc))[:200])

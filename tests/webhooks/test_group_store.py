@@ -45,7 +45,8 @@ def _inserts(engine) -> list[int]:
     @event.listens_for(engine, "before_cursor_execute")
     def count(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith("INSERT INTO WEBHOOK_INBOX"):
-            seen.append(statement.count("%(source"))  # one bound set per row in the multi-row VALUES
+            # A multi-row VALUES binds each row's columns under its own suffix: source__0, source__1, …
+            seen.append(sum(1 for name in parameters if name == "source" or name.startswith("source__")))
 
     return seen
 
@@ -55,9 +56,9 @@ def test_callbacks_arriving_while_a_write_is_in_flight_are_stored_by_the_next_wr
     from config.queue import using
     from webhooks import group_store
     from webhooks.crypto import parse_body
-    from webhooks.inbox import inbox_engine, process_inbox
+    from webhooks.inbox import process_inbox
 
-    inserts = _inserts(inbox_engine())
+    inserts = _inserts(group_store.ack_engine())
     real_insert = group_store._insert
     first_in_flight, go_on = threading.Event(), threading.Event()
 
@@ -105,7 +106,6 @@ def test_callbacks_arriving_while_a_write_is_in_flight_are_stored_by_the_next_wr
 
 @POSTGRESQL
 def test_a_row_the_database_refuses_fails_alone_and_the_others_of_its_write_are_stored(settings):
-    from config.queue import using
     from webhooks.group_store import _Entry, _write
     from webhooks.inbox import inbox_row
     from webhooks.crypto import parse_body
@@ -114,15 +114,15 @@ def test_a_row_the_database_refuses_fails_alone_and_the_others_of_its_write_are_
     for c in range(3):
         text = _edit(c)
         entries.append(_Entry("wecom", inbox_row("wecom", text, parse_body(text)[0]), ()))
-    entries[1].row["source"] = "x" * 500  # wider than the column: PostgreSQL refuses the statement
-    with using(_Queue()) as queue:
-        _write(entries)
-    # then the refused row's request gets the database's error, and the two others are stored and queued
-    assert all(e.done for e in entries)
+    # The row is made to fail: inbox_row keeps every value within its column (models.py: source is String(20)),
+    # so only a value set behind its back is wider than the column, and PostgreSQL refuses the statement.
+    entries[1].row["source"] = "x" * 500
+    jobs = _write(entries)
+    # then the refused row's request gets the database's error, and the two others are stored with their jobs
     assert type(entries[1].error).__name__ == "DataError" and entries[1].stored is None
     assert [e.error for e in (entries[0], entries[2])] == [None, None]
     assert [r.id for r in inbox_rows()] == [entries[0].stored.inbox_id, entries[2].stored.inbox_id]
-    assert len(queue.jobs) == 2
+    assert sorted(j.args for j in jobs) == sorted((e.stored.inbox_id,) for e in (entries[0], entries[2]))
 
 
 @POSTGRESQL
@@ -132,6 +132,7 @@ def test_with_the_database_gone_every_waiting_request_gets_the_error_and_the_nex
     from config.queue import using
     from webhooks import group_store
     from webhooks.crypto import parse_body
+    from webhooks.inbox import InboxBusy
 
     calls, real_insert = [], group_store._insert
 
@@ -142,8 +143,9 @@ def test_with_the_database_gone_every_waiting_request_gets_the_error_and_the_nex
     monkeypatch.setattr(group_store, "_insert", gone)
     with using(_Queue()) as queue:
         text = _edit(0)
-        with pytest.raises(OperationalError):
+        with pytest.raises(InboxBusy, match="connection refused") as busy:
             group_store.store_at_once("wecom", text, parse_body(text)[0])
+        assert isinstance(busy.value.__cause__, OperationalError)
         # the write is not tried row by row (a database that is down would be waited for once per row)
         assert calls == [1]
         monkeypatch.setattr(group_store, "_insert", real_insert)
@@ -171,3 +173,151 @@ def test_a_write_stopped_by_anything_else_answers_busy_and_a_failed_enqueue_stil
     with using(_Queue()):
         stored = group_store.store_at_once("wecom", text, parse_body(text)[0])
     assert stored.created and [r.id for r in inbox_rows()] == [stored.inbox_id]
+
+
+def _deliver(group_store, text, extra_jobs=()):
+    from webhooks.crypto import parse_body
+
+    return group_store.store_at_once("wecom", text, parse_body(text)[0], extra_jobs)
+
+
+@POSTGRESQL
+def test_a_request_that_gets_no_turn_in_time_answers_busy_and_its_row_is_never_written(settings, monkeypatch):
+    from config.queue import using
+    from webhooks import group_store
+    from webhooks.inbox import InboxBusy
+
+    monkeypatch.setattr(group_store, "TURN_TIMEOUT", 0.3)
+    real_insert, in_flight, go_on = group_store._insert, threading.Event(), threading.Event()
+
+    def held(rows):
+        in_flight.set()
+        assert go_on.wait(10)
+        return real_insert(rows)
+
+    monkeypatch.setattr(group_store, "_insert", held)
+    with using(_Queue()), ThreadPoolExecutor(2) as pool:
+        first = pool.submit(_deliver, group_store, _edit(1))
+        assert in_flight.wait(10)
+        # when a second request waits longer than its turn allows behind a write that hangs
+        with pytest.raises(InboxBusy, match="no turn"):
+            _deliver(group_store, _edit(2))
+        monkeypatch.setattr(group_store, "_insert", real_insert)
+        go_on.set()
+        stored = first.result(10)
+        # then it was answered busy (Tencent delivers it again) and no later write stores it behind its back
+        assert _deliver(group_store, _edit(3)).created
+    assert sorted(r.payload for r in inbox_rows()) == sorted([_edit(1), _edit(3)])
+    assert stored.created
+
+
+@POSTGRESQL
+def test_once_the_insert_committed_its_rows_are_stored_and_queued_even_if_finding_earlier_copies_fails(
+        settings, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from config.queue import using
+    from webhooks import group_store
+    from webhooks.group_store import _Entry, _write
+    from webhooks.crypto import parse_body
+    from webhooks.inbox import InboxBusy, inbox_row
+
+    with using(_Queue()):
+        before = _deliver(group_store, _edit(0))
+
+    def gone(keys):
+        raise OperationalError("SELECT", {}, Exception("connection reset"))
+
+    monkeypatch.setattr(group_store, "_earlier", gone)
+    entries = [_Entry("wecom", inbox_row("wecom", t, parse_body(t)[0]), ((_welcome, "fast"),))
+               for t in (_edit(0), _edit(1), _edit(2))]
+    entries[2].extra_jobs = ((_welcome, "no-such-queue"),)  # a job that cannot be made
+    jobs = _write(entries)
+    rows = {r.payload: r.id for r in inbox_rows()}
+    # then the earlier copy's request alone answers busy (its next delivery finds the row)
+    with pytest.raises(InboxBusy, match="connection reset"):
+        entries[0].outcome()
+    # and the two new rows are answered stored, each with its own row
+    assert [(e.stored.inbox_id, e.stored.created) for e in entries[1:]] == [(rows[_edit(1)], True),
+                                                                           (rows[_edit(2)], True)]
+    assert rows[_edit(0)] == before.inbox_id and len(rows) == 3
+    # and the jobs of the row whose job could not be made are left to the sweeper, the others' are queued
+    assert sorted((j.func.__name__, j.args) for j in jobs) == [("_welcome", (rows[_edit(1)],)),
+                                                              ("process_inbox", (rows[_edit(1)],))]
+
+
+@POSTGRESQL
+def test_a_write_waiting_on_a_lock_gives_up_at_the_lock_timeout_and_answers_busy(settings):
+    from config.queue import using
+    from webhooks import group_store
+    from webhooks.crypto import parse_body
+    from webhooks.inbox import InboxBusy, inbox_engine, inbox_row
+    from webhooks.models import InboxEvent
+
+    callback = _edit(7)
+    row = inbox_row("wecom", callback, parse_body(callback)[0])
+    # given another transaction that inserted the same callback and has not committed
+    with inbox_engine().connect() as other:
+        other.execute(InboxEvent.__table__.insert(), row)
+        with using(_Queue()) as queue:
+            # when the ack's write has to wait for it, then the connection's lock timeout stops it (not the
+            # statement timeout, and not WeCom's five seconds) and the request answers busy
+            with pytest.raises(InboxBusy, match="LockNotAvailable"):
+                _deliver(group_store, callback)
+        other.rollback()
+    assert queue.jobs == [] and inbox_rows() == []
+
+
+@POSTGRESQL
+def test_a_lone_row_the_database_refuses_is_answered_503_not_500(settings, monkeypatch):
+    from fastapi import HTTPException
+    from sqlalchemy.exc import DataError
+
+    from webhooks import group_store
+    from webhooks.crypto import parse_body
+    from webhooks.intake import accept
+
+    def refused(rows):
+        raise DataError("INSERT", {}, Exception("value too long for type character varying(20)"))
+
+    monkeypatch.setattr(group_store, "_insert", refused)
+    text = _edit(4)
+    # when the database refuses the only row of a write (a fault of ours, never of the content)
+    with pytest.raises(HTTPException) as answer:
+        accept("wecom", text, parse_body(text)[0])
+    # then the request is answered busy, so Tencent delivers it again, and nothing is stored
+    assert answer.value.status_code == 503 and answer.value.headers == {"Retry-After": "1"}
+    assert inbox_rows() == []
+
+
+@POSTGRESQL
+def test_the_next_write_starts_while_the_previous_one_still_queues_its_jobs(settings, monkeypatch):
+    from config.queue import using
+    from webhooks import group_store
+
+    first_queueing, second_stored = threading.Event(), threading.Event()
+
+    class _SlowQueue(_Queue):
+        def dispatch_all(self, jobs):
+            if not first_queueing.is_set():  # the first write's jobs: held until the second write has committed
+                first_queueing.set()
+                assert second_stored.wait(10)
+            return super().dispatch_all(jobs)
+
+    real_insert = group_store._insert
+
+    def noted(rows):
+        ids = real_insert(rows)
+        if any(r["payload"] == _edit(2) for r in rows):
+            second_stored.set()
+        return ids
+
+    monkeypatch.setattr(group_store, "_insert", noted)
+    with using(_SlowQueue()) as queue, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(_deliver, group_store, _edit(1))
+        assert first_queueing.wait(10)
+        # when a second callback comes while the first write is queueing its jobs, then it is written meanwhile
+        second = pool.submit(_deliver, group_store, _edit(2))
+        assert first.result(15).created and second.result(15).created
+    # and both were answered only after their jobs were handed over
+    assert sorted(queue.handovers) == [1, 1] and len(inbox_rows()) == 2
