@@ -291,33 +291,30 @@ def test_a_lone_row_the_database_refuses_is_answered_503_not_500(settings, monke
 
 
 @POSTGRESQL
-def test_the_next_write_starts_while_the_previous_one_still_queues_its_jobs(settings, monkeypatch):
+def test_callbacks_arriving_while_a_write_queues_its_jobs_are_written_by_the_next_write_together(
+        settings, monkeypatch):
     from config.queue import using
     from webhooks import group_store
 
-    first_queueing, second_stored = threading.Event(), threading.Event()
+    inserts = _inserts(group_store.ack_engine())
+    first_queueing, go_on = threading.Event(), threading.Event()
 
     class _SlowQueue(_Queue):
         def dispatch_all(self, jobs):
-            if not first_queueing.is_set():  # the first write's jobs: held until the second write has committed
+            if not first_queueing.is_set():  # the first write's jobs: held until the others are waiting
                 first_queueing.set()
-                assert second_stored.wait(10)
+                assert go_on.wait(10)
             return super().dispatch_all(jobs)
 
-    real_insert = group_store._insert
-
-    def noted(rows):
-        ids = real_insert(rows)
-        if any(r["payload"] == _edit(2) for r in rows):
-            second_stored.set()
-        return ids
-
-    monkeypatch.setattr(group_store, "_insert", noted)
-    with using(_SlowQueue()) as queue, ThreadPoolExecutor(2) as pool:
+    with using(_SlowQueue()) as queue, ThreadPoolExecutor(4) as pool:
         first = pool.submit(_deliver, group_store, _edit(1))
         assert first_queueing.wait(10)
-        # when a second callback comes while the first write is queueing its jobs, then it is written meanwhile
-        second = pool.submit(_deliver, group_store, _edit(2))
-        assert first.result(15).created and second.result(15).created
-    # and both were answered only after their jobs were handed over
-    assert sorted(queue.handovers) == [1, 1] and len(inbox_rows()) == 2
+        # when three callbacks come while the first write is queueing its jobs
+        rest = [pool.submit(_deliver, group_store, _edit(c)) for c in (2, 3, 4)]
+        threading.Event().wait(0.3)
+        # then none of them (and not the first) is answered before the first's jobs are handed over
+        assert not any(f.done() for f in [first, *rest])
+        go_on.set()
+        assert all(f.result(15).created for f in [first, *rest])
+    # and the three were written by one statement after it, their jobs handed over together
+    assert inserts == [1, 3] and queue.handovers == [1, 3] and len(inbox_rows()) == 4
