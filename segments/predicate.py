@@ -39,11 +39,19 @@ class MemberState:
     counts: dict[tuple[str, str], dict[date, int]] = field(default_factory=dict)  # (type, where_key) → day → n
     _sums: dict = field(default_factory=dict, repr=False)  # many segments ask the same window of one state
     _refs: dict = field(default_factory=dict, repr=False)  # compiled reference → its answer for this state
+    _names: set[str] | None = field(default=None, repr=False)  # the tags' names, for tags of any group
 
     def forget(self) -> None:
         """Drop what was computed from this state (after changing it in place)."""
         self._sums.clear()
         self._refs.clear()
+        self._names = None
+
+    def tag_names(self) -> set[str]:
+        """The names of the member's tags, whatever their group (built once per state)."""
+        if self._names is None:
+            self._names = {name for _, name in self.tags}
+        return self._names
 
     def count(self, type_: str, where_key: str, since: date | None) -> int:
         """Events of a type and filter from `since` on (all time when None)."""
@@ -127,13 +135,9 @@ def _not(node: Not, src: _Source) -> str:
     return f"(not {src.expr(node.not_)})"
 
 
-def _has_name(tags: set[tuple[str, str]], name: str) -> bool:
-    return any(n == name for _, n in tags)
-
-
 def _tag(leaf: TagLeaf, src: _Source) -> str:
-    if leaf.group is None:
-        return f"{src.const(_has_name)}(s.tags, {src.const(leaf.tag)})"
+    if leaf.group is None:  # the names' set once per state, not a scan of the tags per segment
+        return f"({src.const(leaf.tag)} in (s._names if s._names is not None else s.tag_names()))"
     return f"({src.const((leaf.group, leaf.tag))} in s.tags)"
 
 
@@ -174,7 +178,10 @@ def _month_day(at: datetime) -> int:
 
 def _event(leaf: EventLeaf, src: _Source) -> str:
     since = src.ctx.window_start(leaf.within_days) if leaf.within_days is not None else None
-    count = f"s.count({src.const(leaf.event)}, {src.const(leaf.where_key)}, {src.const(since)})"
+    # A window some segment already summed for this state is read straight from the state's sums (`count`'s key).
+    key = src.const((leaf.event, leaf.where_key, since))
+    count = (f"(s._sums[{key}] if {key} in s._sums else "
+             f"s.count({src.const(leaf.event)}, {src.const(leaf.where_key)}, {src.const(since)}))")
     (op, k), *more = leaf.count.bounds()
     if not more:
         return f"({count} {_OPS[op]} {src.const(k)})"
