@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 _INSERT = (insert(InboxEvent.__table__).on_conflict_do_nothing(index_elements=["content_key"])
            .returning(InboxEvent.id, InboxEvent.content_key))
 TURN_TIMEOUT = 2 * INBOX_BUSY_TIMEOUT  # seconds a request waits for a write to take its row, then answers busy
-STATEMENT_TIMEOUT = 2 * INBOX_BUSY_TIMEOUT  # seconds a write may take: the two stay within WeCom's five
+# Seconds each statement of a write (and a new connection's opening) may take. A request taken by a write waits for
+# that write: its insert, when some rows were stored before their lookup, and the Redis pipeline (bounded by its
+# socket timeout); a hung write answers its requests late, and WeCom delivers them again, found as duplicates.
+STATEMENT_TIMEOUT = 2 * INBOX_BUSY_TIMEOUT
 
 
 @dataclass(eq=False)
@@ -131,8 +134,8 @@ def _write(batch: list[_Entry]) -> list:
     if missing := {e.row["content_key"] for e in batch} - inserted.keys():
         try:
             earlier = _earlier(missing)
-        except DBAPIError as exc:
-            lookup_error = exc  # only the duplicates' answer: busy, and their next delivery finds the row
+        except Exception as exc:  # noqa: BLE001 - only the duplicates' answer: busy; their next delivery finds it
+            lookup_error = exc
     jobs, answered = [], set()
     for entry in batch:
         key = entry.row["content_key"]
@@ -163,11 +166,19 @@ def ack_engine() -> Engine:
 
 @functools.lru_cache(maxsize=4)
 def _ack_engine(url: str) -> Engine:
-    ms = int(STATEMENT_TIMEOUT * 1000)
-    lock_ms = int(INBOX_BUSY_TIMEOUT * 1000)
-    # Its own small pool: the bounds are the connections' settings, and no other work ever sees them.
-    return make_engine(url, pool_size=2, max_overflow=4, pool_timeout=INBOX_BUSY_TIMEOUT,
-                       connect_args={"options": f"-c statement_timeout={ms} -c lock_timeout={lock_ms}"})
+    # Its own small pool: the bounds are the connections' settings, and no other work ever sees them. They are
+    # set once per connection (not as startup `options`, which would replace any the URL carries).
+    engine = make_engine(url, pool_size=2, max_overflow=4, pool_timeout=INBOX_BUSY_TIMEOUT,
+                         connect_args={"connect_timeout": max(1, int(STATEMENT_TIMEOUT))})
+    event.listen(engine, "connect", _bounded)
+    return engine
+
+
+def _bounded(dbapi_conn, _record) -> None:
+    with dbapi_conn.cursor() as cur:
+        cur.execute(f"SET statement_timeout = {int(STATEMENT_TIMEOUT * 1000)}")
+        cur.execute(f"SET lock_timeout = {int(INBOX_BUSY_TIMEOUT * 1000)}")
+    dbapi_conn.commit()  # a SET inside the connection's first transaction would be undone by its rollback
 
 
 def _insert(rows: list[dict]) -> dict[str, int]:

@@ -211,11 +211,22 @@ def test_a_request_that_gets_no_turn_in_time_answers_busy_and_its_row_is_never_w
     assert stored.created
 
 
-@POSTGRESQL
-def test_once_the_insert_committed_its_rows_are_stored_and_queued_even_if_finding_earlier_copies_fails(
-        settings, monkeypatch):
+def _connection_reset():
     from sqlalchemy.exc import OperationalError
 
+    return OperationalError("SELECT", {}, Exception("connection reset"))
+
+
+def _no_connection_free():
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    return PoolTimeout("QueuePool limit reached, connection reset")  # not a DBAPIError
+
+
+@POSTGRESQL
+@pytest.mark.parametrize("fault", [_connection_reset, _no_connection_free])
+def test_once_the_insert_committed_its_rows_are_stored_and_queued_even_if_finding_earlier_copies_fails(
+        settings, monkeypatch, fault):
     from config.queue import using
     from webhooks import group_store
     from webhooks.group_store import _Entry, _write
@@ -226,7 +237,7 @@ def test_once_the_insert_committed_its_rows_are_stored_and_queued_even_if_findin
         before = _deliver(group_store, _edit(0))
 
     def gone(keys):
-        raise OperationalError("SELECT", {}, Exception("connection reset"))
+        raise fault()
 
     monkeypatch.setattr(group_store, "_earlier", gone)
     entries = [_Entry("wecom", inbox_row("wecom", t, parse_body(t)[0]), ((_welcome, "fast"),))
