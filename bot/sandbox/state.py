@@ -49,6 +49,7 @@ class SandboxState(WeComState, TransferState, WeChatState, PayState):
     calls: Counter = field(default_factory=Counter)  # API path -> calls received
     tokens: dict[str, IssuedToken] = field(default_factory=dict)
     faults: dict[str, deque] = field(default_factory=dict)  # API path -> errcodes to answer next
+    lost_answers: Counter = field(default_factory=Counter)  # API path -> calls to carry out, then answer HTTP 504
     clock_offset: float = 0.0
     _limiter: LocalLimiter | None = None
 
@@ -85,6 +86,18 @@ class SandboxState(WeComState, TransferState, WeChatState, PayState):
         """Answer the next calls to `api` (e.g. `externalcontact/get`) with these errcodes, in order."""
         with self.lock:
             self.faults.setdefault(api, deque()).extend(errcodes)
+
+    def lose_answer(self, api: str, times: int = 1) -> None:
+        """The next `times` calls to `api` are carried out, then answered HTTP 504 (outcome unknown to the caller)."""
+        with self.lock:
+            self.lost_answers[api] += times
+
+    def take_lost_answer(self, api: str) -> bool:
+        """Whether this call's answer is to be lost (consuming one)."""
+        if self.lost_answers[api] <= 0:
+            return False
+        self.lost_answers[api] -= 1
+        return True
 
     def set_rate_limits(self, spec: str) -> None:
         """Change the per-scope, per-API limit ("calls/seconds,…"); buckets start full."""

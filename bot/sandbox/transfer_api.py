@@ -1,8 +1,6 @@
 """Sandbox 在职继承 / 离职继承 APIs: transfer_customer, resigned/transfer_customer and their transfer_result."""
 from __future__ import annotations
 
-from fastapi import HTTPException
-
 from bot.sandbox.errors import err, ok
 from bot.sandbox.transfer_state import MAX_CUSTOMERS, RESULT_PAGE
 from bot.sandbox.wecom_api import WECOM
@@ -10,7 +8,7 @@ from bot.sandbox.wecom_api import WECOM
 api = WECOM.api
 
 
-def _transfer(state, body: dict, api_path: str, resigned: bool) -> dict:
+def _transfer(state, body: dict, resigned: bool) -> dict:
     handover, takeover = body.get("handover_userid"), body.get("takeover_userid")
     exts = body.get("external_userid")
     if not isinstance(exts, list) or not exts or len(exts) > MAX_CUSTOMERS:
@@ -28,8 +26,6 @@ def _transfer(state, body: dict, api_path: str, resigned: bool) -> dict:
         return err("invalid_parameter", "transfer_success_msg: at most 200 characters (在职继承 only)")
     customers = [{"external_userid": ext, "errcode": state.begin_handover(handover, takeover, str(ext), resigned)}
                  for ext in dict.fromkeys(exts)]
-    if state.take_lost_answer(api_path):
-        raise HTTPException(504, "sandbox: the answer was lost on its way back")
     return ok(customer=customers)
 
 
@@ -49,12 +45,12 @@ def _result(state, body: dict, resigned: bool) -> dict:
 
 @api("POST", "externalcontact/transfer_customer")
 def transfer_customer(state, body, q):
-    return _transfer(state, body, "externalcontact/transfer_customer", resigned=False)
+    return _transfer(state, body, resigned=False)
 
 
 @api("POST", "externalcontact/resigned/transfer_customer")
 def resigned_transfer_customer(state, body, q):
-    return _transfer(state, body, "externalcontact/resigned/transfer_customer", resigned=True)
+    return _transfer(state, body, resigned=True)
 
 
 @api("POST", "externalcontact/transfer_result")

@@ -11,7 +11,6 @@ Self-contained: it touches the corp's staff, contacts and follows through the We
 """
 from __future__ import annotations
 
-from collections import Counter
 
 from bot.sandbox import events
 
@@ -40,7 +39,6 @@ class TransferState:
         self.handovers: list[dict] = []  # every handover begun, oldest first
         self.resigned_staff: dict[str, dict] = {}  # userid -> the member who left (gone from user/list)
         self.transfer_callbacks: list[str] = []  # plaintext events WeCom would POST, in the order it would
-        self.lost_answers: Counter = Counter()  # API path -> calls to carry out and then answer HTTP 504
 
     # -- seeding and the simulated people -----------------------------------------------------------------
     def resign_staff(self, userid: str) -> None:
@@ -90,18 +88,6 @@ class TransferState:
         with self.lock:
             out, self.transfer_callbacks = self.transfer_callbacks, []
             return out
-
-    def lose_answer(self, api: str, times: int = 1) -> None:
-        """The next `times` calls to `api` are carried out, then answered HTTP 504 (outcome unknown to the caller)."""
-        with self.lock:
-            self.lost_answers[api] += times
-
-    def take_lost_answer(self, api: str) -> bool:
-        """Whether this call's answer is to be lost (consuming one)."""
-        if self.lost_answers[api] <= 0:
-            return False
-        self.lost_answers[api] -= 1
-        return True
 
     # -- the rules (called by the routes under the lock) -------------------------------------------------------
     def knows_user(self, userid: str) -> bool:

@@ -90,3 +90,42 @@ def test_given_an_interrupted_run_when_run_again_then_it_resumes_and_ends_comple
     with session_scope() as s:
         assert s.get(SyncCheckpoint, "wecom") is None
     assert sync_wecom(progress=False).changes == 0
+
+
+def test_a_page_whose_answer_is_lost_is_asked_again_and_the_run_ends_exact(sandbox, caplog):
+    # given: 450 customers (5 pages), and the gateway losing the answers of three page reads
+    seeded = seed_chain(sandbox, stores=1, staff=3, customers=450)
+    sandbox.lose_answer("externalcontact/batch/get_by_user", times=3)
+    # when
+    report = sync_wecom(progress=False)
+    # then: each lost page was asked again, and the run is exact
+    assert sandbox.calls["externalcontact/batch/get_by_user"] == 5 + 3
+    assert report.contacts_seen == seeded.follows
+    assert _counts()["relations"] == seeded.follows and _counts()["members"] == 450
+    warned = [r.getMessage() for r in caplog.records if "asking again" in r.getMessage()]
+    assert len(warned) == 3 and all("HTTP 504" in w for w in warned)
+    tokens = list(sandbox.tokens)
+    assert tokens and not any(t in caplog.text for t in tokens)  # the failed call's URL carried the token
+
+
+def test_a_page_lost_every_time_ends_the_run_and_the_next_resumes_from_its_checkpoint(sandbox):
+    # given: a run that wrote two pages, and every try of the page after them lost
+    from bot.errors import TransportError
+    from webhooks.wecom.sync import READ_TRIES
+
+    seeded = seed_chain(sandbox, stores=1, staff=3, customers=450)
+    with pytest.raises(SyncInterrupted):
+        sync_wecom(progress=False, stop_after_writes=2, pages_per_commit=1)
+    sandbox.lose_answer("externalcontact/batch/get_by_user", times=READ_TRIES)
+    calls_before = sandbox.calls["externalcontact/batch/get_by_user"]
+    # when
+    with pytest.raises(TransportError):
+        sync_wecom(progress=False)
+    # then: that page was asked READ_TRIES times, the checkpoint stayed, and the next run resumes and ends complete
+    assert sandbox.calls["externalcontact/batch/get_by_user"] - calls_before == READ_TRIES
+    with session_scope() as s:
+        assert s.get(SyncCheckpoint, "wecom") is not None
+    report = sync_wecom(progress=False)
+    assert report.resumed
+    assert _counts()["relations"] == seeded.follows and _counts()["members"] == 450
+    assert sync_wecom(progress=False).changes == 0

@@ -8,12 +8,13 @@ Removals are guarded (webhooks.wecom.sync_guard): an answer that would remove to
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, fields
 
 from sqlalchemy import select
 
 from bot.clients import wecom_client
-from bot.errors import PermanentAPIError
+from bot.errors import PermanentAPIError, TransportError
 from bot.wecom import BATCH_USERIDS
 from config.database import session_scope
 from config.settings import get_settings
@@ -35,6 +36,7 @@ from webhooks.wecom.sync_write import (
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "wecom"
+READ_TRIES = 4  # a read that timed out or met a gateway error is asked again, up to this many times in all
 ROOT_DEPARTMENT = 1
 
 
@@ -241,7 +243,7 @@ def sync_wecom(progress: bool = True, client=None, stop_after_writes: int | None
     Raises ShrinkRefused, having removed nothing, when WeCom's answer would remove more than
     SIYU_SYNC_MAX_SHRINK of the staff, relations, group chats or tags Siyu holds, unless `allow_shrink`.
     """
-    client = client or wecom_client()
+    client = _RetriedReads(client or wecom_client(), get_settings().wechat_backoff_base)
     corp_id = client.creds.corp_id
     share = get_settings().sync_max_shrink
     report = SyncReport()
@@ -317,6 +319,36 @@ def _remove_vanished(corp_id: str, follow_ids: list[int], follow_users: set[str]
         _save_checkpoint(s, None)
     if refused:
         raise refused
+
+
+class _RetriedReads:
+    """The client, each call asked again after a TransportError (every call the sync makes is a read).
+
+    A run of a large chain makes hundreds of calls; one lost to a timeout or a 502 should cost a retry, not the run.
+    A generator's pages (group chats) are not retried: its error ends the run, which resumes from its checkpoint.
+    """
+
+    def __init__(self, client, backoff_base: float):
+        self._client = client
+        self._backoff_base = backoff_base
+
+    def __getattr__(self, name: str):
+        value = getattr(self._client, name)
+        if not callable(value):
+            return value
+
+        def retried(*args, **kwargs):
+            for attempt in range(READ_TRIES):
+                try:
+                    return value(*args, **kwargs)
+                except TransportError as exc:
+                    if attempt == READ_TRIES - 1:
+                        raise
+                    delay = self._backoff_base * 2**attempt
+                    log.warning("sync wecom: %s; asking again in %.2fs", exc, delay)
+                    time.sleep(delay)
+
+        return retried
 
 
 class SyncInterrupted(Exception):
