@@ -10,12 +10,15 @@ For the embedded default (SQLite, in-process jobs) and for PostgreSQL + Redis (`
 
 Embedded mode then measures acknowledgements (p50/p95/p99/max) of a burst of `--lock-events` callbacks
 from `--lock-concurrency` senders twice: with the server's own jobs running (the baseline), and while a long
-job holds the main database's write lock for the whole burst (WeCom gives up after 5 s).
+job holds the main database's write lock for the whole burst (WeCom gives up after 5 s). PostgreSQL + Redis then
+processes `--latency-events` events twice with WeCom answering in `--wecom-latency-ms` (50 ms, Tencent across
+the internet): by workers re-reading one contact after another, and by workers reading a batch's contacts ahead.
 Last, the per-event segment evaluation at 200 segments (the table's last row), by bench/segments.py on a
 50,000-member database of its own, beside the same events finding their segments without evaluating them.
 
     python bench/webhooks.py [--events 1000] [--burst 10000] [--concurrency 16] [--workers 2] [--lock-events 128]
                              [--lock-concurrency 32] [--burst-timeout 60]
+                             [--latency-events 400] [--wecom-latency-ms 50]
                              [--pg postgresql+psycopg://postgres@127.0.0.1:5432/siyu_bench] [--redis redis://127.0.0.1:6379/14]
 """
 from __future__ import annotations
@@ -63,6 +66,11 @@ for i in range(int(os.environ["BENCH_EVENTS"])):
 
 @app.post("/bench/bare")
 def bare():
+    return Response(status_code=200)
+
+@app.post("/bench/wecom-latency/{{ms}}")
+def wecom_latency(ms: int):
+    state.latency = ms / 1000
     return Response(status_code=200)
 """
 
@@ -179,18 +187,60 @@ def _pending(url: str) -> int:
     return n
 
 
-def _processing_span(url: str) -> tuple[int, float]:
-    """(events done after the first batch was settled, seconds from that moment to the last event's settling)."""
+def _processing_span(url: str, after_id: int = 0) -> tuple[int, float]:
+    """(events done after the first batch was settled, seconds from that moment to the last event's settling),
+    of the events stored after inbox row `after_id`."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
     with engine.connect() as c:
         first, last = c.execute(text("SELECT min(processed_at), max(processed_at) FROM webhook_inbox "
-                                     "WHERE status = 'done'")).one()
-        n = c.execute(text("SELECT count(*) FROM webhook_inbox WHERE status = 'done' AND processed_at > :first"),
-                      {"first": first}).scalar()
+                                     "WHERE status = 'done' AND id > :after"), {"after": after_id}).one()
+        n = c.execute(text("SELECT count(*) FROM webhook_inbox WHERE status = 'done' AND id > :after "
+                           "AND processed_at > :first"), {"first": first, "after": after_id}).scalar()
     engine.dispose()
     return n, max((last - first).total_seconds(), 1e-3)
+
+
+def _last_id(url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as c:
+        n = c.execute(text("SELECT coalesce(max(id), 0) FROM webhook_inbox")).scalar()
+    engine.dispose()
+    return n
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(20)
+
+
+def _wecom_latency(label: str, base: str, inbox_url: str, args, start: int, spawn) -> None:
+    """With WeCom answering in `args.wecom_latency_ms` (Tencent across the internet): events queued while the
+    workers are stopped, then processed by workers re-reading one contact after another, and by workers whose
+    batches read their contacts ahead, `SIYU_WECHAT_READ_AHEAD` at once."""
+    import httpx
+
+    httpx.post(f"{base}/bench/wecom-latency/{args.wecom_latency_ms}").raise_for_status()
+    rates = []
+    for at_once in (1, 8):
+        after = _last_id(inbox_url)
+        _measure(base, "/webhooks/wecom", _payloads(args.latency_events, start), args.concurrency)
+        start += args.latency_events
+        workers = spawn({"SIYU_WECHAT_READ_AHEAD": str(at_once)})
+        _drain(inbox_url, time.perf_counter(), args.drain_timeout)
+        _stop(workers)
+        n, span = _processing_span(inbox_url, after)
+        rates.append(n / span)
+        how = "one re-read after another" if at_once == 1 else f"re-reads {at_once} at once"
+        print(f"[{label}]   WeCom answering in {args.wecom_latency_ms} ms, {args.workers} workers, {how}: "
+              f"{n / span:.0f} events/s ({n} events in {span:.1f}s)")
+    print(f"[{label}]   reading ahead ÷ one after another: {rates[1] / rates[0]:.2f}x")
+    httpx.post(f"{base}/bench/wecom-latency/0").raise_for_status()
 
 
 def _wait_healthy(base: str) -> None:
@@ -236,7 +286,7 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
 
     tmp = tempfile.mkdtemp(prefix="siyu-bench-")
     port = free_port()
-    customers = args.events + args.burst + (0 if redis_url else 2 * args.lock_events)
+    customers = args.events + args.burst + (2 * args.latency_events if redis_url else 2 * args.lock_events)
     env = {"SIYU_VAR_DIR": f"{tmp}/var", "SIYU_ADMIN_TOKEN": secrets.token_urlsafe(24), "SIYU_LOG_LEVEL": "WARNING",
            "SIYU_DATABASE_URL": db_url, "SIYU_PUBLIC_URL": f"http://127.0.0.1:{port}/",
            "SIYU_WECHAT_RATE_LIMITS": "100000000/1", "BENCH_EVENTS": str(customers)}
@@ -268,10 +318,14 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
               f"p50 {hook[1] / bare[1]:.1f}x")
         inbox_url = _inbox_url(db_url, tmp)
         t0, queued = time.perf_counter(), _pending(inbox_url)
+        siyu = str(Path(sys.executable).with_name("siyu"))
+
+        def spawn(extra: dict) -> list[subprocess.Popen]:
+            return [subprocess.Popen([siyu, "worker"], cwd=tmp, env={**full_env, **extra}, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL) for _ in range(args.workers)]
+
         if redis_url:
-            siyu = str(Path(sys.executable).with_name("siyu"))
-            workers = [subprocess.Popen([siyu, "worker"], cwd=tmp, env=full_env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL) for _ in range(args.workers)]
+            workers = spawn({})
         # embedded: the server's own job threads have been working since the first event arrived
         elapsed, left = _drain(inbox_url, t0, args.drain_timeout)
         done = queued - left
@@ -286,12 +340,14 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
                   f"{n / span / hook[0]:.2f}x the ack rate ({n} events in {span:.1f}s)")
         if args.burst:
             _burst(label, base, inbox_url, args, args.events, who)
+        if redis_url and args.latency_events:
+            _stop(workers)
+            workers = []
+            _wecom_latency(label, base, inbox_url, args, args.events + args.burst, spawn)
         if not redis_url and args.lock_events:
             _under_lock(label, base, db_url, tmp, args)
     finally:
-        for proc in [server, *workers]:
-            proc.terminate()
-            proc.wait(20)
+        _stop([server, *workers])
         server_log.close()
 
 
@@ -323,6 +379,9 @@ def main() -> None:
     ap.add_argument("--lock-events", type=int, default=128,
                     help="embedded: callbacks per burst of the lock test (0: skip)")
     ap.add_argument("--lock-concurrency", type=int, default=32)
+    ap.add_argument("--latency-events", type=int, default=400,
+                    help="postgresql: events of each run with WeCom answering slowly (0: skip)")
+    ap.add_argument("--wecom-latency-ms", type=int, default=50, help="how slowly WeCom answers in those runs")
     ap.add_argument("--only", choices=("embedded", "postgresql"), help="measure one mode only")
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/siyu_bench")
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/14")

@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     wechat_rate_limits: str = "10000/60,150000/3600"
     wechat_rate_overrides: dict[str, str] = {}  # API path -> bands, e.g. {"externalcontact/get": "100/1"}
     wechat_backoff_base: float = 1.0  # seconds; 45009/45033/-1 wait base·2^n plus jitter
+    wechat_read_ahead: int = 8  # re-reads a batch of callbacks has in flight at once (1: one after another)
 
     max_body_bytes: int = 1 << 20  # a request body above this answers 413 before it is read whole
     # Operations: one active scheduler (a lease renewed every third of it), and syncs that never mass-remove.

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
 
-from bot.sandbox.state import SandboxState
+from bot.sandbox.state import SandboxState, get_state
 from bot.sandbox.store import shared
 
 Handler = Callable[[SandboxState, dict, dict], dict]
@@ -40,6 +41,8 @@ class Table:
         route = self.routes.get((method, path))
         if route is None:
             raise HTTPException(404, f"sandbox {self.name}: no API {method} {path}")
+        if latency := get_state().latency:  # outside the lock: calls in flight wait side by side, as on the internet
+            time.sleep(latency)
         with shared() as state:  # current across `siyu serve` workers and the `siyu sandbox` commands
             app = self.app_of(state, path)
             refused = state.gate(app, path)

@@ -45,6 +45,7 @@ class SandboxState(WeComState, TransferState, WeChatState, PayState):
     rate_limits: str = "10000/60,150000/3600"  # Tencent's per-corp, per-API rule
     monthly_mass_quota: int = 4  # mass messages one customer may receive from the corp per month
     reject_all_tokens: bool = False  # every token is invalid (tests of bounded refresh)
+    latency: float = 0.0  # seconds every API call takes before it is answered (Tencent across the internet)
     lock: threading.RLock = field(default_factory=threading.RLock)
     calls: Counter = field(default_factory=Counter)  # API path -> calls received
     tokens: dict[str, IssuedToken] = field(default_factory=dict)

@@ -181,3 +181,31 @@ def test_app_messages_need_the_agents_id_and_the_agents_token_as_in_wecom(sandbo
         wrong_agent.send_message(text)
     assert exc.value.errcode == 40056
     assert len(sandbox.app_messages) == 1
+
+
+def test_a_lost_answer_is_an_http_504_after_the_call_was_carried_out_for_any_wecom_api(sandbox):
+    # given a customer, and the answer of the next tag mark to be lost on its way back
+    from bot.errors import TransportError
+
+    sandbox.add_staff("zhangsan")
+    ext = sandbox.add_external_contact("zhangsan")
+    tag = wecom_client().add_corp_tag([{"name": "老客"}], group_name="客户")["tag_group"]["tag"][0]["id"]
+    sandbox.lose_answer("externalcontact/mark_tag")
+    # when it is called
+    with pytest.raises(TransportError, match="HTTP 504"):
+        wecom_client().mark_tag("zhangsan", ext, add_tag=[tag])
+    # then WeCom did it all the same, and the next call is answered
+    assert sandbox.follows["zhangsan"][ext]["tag_id"] == [tag]
+    assert wecom_client().mark_tag("zhangsan", ext, add_tag=[tag])["errcode"] == 0
+
+
+def test_with_a_latency_set_every_call_waits_at_least_that_long(sandbox):
+    import time
+
+    sandbox.add_staff("zhangsan")
+    ext = sandbox.add_external_contact("zhangsan")
+    wecom_client().get_external_contact(ext)  # the token, fetched before the latency is set
+    sandbox.latency = 0.2
+    started = time.perf_counter()
+    assert wecom_client().get_external_contact(ext)["errcode"] == 0
+    assert time.perf_counter() - started >= 0.2

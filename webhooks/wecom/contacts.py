@@ -22,6 +22,7 @@ from membership.service import add_relation, end_relation, ensure_staff, find_st
 from membership.tags import ensure_tag, tag_member, untag_member
 from membership.timeline import record_event
 from webhooks.dispatch import Event, handles
+from webhooks.read_ahead import Reader, ahead, reads_ahead
 from webhooks.people import channel_code_by_state, member_by_external, wecom_identity
 from webhooks.wecom.alerts import loss_alert
 
@@ -32,10 +33,18 @@ SOURCE_CHANNEL = "wecom:channel_code"  # channel-code tags, already marked on We
 CONTACT = ("wecom", "event", "change_external_contact")
 
 
+def _read_contact(external_userid: str) -> dict:
+    return wecom_client().get_external_contact(external_userid)
+
+
+# The add and edit handlers' re-read: a batch of them reads its contacts at once (webhooks.read_ahead).
+CONTACT_READ = Reader("wecom.externalcontact/get", lambda ev: ev.get("ExternalUserID") or None, _read_contact)
+
+
 def _fetch(external_userid: str) -> dict | None:
     # 84061 (not an external contact any more) and friends: the customer is gone, which is itself the state.
     try:
-        return wecom_client().get_external_contact(external_userid)
+        return ahead(CONTACT_READ, external_userid)
     except PermanentAPIError as exc:
         log.info("contact %s: not readable (%s)", external_userid, exc)
         return None
@@ -122,12 +131,14 @@ def _drop_removed_tags(session: Session, member_id: int, on_wecom: set[str]) -> 
 
 @handles(*CONTACT, "add_external_contact")
 @handles(*CONTACT, "add_half_external_contact")
+@reads_ahead(CONTACT_READ)
 def contact_added(session: Session, ev: Event) -> None:
     """A customer added a staff member (the welcome message goes separately, on the fast queue)."""
     sync_contact(session, ev, adding=True)
 
 
 @handles(*CONTACT, "edit_external_contact")
+@reads_ahead(CONTACT_READ)
 def contact_edited(session: Session, ev: Event) -> None:
     """A staff member edited a customer's remark, tags or description: refresh from the API."""
     member = sync_contact(session, ev, adding=False)
