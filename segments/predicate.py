@@ -37,9 +37,9 @@ class MemberState:
     staff: set[str] = field(default_factory=set)  # userids with an active relation
     identity_types: set[str] = field(default_factory=set)
     counts: dict[tuple[str, str], dict[date, int]] = field(default_factory=dict)  # (type, where_key) → day → n
-    _sums: dict = field(default_factory=dict, repr=False)  # many segments ask the same window of one state
-    _refs: dict = field(default_factory=dict, repr=False)  # compiled reference → its answer for this state
-    _names: set[str] | None = field(default=None, repr=False)  # the tags' names, for tags of any group
+    _sums: dict = field(default_factory=dict, repr=False, compare=False)  # many segments ask one window of a state
+    _refs: dict = field(default_factory=dict, repr=False, compare=False)  # compiled reference → its answer here
+    _names: set[str] | None = field(default=None, repr=False, compare=False)  # the tag names, for any group
 
     def forget(self) -> None:
         """Drop what was computed from this state (after changing it in place)."""

@@ -40,3 +40,9 @@ def test_a_member_without_tags_builds_an_empty_set_of_names_once():
     no_tags = MemberState(member_id=2)
     assert _compiled({"tag": "VIP"})(no_tags) is False and no_tags._names == set()
     assert _compiled({"not": {"tag": "新客"}})(no_tags) is True
+
+
+def test_what_a_state_remembers_for_the_evaluator_is_not_part_of_its_equality():
+    asked, fresh = MemberState(member_id=3, tags={("", "VIP")}), MemberState(member_id=3, tags={("", "VIP")})
+    assert _compiled({"tag": "VIP"})(asked) is True and asked._names == {"VIP"}
+    assert asked == fresh
