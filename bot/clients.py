@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import wechatpy
 import wechatpy.enterprise
+from requests.adapters import HTTPAdapter
 
 from bot.credentials import (
     WeChatAppCredentials,
@@ -100,6 +101,10 @@ def build_wecom_sdk(settings: Settings, corp_id: str, secret: str, api_base: str
     """A pinned WeCom SDK for one secret of the corp."""
     sdk = WeComSDK(corp_id, secret, timeout=settings.wechat_http_timeout, auto_retry=False)
     sdk.API_BASE_URL = api_base
+    # Kept connections for every job thread's reads in flight at once (requests keeps 10 a host by default).
+    adapter = HTTPAdapter(pool_maxsize=max(10, 4 * settings.wechat_read_ahead))
+    sdk._http.mount("https://", adapter)
+    sdk._http.mount("http://", adapter)
     sdk.transport = Transport(
         channel="wecom", scope=corp_id, root=api_base, rewrites={h: api_base for h in WECOM_HOSTS},
         token_key=token_key("wecom", corp_id, secret), token_fetch_path="gettoken",

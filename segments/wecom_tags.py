@@ -12,10 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.clients import wecom_client
-from config.database import on_transaction_end, session_scope
+from config.database import advisory_locks, on_transaction_end, session_scope
 from config.queue import enqueue
 from config.types import utcnow
 from membership.models import Identity, Relation, RelationStatus, Staff, Tag
+from membership.service import contact_lock_key
 from segments import failures
 from segments.models import WecomTagChange
 
@@ -59,6 +60,9 @@ def _mark_tags(session: Session, client, changes: list[WecomTagChange]) -> int:
         # A later change of the same tag wins: entered then left before the sync is a removal.
         previous = groups[target].get(tag_id, (None, []))[1]
         groups[target][tag_id] = (change.add, [*previous, change])
+    # Each customer's lock, as a callback batch takes it: a batch that read the contact before this change must
+    # apply its events before WeCom changes (an API change sends no callback to correct a stale read).
+    advisory_locks(session, {contact_lock_key(external_userid) for _, external_userid in groups})
     calls = 0
     for (userid, external_userid), tags in groups.items():
         add = [t for t, (is_add, _) in tags.items() if is_add]

@@ -41,8 +41,8 @@ from membership.service import contact_lock_key
 from webhooks.dispatch import Event, handler_for
 from webhooks.exceptions import PermanentEventError
 from webhooks.metrics import PROCESSED, RECEIVED, UNHANDLED
-from webhooks.read_ahead import read_ahead
 from webhooks.models import INBOX_TABLES, InboxApplied, InboxEvent, InboxStatus
+from webhooks.read_ahead import read_ahead
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,16 @@ A read ahead that failed is not kept: the handler reads again and meets the erro
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 from config.settings import get_settings
+
+log = logging.getLogger(__name__)
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ def reads_ahead(reader: Reader):
     """Mark a handler as reading `reader`'s key of its event first thing."""
 
     def mark(fn):
-        fn.read_ahead = reader
+        fn.reads_ahead = reader
         return fn
 
     return mark
@@ -47,8 +51,11 @@ def read_ahead(batch: Iterable[tuple[Callable, object]]) -> Iterator[int]:
     yields how many were made."""
     wanted: dict[tuple[str, str], Reader] = {}
     for handler, event in batch:
-        reader = getattr(handler, "read_ahead", None)
-        key = reader.key(event) if reader is not None else None
+        reader = getattr(handler, "reads_ahead", None)
+        try:
+            key = reader.key(event) if reader is not None else None
+        except Exception:  # noqa: BLE001 - its handler meets the fault alone, as without reading ahead
+            key = None
         if key:
             wanted.setdefault((reader.name, key), reader)
     at_once = get_settings().wechat_read_ahead  # SIYU_WECHAT_READ_AHEAD
@@ -59,8 +66,10 @@ def read_ahead(batch: Iterable[tuple[Callable, object]]) -> Iterator[int]:
     with ThreadPoolExecutor(max_workers=min(at_once, len(wanted)), thread_name_prefix="read-ahead") as pool:
         futures = {pair: pool.submit(reader.read, pair[1]) for pair, reader in wanted.items()}
     for pair, future in futures.items():
-        if future.exception() is None:
+        if (error := future.exception()) is None:
             done[pair] = future.result()
+        else:  # the handler reads again, and meets the error itself if it lasts
+            log.info("read ahead of %s %s failed (%s), left to its handler", pair[0], pair[1], error)
     token = _read.set(done)
     try:
         yield len(done)
@@ -76,6 +85,3 @@ def ahead(reader: Reader, key: str):
         if found is not _MISSING:
             return found
     return reader.read(key)
-
-
-_MISSING = object()

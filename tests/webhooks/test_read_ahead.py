@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from config.database import session_scope
 from membership.models import Relation
 from tests.webhooks.conftest import fixture_text, inbox_rows
-from tests.webhooks.test_batches import _store
 from webhooks.read_ahead import Reader, ahead, read_ahead, reads_ahead
 
 ADD = fixture_text("wecom", "event__change_external_contact__add_external_contact.xml")
@@ -26,6 +25,18 @@ class _Event:
 
 def _reader(read) -> Reader:
     return Reader("test.read", lambda ev: ev.key, read)
+
+
+def _store(plaintexts: list[str]) -> list[int]:
+    from webhooks.crypto import parse_body
+    from webhooks.inbox import inbox_scope, store
+
+    ids = []
+    for text in plaintexts:
+        data, _ = parse_body(text)
+        with inbox_scope() as s:
+            ids.append(store(s, "wecom", text, data).inbox_id)
+    return ids
 
 
 def test_the_reads_are_made_at_once_and_each_is_answered_once_from_there():
@@ -80,16 +91,59 @@ def test_a_lone_read_and_handlers_that_read_nothing_are_not_read_ahead():
         assert kept == 0 and calls == []
 
 
+def test_with_read_ahead_set_to_1_each_read_is_made_by_its_handler(monkeypatch):
+    from config.settings import get_settings
+
+    monkeypatch.setenv("SIYU_WECHAT_READ_AHEAD", "1")
+    get_settings.cache_clear()
+    calls: list[str] = []
+    reader = _reader(lambda key: calls.append(key) or key)
+    reading = reads_ahead(reader)(lambda session, ev: None)
+    try:
+        with read_ahead([(reading, _Event("a")), (reading, _Event("b"))]) as kept:
+            assert kept == 0 and calls == []
+            assert ahead(reader, "a") == "a" and calls == ["a"]
+    finally:
+        get_settings.cache_clear()
+
+
+def test_an_event_whose_key_cannot_be_told_is_left_to_its_handler_and_the_others_are_read():
+    def key(ev):
+        if ev.key == "bad":
+            raise ValueError("no key")
+        return ev.key
+
+    reader = Reader("test.read", key, lambda k: k.upper())
+    reading = reads_ahead(reader)(lambda session, ev: None)
+    with read_ahead([(reading, _Event(k)) for k in ("a", "bad", "b")]) as kept:
+        assert kept == 2 and ahead(reader, "a") == "A"
+
+
 @POSTGRESQL
-def test_a_batch_of_contact_events_reads_each_contact_once_ahead_and_again_only_after_its_own_change(
+def test_a_batch_of_contact_events_reads_each_contact_once_ahead_and_again_after_its_own_change(
         settings, sandbox, enqueued, monkeypatch):
     import bot.wecom
+    from bot.clients import wecom_client
+    from membership.models import MemberTag, Staff, Store, Tag
     from webhooks.inbox import process_inbox
+    from webhooks.models import ChannelCode
 
-    # given twelve customers who added zhangsan, their add events waiting, and an edit of the first after its add
+    # given a channel code that tags its customers on WeCom, twelve customers who added zhangsan through it, their
+    # add events waiting, and an edit of the first after its add
     sandbox.add_staff("zhangsan")
-    customers = [sandbox.add_external_contact("zhangsan", external_userid=f"wmAHEAD{i:02d}", name=f"客户{i}")
-                 for i in range(12)]
+    tag_id = wecom_client().add_corp_tag([{"name": "扫码新客"}], group_name="渠道")["tag_group"]["tag"][0]["id"]
+    with session_scope() as s:
+        store = Store(code="S001", name="静安店")
+        s.add(store)
+        s.flush()
+        s.add(Staff(userid="zhangsan", name="张三", store_id=store.id))
+        tag = Tag(name="扫码新客", group_name="渠道", wecom_tag_id=tag_id)
+        s.add(tag)
+        s.flush()
+        s.add(ChannelCode(name="门店码", state="STATE", store_id=store.id, staff_userids=["zhangsan"],
+                          tag_ids=[tag.id]))
+    customers = [sandbox.add_external_contact("zhangsan", external_userid=f"wmAHEAD{i:02d}", name=f"客户{i}",
+                                              state="STATE") for i in range(12)]
     adds = [ADD.replace("wmEXT0001", ext).replace("<CreateTime>1700000000</CreateTime>",
                                                    f"<CreateTime>{1700000000 + i}</CreateTime>")
             for i, ext in enumerate(customers)]
@@ -108,6 +162,9 @@ def test_a_batch_of_contact_events_reads_each_contact_once_ahead_and_again_only_
     assert [r.status for r in inbox_rows()] == ["done"] * len(ids)
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Relation)) == 12
+        # each add marked the code's tag on WeCom; the edit's read saw it there, so the first keeps it too
+        assert s.scalar(select(func.count()).select_from(MemberTag).where(MemberTag.tag_id == tag.id)) == 12
+    assert tag_id in sandbox.follows["zhangsan"][customers[0]]["tag_id"]
     assert sandbox.calls["externalcontact/get"] == 13
     ahead_reads = sorted(ext for ext, name in threads if name.startswith("read-ahead"))
     assert ahead_reads == sorted(customers)

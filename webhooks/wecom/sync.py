@@ -322,25 +322,29 @@ def _remove_vanished(corp_id: str, follow_ids: list[int], follow_users: set[str]
 
 
 class _RetriedReads:
-    """The client, each call asked again after a TransportError (every call the sync makes is a read).
+    """The client's reads the sync makes, each asked again after a TransportError; nothing else of it.
 
     A run of a large chain makes hundreds of calls; one lost to a timeout or a 502 should cost a retry, not the run.
     A generator's pages (group chats) are not retried: its error ends the run, which resumes from its checkpoint.
     """
 
+    READS = frozenset({"list_departments", "list_users", "list_corp_tags", "list_follow_users", "batch_get_by_user",
+                       "iter_group_chats", "get_group_chat"})
+
     def __init__(self, client, backoff_base: float):
         self._client = client
         self._backoff_base = backoff_base
+        self.creds = client.creds
 
     def __getattr__(self, name: str):
-        value = getattr(self._client, name)
-        if not callable(value):
-            return value
+        if name not in self.READS:  # a write asked again after a lost answer would be made twice
+            raise AttributeError(f"the sync reads WeCom only: {name} is not one of its reads")
+        read = getattr(self._client, name)
 
         def retried(*args, **kwargs):
             for attempt in range(READ_TRIES):
                 try:
-                    return value(*args, **kwargs)
+                    return read(*args, **kwargs)
                 except TransportError as exc:
                     if attempt == READ_TRIES - 1:
                         raise
