@@ -381,7 +381,26 @@ def _apply(own: _Taken, wait: bool = True) -> str | None:
         return _apply_in(own, wait, shares=False)
 
 
+class _Redo(Exception):
+    """An event taken along failed in a batch applied without savepoints: the batch is to be applied with them."""
+
+    def __init__(self, inbox_id: int, error: Exception):
+        super().__init__(f"inbox #{inbox_id}: {type(error).__name__}")
+        self.inbox_id = inbox_id
+
+
 def _apply_in(own: _Taken, wait: bool, shares: bool) -> str | None:
+    if shares:
+        # A savepoint an event is two round trips and a fifth of SQLAlchemy's work for it: a batch is first applied
+        # without them, and only when an event taken along fails, rolled back whole and applied again with them.
+        try:
+            return _apply_batch(own, wait, shares, careful=False)
+        except _Redo as redo:
+            log.info("%s along with #%s: the batch is applied again, one savepoint an event", redo, own.row.id)
+    return _apply_batch(own, wait, shares, careful=True)  # SQLite's savepoints cost no round trip
+
+
+def _apply_batch(own: _Taken, wait: bool, shares: bool, careful: bool) -> str | None:
     inbox_id, done, failed = own.row.id, [], []
     try:
         with session_scope() as session:
@@ -402,15 +421,14 @@ def _apply_in(own: _Taken, wait: bool, shares: bool) -> str | None:
                 for other in others:
                     if time.monotonic() > until:
                         break  # the rest is left to their own jobs (SQLite locks none of the rows it read)
+                    if careful:
+                        _apply_along(session, other, inbox_id, done, failed)
+                        continue
                     try:
-                        with session.begin_nested():
-                            _apply_one(session, other)
-                        done.append(other.row)
-                    except PERMANENT_ERRORS as exc:
-                        failed.append((other.row.id, exc, traceback.format_exc()))
-                    except Exception as exc:  # noqa: BLE001 - left untouched for its own job and its retries
-                        log.info("inbox #%s: not applied along with #%s (%s), left for its own job", other.row.id,
-                                 inbox_id, type(exc).__name__)
+                        _apply_one(session, other)
+                    except Exception as exc:  # noqa: BLE001 - the whole batch is rolled back and applied carefully
+                        raise _Redo(other.row.id, exc) from exc
+                    done.append(other.row)
             if shares:  # one database: the rows are settled in the handlers' own transaction, by one statement
                 _settle_in(session, [r.id for r in ([own.row] if status is not None else []) + done],
                            InboxStatus.done)
@@ -419,6 +437,8 @@ def _apply_in(own: _Taken, wait: bool, shares: bool) -> str | None:
             return None
         if not shares:  # after the handlers' commit, in the inbox's own file (a crash between: the jobs settle them)
             _settle([inbox_id, *(r.id for r in done)], InboxStatus.done)
+    except _Redo:
+        raise
     except PERMANENT_ERRORS as exc:
         return _failed_for_good(inbox_id, exc, traceback.format_exc())
     except Exception:
@@ -426,6 +446,19 @@ def _apply_in(own: _Taken, wait: bool, shares: bool) -> str | None:
         raise  # the queue retries with backoff; the row says how often it has been tried
     _after(own.row, done, failed)
     return InboxStatus.done.value
+
+
+def _apply_along(session: Session, other: _Taken, inbox_id: int, done: list, failed: list) -> None:
+    """Apply an event taken along in a savepoint of its own: a failure rolls back its work alone."""
+    try:
+        with session.begin_nested():
+            _apply_one(session, other)
+        done.append(other.row)
+    except PERMANENT_ERRORS as exc:
+        failed.append((other.row.id, exc, traceback.format_exc()))
+    except Exception as exc:  # noqa: BLE001 - left untouched for its own job and its retries
+        log.info("inbox #%s: not applied along with #%s (%s), left for its own job", other.row.id,
+                 inbox_id, type(exc).__name__)
 
 
 def _after(own: InboxEvent | None, along: list[InboxEvent], failed) -> None:
