@@ -23,7 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import Depends
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
@@ -415,9 +415,11 @@ def _apply_batch(own: _Taken, wait: bool, shares: bool, careful: bool) -> str | 
             until = math.inf if shares else time.monotonic() + SQLITE_BATCH_SECONDS
             # every customer's lock is held: what the handlers re-read now is what each would read in its turn
             # (SQLite's batch lasts 50 ms, most of it would be read for nothing)
+            # without savepoints nothing of the batch outlives a failure: its marks of being applied go in at once
+            fresh = None if careful else _mark_all_applied(session, [t.row for t in batch])
             with read_ahead([(t.handler, t.event) for t in batch] if shares else []):
                 if status is not None:
-                    _apply_one(session, own)  # no savepoint: its failure is the job's, as if alone
+                    _apply_one(session, own, fresh)  # no savepoint: its failure is the job's, as if alone
                 for other in others:
                     if time.monotonic() > until:
                         break  # the rest is left to their own jobs (SQLite locks none of the rows it read)
@@ -425,7 +427,7 @@ def _apply_batch(own: _Taken, wait: bool, shares: bool, careful: bool) -> str | 
                         _apply_along(session, other, inbox_id, done, failed)
                         continue
                     try:
-                        _apply_one(session, other)
+                        _apply_one(session, other, fresh)
                     except Exception as exc:  # noqa: BLE001 - the whole batch is rolled back and applied carefully
                         raise _Redo(other.row.id, exc) from exc
                     done.append(other.row)
@@ -470,8 +472,10 @@ def _after(own: InboxEvent | None, along: list[InboxEvent], failed) -> None:
         _failed_for_good(inbox_id, exc, error)
 
 
-def _apply_one(session: Session, taken: _Taken) -> None:
-    if _mark_applied(session, taken.row):
+def _apply_one(session: Session, taken: _Taken, fresh: set[int] | None = None) -> None:
+    """Run the event's handler unless an earlier attempt applied it; `fresh`: the batch's rows marked just now."""
+    applies = _mark_applied(session, taken.row) if fresh is None else taken.row.id in fresh
+    if applies:
         taken.handler(session, taken.event)
     else:
         log.info("inbox #%s: already applied by an earlier attempt, marking it done", taken.row.id)
@@ -555,6 +559,21 @@ def _mark_applied(session, row: InboxEvent) -> bool:
     return upsert(session, InboxApplied.__table__, {"content_key": row.content_key, "inbox_id": row.id,
                                                     "applied_at": utcnow()},
                   ["content_key"], returning=InboxApplied.content_key) is not None
+
+
+# In content-key order, so two transactions marking overlapping keys wait for each other in one order.
+_MARK_ALL_APPLIED = text(
+    "INSERT INTO webhook_inbox_applied (content_key, inbox_id, applied_at) "
+    "SELECT k, i, :at FROM unnest(CAST(:keys AS text[]), CAST(:ids AS integer[])) AS t(k, i) ORDER BY k "
+    "ON CONFLICT (content_key) DO NOTHING RETURNING inbox_id")
+
+
+def _mark_all_applied(session: Session, rows: list[InboxEvent]) -> set[int]:
+    """`_mark_applied` for a whole batch by one statement (PostgreSQL): the ids of the rows this attempt applies."""
+    if not rows:
+        return set()
+    return set(session.scalars(_MARK_ALL_APPLIED, {"at": utcnow(), "keys": [r.content_key for r in rows],
+                                                   "ids": [r.id for r in rows]}))
 
 
 def _settle(inbox_ids: list[int], status: InboxStatus) -> int:

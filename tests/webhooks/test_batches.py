@@ -321,3 +321,26 @@ def test_a_batch_takes_no_savepoint_an_event_until_one_fails_then_is_applied_aga
     assert [s for s in savepoints if s.startswith("SAVEPOINT")]
     rows = {r.id: r for r in inbox_rows()}
     assert [rows[i].status for i in stormy] == ["done", "received", "done"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_an_event_an_earlier_attempt_applied_is_settled_in_the_batch_without_running_again(settings, enqueued,
+                                                                                          monkeypatch):
+    from config.database import session_scope
+    from config.types import utcnow
+    from webhooks.inbox import process_inbox
+    from webhooks.models import InboxApplied
+
+    calls = Counter()
+    monkeypatch.setitem(dispatch.HANDLERS, KIND, lambda session, ev: calls.update([ev.inbox_id]))
+    # given three waiting events, the middle one's effects committed by an earlier attempt under its mark
+    first, applied, last = _store([_edit(c, 3) for c in range(3)])
+    row = {r.id: r for r in inbox_rows()}[applied]
+    with session_scope() as s:
+        s.add(InboxApplied(content_key=row.content_key, inbox_id=applied, applied_at=utcnow()))
+    # when a job applies the batch
+    assert process_inbox(first) == "done"
+    # then the other two ran once, the applied one not again, and all three are done
+    assert calls == Counter({first: 1, last: 1})
+    assert [r.status for r in inbox_rows()] == ["done"] * 3
