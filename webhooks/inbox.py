@@ -413,10 +413,10 @@ def _apply_batch(own: _Taken, wait: bool, shares: bool, careful: bool) -> str | 
             # in one order in every job, so two batches cannot deadlock on them
             advisory_locks(session, {k for k in (subject_of(t.event) for t in batch) if k})
             until = math.inf if shares else time.monotonic() + SQLITE_BATCH_SECONDS
-            # every customer's lock is held: what the handlers re-read now is what each would read in its turn
-            # (SQLite's batch lasts 50 ms, most of it would be read for nothing)
             # without savepoints nothing of the batch outlives a failure: its marks of being applied go in at once
             fresh = None if careful else _mark_all_applied(session, [t.row for t in batch])
+            # every customer's lock is held: what the handlers re-read now is what each would read in its turn
+            # (SQLite's batch lasts 50 ms, most of it would be read for nothing)
             with read_ahead([(t.handler, t.event) for t in batch] if shares else []):
                 if status is not None:
                     _apply_one(session, own, fresh)  # no savepoint: its failure is the job's, as if alone
