@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from rq.timeouts import BaseTimeoutException
 from sqlalchemy.orm import Session
 
 from config.database import after_commit, session_scope
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 QUEUES = ("fast", "default", "low")  # worker priority order; `fast` carries 20-second welcome codes
 RETRY_INTERVALS = (5, 30, 120)  # seconds before the 1st, 2nd and 3rd retry
 FAILURE_TTL = 7 * 24 * 3600  # seconds RQ keeps a failed job (the database keeps it for good)
+# Raised inside a job that ran past its timeout: work that retries or carries on within the job lets it through.
+JOB_TIMEOUT = BaseTimeoutException
 
 
 def func_name(func: Callable) -> str:

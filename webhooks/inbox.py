@@ -33,7 +33,7 @@ from bot.errors import PermanentAPIError
 from config.database import (advisory_locks, defer_after_commit, engine_for, get_engine, insert_of, make_engine,
                              prepared, read_scope, run_deferred, session_scope, upsert)
 from config.errors import Unavailable
-from config.queue import RETRY_INTERVALS, enqueue, withdraw
+from config.queue import JOB_TIMEOUT, RETRY_INTERVALS, enqueue, withdraw
 from config.settings import get_settings
 from config.types import utcnow
 from membership.exceptions import InvalidInput
@@ -428,6 +428,8 @@ def _apply_batch(own: _Taken, wait: bool, shares: bool, careful: bool) -> str | 
                         continue
                     try:
                         _apply_one(session, other, fresh)
+                    except JOB_TIMEOUT:
+                        raise  # out of time: the job fails, the events wait for their own jobs
                     except Exception as exc:  # noqa: BLE001 - the whole batch is rolled back and applied carefully
                         raise _Redo(other.row.id, exc) from exc
                     done.append(other.row)
@@ -458,6 +460,8 @@ def _apply_along(session: Session, other: _Taken, inbox_id: int, done: list, fai
         done.append(other.row)
     except PERMANENT_ERRORS as exc:
         failed.append((other.row.id, exc, traceback.format_exc()))
+    except JOB_TIMEOUT:
+        raise  # out of time: not one more event
     except Exception as exc:  # noqa: BLE001 - left untouched for its own job and its retries
         log.info("inbox #%s: not applied along with #%s (%s), left for its own job", other.row.id,
                  inbox_id, type(exc).__name__)
@@ -561,7 +565,7 @@ def _mark_applied(session, row: InboxEvent) -> bool:
                   ["content_key"], returning=InboxApplied.content_key) is not None
 
 
-# In content-key order, so two transactions marking overlapping keys wait for each other in one order.
+# Two batches never hold one row (FOR UPDATE SKIP LOCKED), so never one content key: the order is only tidiness.
 _MARK_ALL_APPLIED = text(
     "INSERT INTO webhook_inbox_applied (content_key, inbox_id, applied_at) "
     "SELECT k, i, :at FROM unnest(CAST(:keys AS text[]), CAST(:ids AS integer[])) AS t(k, i) ORDER BY k "

@@ -19,6 +19,10 @@ CUSTOMERS, EACH, JOBS = 2, 30, 4
 POSTGRESQL = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # where batches are taken
 
 
+def _after_commit_job(inbox_id: int) -> None:
+    """A job a handler queues for after its commit (the tests only record it)."""
+
+
 def _edit(customer: int, n: int) -> str:
     # a distinct plaintext (so a distinct event) for each customer and time
     return EDIT.replace("wmEXT0001", f"wmBATCH{customer:02d}").replace(
@@ -276,6 +280,7 @@ def test_a_batch_takes_no_savepoint_an_event_until_one_fails_then_is_applied_aga
     from sqlalchemy import event, select
 
     from config.database import get_engine, session_scope
+    from config.queue import enqueue
     from membership.models import Member, TimelineEvent
     from membership.timeline import record_event
     from webhooks.inbox import process_inbox
@@ -287,8 +292,9 @@ def test_a_batch_takes_no_savepoint_an_event_until_one_fails_then_is_applied_aga
         member_id = member.id
     failing: set[int] = set()
 
-    def handler(session, ev):  # writes a row of its own, once per try, and fails when told to
+    def handler(session, ev):  # writes a row and queues a job once its transaction commits; fails when told to
         record_event(session, member_id, "contact.edited", {"inbox": ev.inbox_id})
+        enqueue(_after_commit_job, ev.inbox_id, session=session)
         if ev.inbox_id in failing:
             raise RuntimeError("WeCom busy")
 
@@ -318,6 +324,10 @@ def test_a_batch_takes_no_savepoint_an_event_until_one_fails_then_is_applied_aga
     # then the first try was rolled back whole, and the batch applied again one savepoint an event: every event
     # that succeeded is written once, the failing one not at all, and it waits for its own job
     assert written() == Counter({**{i: 1 for i in calm}, stormy[0]: 1, stormy[2]: 1})
+    # and the jobs the rolled-back try queued were dropped with it: one for each event of the careful pass (whose
+    # failed savepoint's job still goes, as config.database.after_commit says: jobs cope with missing rows)
+    assert Counter(args[0] for name, args, _ in enqueued if name == "_after_commit_job") == Counter(
+        [*calm, *stormy])
     assert [s for s in savepoints if s.startswith("SAVEPOINT")]
     rows = {r.id: r for r in inbox_rows()}
     assert [rows[i].status for i in stormy] == ["done", "received", "done"]
@@ -344,3 +354,29 @@ def test_an_event_an_earlier_attempt_applied_is_settled_in_the_batch_without_run
     # then the other two ran once, the applied one not again, and all three are done
     assert calls == Counter({first: 1, last: 1})
     assert [r.status for r in inbox_rows()] == ["done"] * 3
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+                         indirect=True)
+def test_a_job_out_of_time_in_an_event_taken_along_fails_at_once_and_applies_nothing(settings, enqueued, monkeypatch):
+    from rq.timeouts import JobTimeoutException
+
+    from webhooks.inbox import process_inbox
+
+    calls = Counter()
+    first, late, last = _store([_edit(c, 4) for c in range(3)])
+
+    def handler(session, ev):
+        calls[ev.inbox_id] += 1
+        if ev.inbox_id == late:
+            raise JobTimeoutException("Task exceeded maximum timeout value (180 seconds)")
+
+    monkeypatch.setitem(dispatch.HANDLERS, KIND, handler)
+    # when the job's time runs out while it applies an event taken along
+    with pytest.raises(JobTimeoutException):
+        process_inbox(first)
+    # then nothing more was tried, nothing is applied, and the job's own event records the failure for its retry
+    assert calls == Counter({first: 1, late: 1})
+    rows = {r.id: r for r in inbox_rows()}
+    assert [rows[i].status for i in (first, late, last)] == ["received"] * 3
+    assert rows[first].attempts == 1 and "JobTimeoutException" in rows[first].error
