@@ -10,10 +10,11 @@ import functools
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, bindparam, insert, or_, select
+from sqlalchemy import and_, bindparam, delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from config.database import insert_of, prepared
 from membership.exceptions import InvalidInput
 from membership.merge import merge_members
 from membership.models import Identity, IdentityType, Member
@@ -94,20 +95,67 @@ def bind(
     wanted = list({i.normalized(): None for i in identities})
     if not wanted:
         raise InvalidInput("identity: bind needs at least one identity")
+    existing = _existing(session, wanted)
+    if not existing:
+        created = _bind_new(session, wanted, name, store_id)
+        if created is not None:
+            return created
+        existing = None  # a concurrent binder was first: look again
     for attempt in range(MAX_ATTEMPTS):
         try:
             with session.begin_nested():
-                return _bind_once(session, wanted, name, store_id)
+                return _bind_once(session, wanted, name, store_id, existing)
         except IntegrityError:
             # Another transaction bound one of these identities since we looked: look again.
+            existing = None
             log.info("identity bind: raced on attempt %d, retrying", attempt + 1)
     raise RuntimeError("identity bind: could not settle after concurrent binders")
 
 
-def _bind_once(session: Session, wanted: list[IdentityIn], name: str | None, store_id: int | None) -> BindResult:
+def _existing(session: Session, wanted: list[IdentityIn]) -> dict[tuple[str, str, str], Identity]:
     keys = [(i.type, i.scope, i.value) for i in wanted]
     params = {f"{part}{i}": value for i, key in enumerate(keys) for part, value in zip("tsv", key, strict=True)}
-    existing = {(row.type, row.scope, row.value): row for row in session.scalars(_identities_named(len(keys)), params)}
+    return {(row.type, row.scope, row.value): row for row in session.scalars(_identities_named(len(keys)), params)}
+
+
+def _bind_new(session: Session, wanted: list[IdentityIn], name: str | None, store_id: int | None) -> BindResult | None:
+    """The common case, none of the identities known, without a savepoint (two round trips): a new member holding
+    them all. None when a concurrent binder stored one of them meanwhile; what this wrote is then taken back, and
+    `bind` looks again in a savepoint."""
+    member = Member(name=name, store_id=store_id)
+    session.add(member)
+    session.flush()
+    # in one order in every binder, so two binding overlapping identities wait for each other, never deadlock
+    rows = [{"member_id": member.id, "type": i.type, "scope": i.scope, "value": i.value, "verified": i.verified}
+            for i in sorted(wanted, key=lambda i: (i.type, i.scope, i.value))]
+    ids = list(session.scalars(_new_identities_once(session), rows))
+    if len(ids) < len(rows):
+        log.info("identity bind: a concurrent binder stored one of these identities, looking again")
+        session.execute(delete(Identity).where(Identity.id.in_(ids)))
+        session.delete(member)
+        session.flush()
+        return None
+    result = BindResult(member, created=True, new_identities=list(wanted))
+    _record_bound_phones(session, result)
+    return result
+
+
+@prepared
+def _new_identities_once(dialect: str):
+    # ON CONFLICT DO NOTHING: a concurrent binder's identity (waited for until it commits) is left out, not an error
+    return insert_of(dialect)(Identity.__table__).on_conflict_do_nothing().returning(Identity.id)
+
+
+def _record_bound_phones(session: Session, result: BindResult) -> None:
+    for ident in result.new_identities:
+        if ident.type == "phone" and ident.verified:
+            record_event(session, result.member.id, "member.phone_bound", {"phone_masked": mask_phone(ident.value)})
+
+
+def _bind_once(session: Session, wanted: list[IdentityIn], name: str | None, store_id: int | None,
+               existing: dict | None = None) -> BindResult:
+    keys = [(i.type, i.scope, i.value) for i in wanted]
+    existing = _existing(session, wanted) if existing is None else existing
     linked_ids = sorted({
         existing[key].member_id
         for key, ident in zip(keys, wanted, strict=True)
@@ -145,9 +193,7 @@ def _bind_once(session: Session, wanted: list[IdentityIn], name: str | None, sto
     if new_rows:  # by one Core statement: the ORM's unit of work costs more than the insert (0.3 ms a member)
         session.execute(_NEW_IDENTITIES, new_rows)
     session.flush()
-    for ident in result.new_identities:
-        if ident.type == "phone" and ident.verified:
-            record_event(session, result.member.id, "member.phone_bound", {"phone_masked": mask_phone(ident.value)})
+    _record_bound_phones(session, result)
     return result
 
 

@@ -156,3 +156,44 @@ def test_twenty_threads_binding_the_same_new_unionid_create_exactly_one_member(p
         assert s.scalar(select(func.count()).select_from(Member)) == 1
         assert set(ids) == {s.scalar(select(Member.id))}
         assert s.scalar(select(func.count()).select_from(Identity)) == 21
+
+
+def test_a_new_member_whose_identity_another_binder_stored_first_is_taken_back_and_joins_theirs(session,
+                                                                                                monkeypatch):
+    import membership.identity as identity
+
+    # given the unionid already bound (by a binder that committed after this one looked and found nothing)
+    first = bind(session, [union("u-late"), oa("o-first")]).member
+    looked = []
+    real = identity._existing
+
+    def stale_once(s, wanted):
+        looked.append(len(looked))
+        return {} if len(looked) == 1 else real(s, wanted)
+
+    monkeypatch.setattr(identity, "_existing", stale_once)
+    # when a contact sharing that unionid is bound
+    result = bind(session, [ext("wm-late"), union("u-late")])
+    # then the new member it began was taken back with its identities, and the contact joined the first member
+    assert result.member.id == first.id and not result.created and len(looked) == 2
+    assert session.scalar(select(func.count()).select_from(Member)) == 1
+    held = dict(session.execute(select(Identity.value, Identity.member_id)).all())
+    assert held == {"u-late": first.id, "o-first": first.id, "wm-late": first.id}
+
+
+def test_a_new_member_is_bound_without_a_savepoint_and_a_known_one_with_one(session):
+    from sqlalchemy import event
+
+    statements = []
+    listener = lambda conn, cursor, statement, *rest: statements.append(statement)  # noqa: E731
+    event.listen(session.get_bind(), "before_cursor_execute", listener)
+    try:
+        created = bind(session, [ext("wm-new"), union("u-new")])
+        fresh = [s for s in statements if "SAVEPOINT" in s]
+        statements.clear()
+        again = bind(session, [ext("wm-new"), union("u-new"), oa("o-new")])
+        known = [s for s in statements if "SAVEPOINT" in s]
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", listener)
+    assert created.created and fresh == []
+    assert again.member.id == created.member.id and not again.created and known
