@@ -15,6 +15,7 @@ from siyu.cli import app as cli
 from tests.conftest import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+TIMEOUT = 30  # httpx's 5 s default: a server whose job threads share a busy CI machine answered later once
 
 
 def _run(*args):
@@ -56,14 +57,14 @@ def test_seeding_twice_adds_nothing_to_the_sandbox_or_to_siyu(siyu):
                                             "staff003 customers=6 oa_followers=3 mp_users=3")
     assert "members_created=6" in first.stdout
     before = _snapshot()
-    members = httpx.get(f"{siyu}/api/v1/members", headers=ADMIN).json()["items"]
+    members = httpx.get(f"{siyu}/api/v1/members", headers=ADMIN, timeout=TIMEOUT).json()["items"]
     # when it is seeded again
     second = _run("seed", "--customers", "6")
     # then the sandbox holds the same corp, and the sync found nothing to create
     assert second.exit_code == 0, second.output
     assert _snapshot() == before
     assert second.stdout.splitlines()[1] == "synced: contacts_seen=6 group_chats_seen=1 group_members_seen=4"
-    assert httpx.get(f"{siyu}/api/v1/members", headers=ADMIN).json()["items"] == members
+    assert httpx.get(f"{siyu}/api/v1/members", headers=ADMIN, timeout=TIMEOUT).json()["items"] == members
 
 
 def test_add_contact_through_a_channel_code_makes_a_tagged_member_and_prints_what_was_sent(siyu):
@@ -71,7 +72,7 @@ def test_add_contact_through_a_channel_code_makes_a_tagged_member_and_prints_wha
 
     # given a seeded sandbox and a channel code with a tag
     assert _run("seed", "--customers", "2").exit_code == 0
-    code = httpx.post(f"{siyu}/api/v1/channel-codes", headers=ADMIN, json={
+    code = httpx.post(f"{siyu}/api/v1/channel-codes", headers=ADMIN, timeout=TIMEOUT, json={
         "name": "前台码", "store": "wecom-101", "staff": ["staff001"], "tags": ["新客"]})
     assert code.status_code == 201, code.text
     # when a customer scans it
@@ -82,7 +83,7 @@ def test_add_contact_through_a_channel_code_makes_a_tagged_member_and_prints_wha
     assert (result["event"], result["staff"], result["state"], result["status"], result["handled"]) == (
         "add_external_contact", "staff001", code.json()["state"], 200, "done")
     # and the customer is a member of the code's store with its tag
-    [member] = httpx.get(f"{siyu}/api/v1/members", headers=ADMIN,
+    [member] = httpx.get(f"{siyu}/api/v1/members", headers=ADMIN, timeout=TIMEOUT,
                          params={"external_userid": result["external_userid"]}).json()["items"]
     assert (member["name"], member["store"], member["tags"]) == ("韩梅梅", "wecom-101", ["新客"])
 
@@ -91,7 +92,7 @@ def test_add_contact_through_a_channel_code_makes_a_tagged_member_and_prints_wha
     # then the relation has ended, as removed by the staff member
     assert gone.exit_code == 0, gone.output
     assert json.loads(gone.stdout)["event"] == "del_external_contact" and json.loads(gone.stdout)["handled"] == "done"
-    [member] = httpx.get(f"{siyu}/api/v1/members", headers=ADMIN,
+    [member] = httpx.get(f"{siyu}/api/v1/members", headers=ADMIN, timeout=TIMEOUT,
                          params={"external_userid": result["external_userid"]}).json()["items"]
     assert [r["status"] for r in member["relations"]] == ["removed_by_staff"]
 
@@ -100,7 +101,7 @@ def test_oa_subscribe_text_and_mp_text_reach_siyu(siyu):
     import httpx
 
     # given an auto-reply on the official account
-    httpx.post(f"{siyu}/api/v1/auto-replies", headers=ADMIN, json={
+    httpx.post(f"{siyu}/api/v1/auto-replies", headers=ADMIN, timeout=TIMEOUT, json={
         "keywords": ["验光"], "match": "contains", "reply_text": "周六可免费验光"}).raise_for_status()
     # when someone follows the account and asks, and a mini-program user writes
     followed = _run("send", "oa-subscribe", "--openid", "oNEW1", "--unionid", "uNEW1")
@@ -111,7 +112,8 @@ def test_oa_subscribe_text_and_mp_text_reach_siyu(siyu):
     assert [json.loads(r.stdout)["handled"] for r in (followed, asked, wrote)] == ["done"] * 3
     assert "周六可免费验光" in json.loads(asked.stdout)["reply"]
     # and the follower is a member by their unionid, with their official-account openid
-    [member] = httpx.get(f"{siyu}/api/v1/members", headers=ADMIN, params={"unionid": "uNEW1"}).json()["items"]
+    [member] = httpx.get(f"{siyu}/api/v1/members", headers=ADMIN, timeout=TIMEOUT,
+                         params={"unionid": "uNEW1"}).json()["items"]
     assert ("oNEW1" in {i["value"] for i in member["identities"]}), member["identities"]
 
 
