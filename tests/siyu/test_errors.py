@@ -21,6 +21,7 @@ NOT_DOMAIN = {
     "config.settings.SettingsError": "a configuration error: the process stops with one line, no request sees it",
     "config.metrics.MetricsDirError": "a configuration error too (SIYU_METRICS_DIR), reported like SettingsError",
     "webhooks.dispatch.HandlersNotLoaded": "a process that skipped siyu.wiring.install(): the job fails and is retried",
+    "webhooks.inbox._Redo": "within one job: a batch applied without savepoints is applied again with them",
     "webhooks.wecom.sync.SyncInterrupted": "stands in for a killed run in tests",
     "siyu.body_limit.BodyTooLarge": "an HTTPException by design: FastAPI's body parsing lets only those through",
 }
