@@ -177,39 +177,33 @@ def _under_lock(label: str, base: str, db_url: str, tmp: str, args) -> None:
               f"max {top:7.1f} ms   200s {ok}/{n}")
 
 
-def _pending(url: str) -> int:
+def _row(url: str, sql: str, **params) -> tuple:
+    """The first row of one query against the inbox's database, on an engine of its own."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url)
     with engine.connect() as c:
-        n = c.execute(text("SELECT count(*) FROM webhook_inbox WHERE status = 'received'")).scalar()
+        row = c.execute(text(sql), params).one()
     engine.dispose()
-    return n
+    return tuple(row)
+
+
+def _pending(url: str) -> int:
+    return _row(url, "SELECT count(*) FROM webhook_inbox WHERE status = 'received'")[0]
 
 
 def _processing_span(url: str, after_id: int = 0) -> tuple[int, float]:
     """(events done after the first batch was settled, seconds from that moment to the last event's settling),
     of the events stored after inbox row `after_id`."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.connect() as c:
-        first, last = c.execute(text("SELECT min(processed_at), max(processed_at) FROM webhook_inbox "
-                                     "WHERE status = 'done' AND id > :after"), {"after": after_id}).one()
-        n = c.execute(text("SELECT count(*) FROM webhook_inbox WHERE status = 'done' AND id > :after "
-                           "AND processed_at > :first"), {"first": first, "after": after_id}).scalar()
-    engine.dispose()
+    first, last = _row(url, "SELECT min(processed_at), max(processed_at) FROM webhook_inbox "
+                            "WHERE status = 'done' AND id > :after", after=after_id)
+    n = _row(url, "SELECT count(*) FROM webhook_inbox WHERE status = 'done' AND id > :after "
+                  "AND processed_at > :first", first=first, after=after_id)[0]
     return n, max((last - first).total_seconds(), 1e-3)
 
 
 def _last_id(url: str) -> int:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    with engine.connect() as c:
-        n = c.execute(text("SELECT coalesce(max(id), 0) FROM webhook_inbox")).scalar()
-    engine.dispose()
-    return n
+    return _row(url, "SELECT coalesce(max(id), 0) FROM webhook_inbox")[0]
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:

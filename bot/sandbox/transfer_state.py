@@ -11,7 +11,6 @@ Self-contained: it touches the corp's staff, contacts and follows through the We
 """
 from __future__ import annotations
 
-
 from bot.sandbox import events
 
 TAKEOVER_AFTER = 24 * 3600  # "0表示开始分配流程,待24小时后自动接替"

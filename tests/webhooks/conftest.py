@@ -45,16 +45,25 @@ def enqueued():
         yield calls
 
 
-def handle(source: str, plaintext: str):
-    """Store a payload as the intake would and run its job once (use with `enqueued`); the inbox row after."""
+def store_all(plaintexts: list[str], source: str = "wecom") -> list[int]:
+    """Store payloads as the intake would, queueing nothing by themselves (use with `enqueued`); their inbox ids."""
     from webhooks.crypto import parse_body
     from webhooks.inbox import inbox_scope, store
-    from webhooks.inbox import process_inbox
+
+    ids = []
+    for text in plaintexts:
+        data, _ = parse_body(text)
+        with inbox_scope() as s:
+            ids.append(store(s, source, text, data).inbox_id)
+    return ids
+
+
+def handle(source: str, plaintext: str):
+    """Store a payload as the intake would and run its job once (use with `enqueued`); the inbox row after."""
+    from webhooks.inbox import inbox_scope, process_inbox
     from webhooks.models import InboxEvent
 
-    data, _ = parse_body(plaintext)
-    with inbox_scope() as s:
-        inbox_id = store(s, source, plaintext, data).inbox_id
+    [inbox_id] = store_all([plaintext], source)
     process_inbox(inbox_id)
     with inbox_scope() as s:
         return s.get(InboxEvent, inbox_id)

@@ -11,7 +11,7 @@ import pytest
 
 from webhooks import dispatch
 from webhooks.exceptions import PermanentEventError
-from tests.webhooks.conftest import fixture_text, inbox_rows
+from tests.webhooks.conftest import fixture_text, inbox_rows, store_all
 
 EDIT = fixture_text("wecom", "event__change_external_contact__edit_external_contact.xml")
 KIND = ("wecom", "event", "change_external_contact", "edit_external_contact")
@@ -27,18 +27,6 @@ def _edit(customer: int, n: int) -> str:
     # a distinct plaintext (so a distinct event) for each customer and time
     return EDIT.replace("wmEXT0001", f"wmBATCH{customer:02d}").replace(
         "<CreateTime>1700000000</CreateTime>", f"<CreateTime>{1700000000 + n}</CreateTime>")
-
-
-def _store(plaintexts: list[str]) -> list[int]:
-    from webhooks.crypto import parse_body
-    from webhooks.inbox import inbox_scope, store
-
-    ids = []
-    for text in plaintexts:
-        data, _ = parse_body(text)
-        with inbox_scope() as s:
-            ids.append(store(s, "wecom", text, data).inbox_id)
-    return ids
 
 
 class Overlaps:
@@ -80,7 +68,7 @@ def test_jobs_applying_batches_concurrently_never_apply_one_customers_events_at_
     # given many waiting events of two customers, in a random order
     edits = [_edit(c, n) for n in range(EACH) for c in range(CUSTOMERS)]
     random.Random(13).shuffle(edits)
-    ids = _store(edits)
+    ids = store_all(edits)
     # when several workers run their jobs at once, each job taking other waiting events along
     queue, errors = list(ids), []
     take = threading.Lock()
@@ -115,7 +103,7 @@ def test_an_event_taken_along_keeps_its_own_failure_handling(settings, enqueued,
     from webhooks.inbox import process_inbox
 
     # given three waiting events: the second meets a transient error, the third a permanent one
-    first, transient, permanent = _store([_edit(0, 0), _edit(1, 0), _edit(2, 0)])
+    first, transient, permanent = store_all([_edit(0, 0), _edit(1, 0), _edit(2, 0)])
     calls = Counter()
 
     def handler(session, ev):
@@ -167,7 +155,7 @@ def test_a_batch_withdraws_the_queued_jobs_of_the_events_it_took_along(settings,
     handler = Overlaps()
     monkeypatch.setitem(dispatch.HANDLERS, KIND, handler)
     # given 50 waiting events of two customers, each with its own job queued in RQ
-    ids = _store([_edit(c, n) for n in range(25) for c in range(2)])
+    ids = store_all([_edit(c, n) for n in range(25) for c in range(2)])
     redis = get_redis()
     default = Queue("default", connection=redis)
     assert default.count == len(ids)
@@ -201,13 +189,13 @@ def test_a_pay_notification_is_applied_alone_never_in_a_batch(settings, enqueued
     monkeypatch.setitem(dispatch.HANDLERS, KIND, recorder)
     monkeypatch.setitem(dispatch.HANDLERS, pay_kind, recorder)
     # given a Pay notification waiting between two customers' contact events
-    first = _store([_edit(0, 0)])[0]
+    first = store_all([_edit(0, 0)])[0]
     notes = []
     for n in range(2):
         text = json.dumps({"MsgType": "notification", "Event": "transaction.success", "resource": {"n": n}})
         with inbox_scope() as s:
             notes.append(store(s, "wechatpay", text, parse_body(text)[0]).inbox_id)
-    last = _store([_edit(1, 0)])[0]
+    last = store_all([_edit(1, 0)])[0]
     # when the first contact event's job runs, then it takes the other contact event along, not the notifications
     current.clear()
     assert process_inbox(first) == "done"
@@ -254,7 +242,7 @@ def test_on_sqlite_a_job_takes_waiting_events_along_while_the_write_lock_is_youn
     from webhooks.inbox import process_inbox
 
     # given five waiting events of five customers, on the embedded database
-    ids = _store([_edit(c, 0) for c in range(5)])
+    ids = store_all([_edit(c, 0) for c in range(5)])
     calls = Counter()
     monkeypatch.setitem(dispatch.HANDLERS, KIND, lambda session, ev: calls.update([ev.inbox_id]))
     # when the first one's job runs
@@ -265,7 +253,7 @@ def test_on_sqlite_a_job_takes_waiting_events_along_while_the_write_lock_is_youn
     assert [process_inbox(i) for i in ids[1:]] == ["done"] * 4
     assert calls == Counter(ids)
     # and once the write lock has been held for its time, the rest is left to their own jobs
-    later = _store([_edit(c, 1) for c in range(3)])
+    later = store_all([_edit(c, 1) for c in range(3)])
     monkeypatch.setattr(inbox, "SQLITE_BATCH_SECONDS", 0.0)
     assert process_inbox(later[0]) == "done"
     assert {r.id: r.status for r in inbox_rows() if r.id in later} == {later[0]: "done", later[1]: "received",
@@ -308,7 +296,7 @@ def test_a_batch_takes_no_savepoint_an_event_until_one_fails_then_is_applied_aga
             return Counter(e.data["inbox"] for e in s.scalars(select(TimelineEvent)))
 
     # given three waiting events; when a job applies them, none failing
-    calm = _store([_edit(c, 1) for c in range(3)])
+    calm = store_all([_edit(c, 1) for c in range(3)])
     listen()
     try:
         assert process_inbox(calm[0]) == "done"
@@ -316,7 +304,7 @@ def test_a_batch_takes_no_savepoint_an_event_until_one_fails_then_is_applied_aga
         assert written() == Counter({i: 1 for i in calm})
         assert not [s for s in savepoints if "SAVEPOINT" in s]
         # given three more, the middle one failing; when a job applies them
-        stormy = _store([_edit(c, 2) for c in range(3)])
+        stormy = store_all([_edit(c, 2) for c in range(3)])
         failing.add(stormy[1])
         assert process_inbox(stormy[0]) == "done"
     finally:
@@ -345,7 +333,7 @@ def test_an_event_an_earlier_attempt_applied_is_settled_in_the_batch_without_run
     calls = Counter()
     monkeypatch.setitem(dispatch.HANDLERS, KIND, lambda session, ev: calls.update([ev.inbox_id]))
     # given three waiting events, the middle one's effects committed by an earlier attempt under its mark
-    first, applied, last = _store([_edit(c, 3) for c in range(3)])
+    first, applied, last = store_all([_edit(c, 3) for c in range(3)])
     row = {r.id: r for r in inbox_rows()}[applied]
     with session_scope() as s:
         s.add(InboxApplied(content_key=row.content_key, inbox_id=applied, applied_at=utcnow()))
@@ -364,7 +352,7 @@ def test_a_job_out_of_time_in_an_event_taken_along_fails_at_once_and_applies_not
     from webhooks.inbox import process_inbox
 
     calls = Counter()
-    first, late, last = _store([_edit(c, 4) for c in range(3)])
+    first, late, last = store_all([_edit(c, 4) for c in range(3)])
 
     def handler(session, ev):
         calls[ev.inbox_id] += 1

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from config.database import session_scope
 from membership.models import Relation
-from tests.webhooks.conftest import fixture_text, inbox_rows
+from tests.webhooks.conftest import fixture_text, inbox_rows, store_all
 from webhooks.read_ahead import Reader, ahead, read_ahead, reads_ahead
 
 ADD = fixture_text("wecom", "event__change_external_contact__add_external_contact.xml")
@@ -25,18 +25,6 @@ class _Event:
 
 def _reader(read) -> Reader:
     return Reader("test.read", lambda ev: ev.key, read)
-
-
-def _store(plaintexts: list[str]) -> list[int]:
-    from webhooks.crypto import parse_body
-    from webhooks.inbox import inbox_scope, store
-
-    ids = []
-    for text in plaintexts:
-        data, _ = parse_body(text)
-        with inbox_scope() as s:
-            ids.append(store(s, "wecom", text, data).inbox_id)
-    return ids
 
 
 def test_the_reads_are_made_at_once_and_each_is_answered_once_from_there():
@@ -147,7 +135,7 @@ def test_a_batch_of_contact_events_reads_each_contact_once_ahead_and_again_after
     adds = [ADD.replace("wmEXT0001", ext).replace("<CreateTime>1700000000</CreateTime>",
                                                    f"<CreateTime>{1700000000 + i}</CreateTime>")
             for i, ext in enumerate(customers)]
-    ids = _store(adds + [EDIT.replace("wmEXT0001", customers[0])])
+    ids = store_all(adds + [EDIT.replace("wmEXT0001", customers[0])])
     threads: list[tuple[str, str]] = []
     real = bot.wecom.WeComClient.get_external_contact
 

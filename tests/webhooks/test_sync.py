@@ -107,10 +107,11 @@ def test_a_page_whose_answer_is_lost_is_asked_again_and_the_run_ends_exact(sandb
 
 
 def test_the_sync_asks_again_only_what_it_reads():
+    from bot.transport import RetryPolicy
     from bot.wecom import WeComClient
     from webhooks.wecom.sync import _RetriedReads
 
-    reads = _RetriedReads(WeComClient(creds=object(), contact=None), backoff_base=0)
+    reads = _RetriedReads(WeComClient(creds=object(), contact=None), RetryPolicy(backoff_base=0))
     assert all(callable(getattr(reads, name)) for name in _RetriedReads.READS)
     with pytest.raises(AttributeError, match="reads WeCom only"):
         reads.mark_tag  # noqa: B018 - a write asked again after a lost answer would be made twice

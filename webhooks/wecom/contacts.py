@@ -22,8 +22,8 @@ from membership.service import add_relation, end_relation, ensure_staff, find_st
 from membership.tags import ensure_tag, tag_member, untag_member
 from membership.timeline import record_event
 from webhooks.dispatch import Event, handles
-from webhooks.read_ahead import Reader, ahead, reads_ahead
 from webhooks.people import channel_code_by_state, member_by_external, wecom_identity
+from webhooks.read_ahead import Reader, ahead, reads_ahead
 from webhooks.wecom.alerts import loss_alert
 
 log = logging.getLogger(__name__)

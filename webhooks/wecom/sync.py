@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot.clients import wecom_client
 from bot.errors import PermanentAPIError, TransportError
+from bot.transport import RetryPolicy
 from bot.wecom import BATCH_USERIDS
 from config.database import session_scope
 from config.settings import get_settings
@@ -243,7 +244,7 @@ def sync_wecom(progress: bool = True, client=None, stop_after_writes: int | None
     Raises ShrinkRefused, having removed nothing, when WeCom's answer would remove more than
     SIYU_SYNC_MAX_SHRINK of the staff, relations, group chats or tags Siyu holds, unless `allow_shrink`.
     """
-    client = _RetriedReads(client or wecom_client(), get_settings().wechat_backoff_base)
+    client = _RetriedReads(client or wecom_client(), RetryPolicy(backoff_base=get_settings().wechat_backoff_base))
     corp_id = client.creds.corp_id
     share = get_settings().sync_max_shrink
     report = SyncReport()
@@ -331,9 +332,9 @@ class _RetriedReads:
     READS = frozenset({"list_departments", "list_users", "list_corp_tags", "list_follow_users", "batch_get_by_user",
                        "iter_group_chats", "get_group_chat"})
 
-    def __init__(self, client, backoff_base: float):
+    def __init__(self, client, policy: RetryPolicy):
         self._client = client
-        self._backoff_base = backoff_base
+        self._policy = policy  # the transport's backoff: exponential, with jitter, capped
         self.creds = client.creds
 
     def __getattr__(self, name: str):
@@ -348,7 +349,7 @@ class _RetriedReads:
                 except TransportError as exc:
                     if attempt == READ_TRIES - 1:
                         raise
-                    delay = self._backoff_base * 2**attempt
+                    delay = self._policy.backoff(attempt)
                     log.warning("sync wecom: %s; asking again in %.2fs", exc, delay)
                     time.sleep(delay)
 
