@@ -10,11 +10,12 @@ import functools
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, bindparam, delete, insert, or_, select
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from config.database import insert_of, prepared
+from config.types import utcnow
 from membership.exceptions import InvalidInput
 from membership.merge import merge_members
 from membership.models import Identity, IdentityType, Member
@@ -95,12 +96,17 @@ def bind(
     wanted = list({i.normalized(): None for i in identities})
     if not wanted:
         raise InvalidInput("identity: bind needs at least one identity")
-    existing = _existing(session, wanted)
-    if not existing:
-        created = _bind_new(session, wanted, name, store_id)
-        if created is not None:
-            return created
-        existing = None  # a concurrent binder was first: look again
+    if session.get_bind().dialect.name == "postgresql":
+        existing = _look_or_create(session, wanted, name, store_id)
+        if isinstance(existing, BindResult):
+            return existing
+    else:
+        existing = _existing(session, wanted)
+        if not existing:
+            created = _bind_new(session, wanted, name, store_id)
+            if created is not None:
+                return created
+            existing = None  # a concurrent binder was first: look again
     for attempt in range(MAX_ATTEMPTS):
         try:
             with session.begin_nested():
@@ -138,6 +144,58 @@ def _bind_new(session: Session, wanted: list[IdentityIn], name: str | None, stor
     result = BindResult(member, created=True, new_identities=list(wanted))
     _record_bound_phones(session, result)
     return result
+
+
+# PostgreSQL: the look-up and, when none of the identities is known, the new member holding them all, in one round
+# trip. The identities go in one order in every binder (so two binding overlapping ones wait, never deadlock), each
+# ON CONFLICT DO NOTHING: one a concurrent binder stored since the look-up (waited for until it commits) is left out.
+_LOOK_OR_CREATE = text("""
+WITH wanted AS (SELECT * FROM unnest(CAST(:types AS varchar[]), CAST(:scopes AS varchar[]),
+                                     CAST(:vals AS varchar[]), CAST(:verified AS boolean[])) AS w(type, scope, value, verified)),
+known AS (SELECT i.id, i.member_id, i.type, i.scope, i.value, i.verified, i.created_at
+          FROM identities i JOIN wanted w ON i.type = w.type AND i.scope = w.scope AND i.value = w.value),
+member AS (INSERT INTO members (name, store_id, created_at, updated_at)
+           SELECT CAST(:name AS varchar), CAST(:store_id AS integer), :now, :now WHERE NOT EXISTS (SELECT FROM known)
+           RETURNING id),
+held AS (INSERT INTO identities (member_id, type, scope, value, verified, created_at)
+         SELECT member.id, w.type, w.scope, w.value, w.verified, :now FROM member, wanted w
+         ORDER BY w.type, w.scope, w.value
+         ON CONFLICT DO NOTHING RETURNING id)
+SELECT id, member_id, type, scope, value, verified, created_at, NULL AS new_member_id, NULL AS new_ids FROM known
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, member.id, ARRAY(SELECT id FROM held) FROM member
+""")
+
+
+def _look_or_create(session: Session, wanted: list[IdentityIn], name: str | None,
+                    store_id: int | None) -> BindResult | dict | None:
+    """`_existing` and, when it is empty, `_bind_new`, by one statement: the new member's BindResult, else the known
+    identities (None when a concurrent binder stored one of them meanwhile: what this wrote is taken back)."""
+    now = utcnow()
+    rows = session.execute(_LOOK_OR_CREATE, {
+        "types": [i.type for i in wanted], "scopes": [i.scope for i in wanted], "vals": [i.value for i in wanted],
+        "verified": [i.verified for i in wanted], "name": name, "store_id": store_id, "now": now}).all()
+    created = next((r for r in rows if r.new_member_id is not None), None)
+    if created is None:
+        return {(r.type, r.scope, r.value): _adopted(session, Identity(
+            id=r.id, member_id=r.member_id, type=r.type, scope=r.scope, value=r.value, verified=r.verified,
+            created_at=r.created_at)) for r in rows}
+    if len(created.new_ids) < len(wanted):
+        log.info("identity bind: a concurrent binder stored one of these identities, looking again")
+        session.execute(delete(Identity).where(Identity.id.in_(created.new_ids)))
+        session.execute(delete(Member).where(Member.id == created.new_member_id))
+        return None
+    member = _adopted(session, Member(id=created.new_member_id, name=name, store_id=store_id, merged_into_id=None,
+                                      created_at=now, updated_at=now))
+    result = BindResult(member, created=True, new_identities=list(wanted))
+    _record_bound_phones(session, result)
+    return result
+
+
+def _adopted(session: Session, obj):
+    """A row just read or written by a statement of our own, as the session's object (the one it has, if any)."""
+    make_transient_to_detached(obj)
+    return session.merge(obj, load=False)
 
 
 @prepared

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from config.database import insert_of, prepared
 from config.types import UTCDateTime, utcnow
+from config.write_behind import write_behind
 from membership import hooks
 from membership.exceptions import InvalidInput
 from membership.models import TimelineEvent, Trait
@@ -90,7 +91,7 @@ def _time_row(member_id: int, key: str, at: datetime, now: datetime) -> dict:
 
 def _upsert_derived(session: Session, rows: list[dict]) -> None:
     """Counters (rows with a number) add to the stored number; times keep the latest (the earliest for first_seen)."""
-    session.execute(_derived_upsert(session), rows)
+    write_behind(session, _derived_upsert(session), rows, ("member_id", "key"))
 
 
 @prepared

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from config.database import forget, insert_of, per_transaction, prepared
 from config.settings import get_settings
+from config.write_behind import write_behind
 from membership.models import TimelineEvent
 from segments.clock import bucket_day
 from segments.language import EventLeaf, where_matches
@@ -26,8 +27,8 @@ log = logging.getLogger(__name__)
 
 
 def _bump(session: Session, member_id: int, type_: str, where_key: str, day, n: int = 1) -> None:
-    session.execute(_bump_stmt(session), {"member_id": member_id, "type": type_, "where_key": where_key, "day": day,
-                                          "n": n})
+    write_behind(session, _bump_stmt(session), [{"member_id": member_id, "type": type_, "where_key": where_key,
+                                                 "day": day, "n": n}], ("member_id", "type", "where_key", "day"))
 
 
 @prepared

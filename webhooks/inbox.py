@@ -35,6 +35,7 @@ from config.database import (advisory_locks, defer_after_commit, engine_for, get
 from config.errors import Unavailable
 from config.queue import JOB_TIMEOUT, RETRY_INTERVALS, enqueue, withdraw
 from config.settings import get_settings
+from config.write_behind import flush_behind, writing_behind
 from config.types import utcnow
 from membership.exceptions import InvalidInput
 from membership.service import contact_lock_key
@@ -417,7 +418,8 @@ def _apply_batch(own: _Taken, wait: bool, shares: bool, careful: bool) -> str | 
             fresh = None if careful else _mark_all_applied(session, [t.row for t in batch])
             # every customer's lock is held: what the handlers re-read now is what each would read in its turn
             # (SQLite's batch lasts 50 ms, most of it would be read for nothing)
-            with read_ahead([(t.handler, t.event) for t in batch] if shares else []):
+            with read_ahead([(t.handler, t.event) for t in batch] if shares else []), \
+                    writing_behind(session, enabled=not careful):  # the batch's counter bumps: one round trip
                 if status is not None:
                     _apply_one(session, own, fresh)  # no savepoint: its failure is the job's, as if alone
                 for other in others:
@@ -433,6 +435,8 @@ def _apply_batch(own: _Taken, wait: bool, shares: bool, careful: bool) -> str | 
                     except Exception as exc:  # noqa: BLE001 - the whole batch is rolled back and applied carefully
                         raise _Redo(other.row.id, exc) from exc
                     done.append(other.row)
+                if not careful:
+                    _sent_behind(session, inbox_id)
             if shares:  # one database: the rows are settled in the handlers' own transaction, by one statement
                 _settle_in(session, [r.id for r in ([own.row] if status is not None else []) + done],
                            InboxStatus.done)
@@ -450,6 +454,16 @@ def _apply_batch(own: _Taken, wait: bool, shares: bool, careful: bool) -> str | 
         raise  # the queue retries with backoff; the row says how often it has been tried
     _after(own.row, done, failed)
     return InboxStatus.done.value
+
+
+def _sent_behind(session: Session, inbox_id: int) -> None:
+    """Send the counter bumps the batch held back: when that fails, no one event is to blame, so all are redone."""
+    try:
+        flush_behind(session)
+    except JOB_TIMEOUT:
+        raise
+    except Exception as exc:  # noqa: BLE001 - applied again one savepoint an event, nothing held back
+        raise _Redo(inbox_id, exc) from exc
 
 
 def _apply_along(session: Session, other: _Taken, inbox_id: int, done: list, failed: list) -> None:

@@ -158,6 +158,15 @@ def test_twenty_threads_binding_the_same_new_unionid_create_exactly_one_member(p
         assert s.scalar(select(func.count()).select_from(Identity)) == 21
 
 
+def _joined_the_first(session, result, first_id: int) -> None:
+    # the new member the bind began was taken back with its identities, and the contact joined the first member
+    assert result.member.id == first_id and not result.created
+    assert session.scalar(select(func.count()).select_from(Member)) == 1
+    held = dict(session.execute(select(Identity.value, Identity.member_id)).all())
+    assert held == {"u-late": first_id, "o-first": first_id, "wm-late": first_id}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_new_member_whose_identity_another_binder_stored_first_is_taken_back_and_joins_theirs(session,
                                                                                                 monkeypatch):
     import membership.identity as identity
@@ -174,11 +183,49 @@ def test_a_new_member_whose_identity_another_binder_stored_first_is_taken_back_a
     monkeypatch.setattr(identity, "_existing", stale_once)
     # when a contact sharing that unionid is bound
     result = bind(session, [ext("wm-late"), union("u-late")])
-    # then the new member it began was taken back with its identities, and the contact joined the first member
-    assert result.member.id == first.id and not result.created and len(looked) == 2
-    assert session.scalar(select(func.count()).select_from(Member)) == 1
-    held = dict(session.execute(select(Identity.value, Identity.member_id)).all())
-    assert held == {"u-late": first.id, "o-first": first.id, "wm-late": first.id}
+    # then it looked again after taking back what it began
+    assert len(looked) == 2
+    _joined_the_first(session, result, first.id)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_binder_waiting_for_one_that_stores_its_identity_first_joins_theirs(pg_url, monkeypatch,
+                                                                                           caplog):
+    import logging
+
+    from config.settings import get_settings
+
+    caplog.set_level(logging.INFO, logger="membership.identity")
+
+    monkeypatch.setenv("SIYU_DATABASE_URL", pg_url)
+    get_settings.cache_clear()
+    engine = engine_for(pg_url)
+    stored, release = threading.Event(), threading.Event()
+    first = {}
+
+    def first_binder():
+        with session_scope(engine) as s:
+            first["id"] = bind(s, [union("u-late"), oa("o-first")]).member.id
+            stored.set()
+            release.wait(10)  # commits only once the second binder's statement has started
+
+    # given a binder that has stored the unionid and not committed yet
+    t = threading.Thread(target=first_binder)
+    t.start()
+    assert stored.wait(10)
+    try:
+        with session_scope(engine) as s:
+            # when a contact sharing that unionid is bound meanwhile (its look-up cannot see the uncommitted row; its
+            # insert waits for it) and the first binder commits
+            threading.Timer(0.3, release.set).start()
+            result = bind(s, [ext("wm-late"), union("u-late")])
+            # then it took back the member it began and joined the first binder's
+            assert "a concurrent binder stored one of these identities" in caplog.text
+            _joined_the_first(s, result, first["id"])
+    finally:
+        release.set()
+        t.join()
+        get_settings.cache_clear()
 
 
 def test_a_new_member_is_bound_without_a_savepoint_and_a_known_one_with_one(session):

@@ -368,3 +368,44 @@ def test_a_job_out_of_time_in_an_event_taken_along_fails_at_once_and_applies_not
     rows = {r.id: r for r in inbox_rows()}
     assert [rows[i].status for i in (first, late, last)] == ["received"] * 3
     assert rows[first].attempts == 1 and "JobTimeoutException" in rows[first].error
+
+
+@POSTGRESQL
+def test_a_batch_sends_its_counter_bumps_at_its_end_and_when_they_fail_is_applied_again_carefully(settings, enqueued,
+                                                                                                monkeypatch):
+    from sqlalchemy import select
+
+    import webhooks.inbox as inbox
+    from config.database import session_scope
+    from membership.models import Member, TimelineEvent, Trait
+    from membership.timeline import record_event
+
+    with session_scope() as s:
+        member = Member(name="客户")
+        s.add(member)
+        s.flush()
+        member_id = member.id
+    monkeypatch.setitem(dispatch.HANDLERS, KIND, lambda session, ev: record_event(
+        session, member_id, "contact.edited", {"inbox": ev.inbox_id}))
+    sent, real = [], inbox.flush_behind
+
+    def flush_once_failing(session) -> None:  # the first batch's held bumps cannot be sent (a deadlock, say)
+        held = session.info["write_behind"]
+        sent.append(len(held.log) - held.sent)
+        if len(sent) == 1:
+            raise RuntimeError("deadlock detected")
+        real(session)
+
+    monkeypatch.setattr(inbox, "flush_behind", flush_once_failing)
+    # given three waiting events of one member; when a job applies them
+    ids = store_all([_edit(c, 4) for c in range(3)])
+    assert inbox.process_inbox(ids[0]) == "done"
+    # then the optimistic pass held every bump (four derived traits and a day count an event) for its end, and
+    # when sending them failed, the batch was applied again without holding any: nothing is counted twice
+    assert sent == [15]
+    with session_scope() as s:
+        assert sorted(e.data["inbox"] for e in s.scalars(select(TimelineEvent))) == ids
+        counted = s.scalar(select(Trait.number_value).where(Trait.member_id == member_id,
+                                                           Trait.key == "count.contact.edited"))
+    assert counted == 3
+    assert [r.status for r in inbox_rows()] == ["done"] * 3
