@@ -41,32 +41,40 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STAFF = "bench"
-# The server under test: Siyu's app, a bare endpoint beside it, and the in-process sandbox knowing every
-# customer the events name, so the handlers do their real work (fetch, bind, relate, tag, welcome).
-# The sandbox is Tencent's stand-in, not what is measured: its state stays in this one process's memory
-# (a fresh `reset_state()` is not the shared one), instead of being pickled whole around every API call as
-# `siyu serve` shares it between its workers: with the bench's 12,000 customers that is a 2.3 MB pickle, 34 ms to
-# dump and 92 ms to load, on every call the handlers make.
+# The server under test: Siyu's app and a bare endpoint beside it.
 SERVER = """
-import os
 from fastapi import Response
-from bot.sandbox.state import reset_state
 from config.database import get_engine
 from siyu.models import metadata
 from siyu.server import create_server
 
 metadata.create_all(get_engine())
 app = create_server()
+
+@app.post("/bench/bare")
+def bare():
+    return Response(status_code=200)
+"""
+# Tencent's stand-in, in a process of its own as Tencent is on machines of its own (SIYU_PUBLIC_URL points the
+# clients at it): the sandbox knowing every customer the events name, so the handlers do their real work (fetch,
+# bind, relate, tag, welcome). It is not what is measured, but it runs on the same two cores: the CPU each process
+# spent during the burst is printed. Its state stays in this one process's memory (a fresh `reset_state()` is not
+# the shared one), instead of being pickled whole around every API call as `siyu sandbox` shares it with the
+# `siyu sandbox` commands: with the bench's 12,000 customers that is a 2.3 MB pickle, 34 ms to dump and 92 ms to
+# load, on every call the handlers make.
+SANDBOX = """
+import os
+from fastapi import Response
+from bot.sandbox.serve import standalone_app
+from bot.sandbox.state import reset_state
+
+app = standalone_app()
 state = reset_state()
 state.set_rate_limits("100000000/1")
 state.add_staff({staff!r})
 for i in range(int(os.environ["BENCH_EVENTS"])):
     state.add_external_contact({staff!r}, external_userid=f"wmBENCH{{i:06d}}", name=f"客户{{i}}",
                                unionid=f"uBENCH{{i:06d}}")
-
-@app.post("/bench/bare")
-def bare():
-    return Response(status_code=200)
 
 @app.post("/bench/wecom-latency/{{ms}}")
 def wecom_latency(ms: int):
@@ -104,10 +112,43 @@ def _drive(base: str, path: str, payloads, concurrency: int, out) -> None:
         latencies.append(time.perf_counter() - t)
         return code
 
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(concurrency) as pool:
         codes = list(pool.map(send, payloads))
-    out.put((time.perf_counter() - t0, sorted(latencies), sum(c == 200 for c in codes)))
+    out.put((time.perf_counter() - t0, sorted(latencies), sum(c == 200 for c in codes), time.process_time() - cpu))
+
+
+_DRIVER_CPU: list[float] = []  # CPU seconds each `_measure`'s sending process spent
+
+
+def _cpu_of(pids) -> float:
+    """CPU seconds (user + system) the processes `pids` have spent so far; 0 for one that is gone (or no /proc)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _pids_named(name: str) -> list[int]:
+    """The processes whose command is `name` (postgres, redis-server)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if (entry / "comm").read_text().strip() == name:
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _cpu_account(procs: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds spent so far by each group of processes, PostgreSQL's and Redis's found by name."""
+    groups = {**procs, "PostgreSQL": _pids_named("postgres"), "Redis": _pids_named("redis-server")}
+    return {name: _cpu_of(pids) for name, pids in groups.items()}
 
 
 def _measure(base, path, payloads, concurrency, full: bool = False):
@@ -118,8 +159,9 @@ def _measure(base, path, payloads, concurrency, full: bool = False):
     q = mp.Queue()
     p = mp.Process(target=_drive, args=(base, path, payloads, concurrency, q))
     p.start()
-    elapsed, lat, ok = q.get()
+    elapsed, lat, ok, cpu = q.get()
     p.join()
+    _DRIVER_CPU.append(cpu)
     pct = lambda f: lat[min(len(lat) - 1, int(f * len(lat)))] * 1000  # noqa: E731
     if full:
         return pct(0.5), pct(0.95), pct(0.99), lat[-1] * 1000, ok
@@ -213,13 +255,13 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         proc.wait(20)
 
 
-def _wecom_latency(label: str, base: str, inbox_url: str, args, start: int, spawn) -> None:
+def _wecom_latency(label: str, base: str, sandbox_base: str, inbox_url: str, args, start: int, spawn) -> None:
     """With WeCom answering in `args.wecom_latency_ms` (Tencent across the internet): events queued while the
     workers are stopped, then processed by workers re-reading one contact after another, and by workers whose
     batches read their contacts ahead, `SIYU_WECHAT_READ_AHEAD` at once."""
     import httpx
 
-    httpx.post(f"{base}/bench/wecom-latency/{args.wecom_latency_ms}").raise_for_status()
+    httpx.post(f"{sandbox_base}/bench/wecom-latency/{args.wecom_latency_ms}").raise_for_status()
     rates = []
     for at_once in (1, 8):
         after = _last_id(inbox_url)
@@ -234,15 +276,15 @@ def _wecom_latency(label: str, base: str, inbox_url: str, args, start: int, spaw
         print(f"[{label}]   WeCom answering in {args.wecom_latency_ms} ms, {args.workers} workers, {how}: "
               f"{n / span:.0f} events/s ({n} events in {span:.1f}s)")
     print(f"[{label}]   reading ahead ÷ one after another: {rates[1] / rates[0]:.2f}x")
-    httpx.post(f"{base}/bench/wecom-latency/0").raise_for_status()
+    httpx.post(f"{sandbox_base}/bench/wecom-latency/0").raise_for_status()
 
 
-def _wait_healthy(base: str) -> None:
+def _wait_healthy(base: str, path: str = "/healthz", method: str = "GET") -> None:
     import httpx
 
     for _ in range(600):
         try:
-            httpx.get(base + "/healthz", timeout=1)
+            httpx.request(method, base + path, timeout=1)
             return
         except httpx.HTTPError:
             time.sleep(0.1)
@@ -256,13 +298,19 @@ def _drain(inbox_url: str, t0: float, timeout: float) -> tuple[float, int]:
     return time.perf_counter() - t0, left
 
 
-def _burst(label: str, base: str, inbox_url: str, args, start: int, who: str) -> None:
+def _burst(label: str, base: str, inbox_url: str, args, start: int, who: str, procs: dict[str, list[int]]) -> None:
     """`args.burst` callbacks as fast as `args.concurrency` senders go, the workers running; then until processed."""
     payloads = _payloads(args.burst, start)
+    before = _cpu_account(procs)
     t0 = time.perf_counter()
     rate, p50, p99, ok = _measure(base, "/webhooks/wecom", payloads, args.concurrency)
     acked = time.perf_counter() - t0
     elapsed, left = _drain(inbox_url, t0, args.burst_timeout)
+    after = _cpu_account(procs)
+    spent = {name: after[name] - before[name] for name in after} | {"the senders (WeCom's stand-in)": _DRIVER_CPU[-1]}
+    print(f"[{label}]   CPU during the burst, {sum(spent.values()):.1f}s in {elapsed:.1f}s "
+          f"({sum(spent.values()) / elapsed:.2f} of {os.cpu_count()} cores): " + ", ".join(
+              f"{name} {cpu:.1f}s ({cpu * 1000 / args.burst:.2f} ms an event)" for name, cpu in spent.items()))
     done = args.burst - left
     head = f"[{label}]   burst of {args.burst} drained by {who}:"
     if left:
@@ -279,27 +327,30 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
     from bot.sandbox.serve import free_port
 
     tmp = tempfile.mkdtemp(prefix="siyu-bench-")
-    port = free_port()
+    port, sandbox_port = free_port(), free_port()
     customers = args.events + args.burst + (2 * args.latency_events if redis_url else 2 * args.lock_events)
     env = {"SIYU_VAR_DIR": f"{tmp}/var", "SIYU_ADMIN_TOKEN": secrets.token_urlsafe(24), "SIYU_LOG_LEVEL": "WARNING",
-           "SIYU_DATABASE_URL": db_url, "SIYU_PUBLIC_URL": f"http://127.0.0.1:{port}/",
+           "SIYU_DATABASE_URL": db_url, "SIYU_PUBLIC_URL": f"http://127.0.0.1:{sandbox_port}/",
            "SIYU_WECHAT_RATE_LIMITS": "100000000/1", "BENCH_EVENTS": str(customers)}
     if redis_url:
         env["SIYU_REDIS_URL"] = redis_url
     os.environ.update(env)
     os.environ.pop("SIYU_REDIS_URL", None) if not redis_url else None
     full_env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    (Path(tmp) / "benchapp.py").write_text(SERVER.format(staff=STAFF))
+    (Path(tmp) / "benchapp.py").write_text(SERVER)
+    (Path(tmp) / "sandboxapp.py").write_text(SANDBOX.format(staff=STAFF))
     # The server's own log (its job threads still working when it is stopped, say) goes to a file beside it.
     server_log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115 - closed with the server below
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "benchapp:app", "--port", str(port),
-                               "--log-level", "warning", "--no-access-log"], cwd=tmp, env=full_env,
-                              stderr=server_log)
+    sandbox, server = (subprocess.Popen([sys.executable, "-m", "uvicorn", f"{app}:app", "--port", str(p),
+                                         "--log-level", "warning", "--no-access-log"], cwd=tmp, env=full_env,
+                                        stderr=server_log) for app, p in (("sandboxapp", sandbox_port),
+                                                                          ("benchapp", port)))
     workers: list[subprocess.Popen] = []
-    base = f"http://127.0.0.1:{port}"
+    base, sandbox_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sandbox_port}"
     target = (0.6, None) if redis_url else (0.4, 300)
     try:
         _wait_healthy(base)
+        _wait_healthy(sandbox_base, "/bench/wecom-latency/0", "POST")
         payloads = _payloads(args.events)
         print(f"[{label}] {args.events} encrypted add_external_contact events, {args.concurrency} concurrent "
               f"senders in another process, 1 uvicorn worker")
@@ -333,15 +384,17 @@ def run(label: str, db_url: str, redis_url: str | None, args) -> None:
             print(f"[{label}]   the same from the first event processed to the last: {n / span:.0f} events/s = "
                   f"{n / span / hook[0]:.2f}x the ack rate ({n} events in {span:.1f}s)")
         if args.burst:
-            _burst(label, base, inbox_url, args, args.events, who)
+            procs = {"the server": [server.pid], "the workers": [w.pid for w in workers],
+                     "the sandbox (Tencent's stand-in)": [sandbox.pid]}
+            _burst(label, base, inbox_url, args, args.events, who, procs)
         if redis_url and args.latency_events:
             _stop(workers)
             workers = []
-            _wecom_latency(label, base, inbox_url, args, args.events + args.burst, spawn)
+            _wecom_latency(label, base, sandbox_base, inbox_url, args, args.events + args.burst, spawn)
         if not redis_url and args.lock_events:
             _under_lock(label, base, db_url, tmp, args)
     finally:
-        _stop([server, *workers])
+        _stop([server, sandbox, *workers])
         server_log.close()
 
 

@@ -150,8 +150,8 @@ def _bind_new(session: Session, wanted: list[IdentityIn], name: str | None, stor
 # trip. The identities go in one order in every binder (so two binding overlapping ones wait, never deadlock), each
 # ON CONFLICT DO NOTHING: one a concurrent binder stored since the look-up (waited for until it commits) is left out.
 _LOOK_OR_CREATE = text("""
-WITH wanted AS (SELECT * FROM unnest(CAST(:types AS varchar[]), CAST(:scopes AS varchar[]),
-                                     CAST(:vals AS varchar[]), CAST(:verified AS boolean[])) AS w(type, scope, value, verified)),
+WITH wanted AS (SELECT * FROM unnest(CAST(:types AS varchar[]), CAST(:scopes AS varchar[]), CAST(:vals AS varchar[]),
+                                     CAST(:verified AS boolean[])) AS w(type, scope, value, verified)),
 known AS (SELECT i.id, i.member_id, i.type, i.scope, i.value, i.verified, i.created_at
           FROM identities i JOIN wanted w ON i.type = w.type AND i.scope = w.scope AND i.value = w.value),
 member AS (INSERT INTO members (name, store_id, created_at, updated_at)
@@ -185,15 +185,17 @@ def _look_or_create(session: Session, wanted: list[IdentityIn], name: str | None
         session.execute(delete(Identity).where(Identity.id.in_(created.new_ids)))
         session.execute(delete(Member).where(Member.id == created.new_member_id))
         return None
-    member = _adopted(session, Member(id=created.new_member_id, name=name, store_id=store_id, merged_into_id=None,
-                                      created_at=now, updated_at=now))
+    member = Member(id=created.new_member_id, name=name, store_id=store_id, merged_into_id=None, created_at=now,
+                    updated_at=now)
+    make_transient_to_detached(member)  # the row exists: the session adopts the object without inserting it again
+    session.add(member)
     result = BindResult(member, created=True, new_identities=list(wanted))
     _record_bound_phones(session, result)
     return result
 
 
 def _adopted(session: Session, obj):
-    """A row just read or written by a statement of our own, as the session's object (the one it has, if any)."""
+    """A row just read by a statement of our own, as the session's object (the one it has, if it has one)."""
     make_transient_to_detached(obj)
     return session.merge(obj, load=False)
 
