@@ -34,6 +34,7 @@ from campaigns.channels import NO_SUBSCRIBE_GRANT, OA_UNFOLLOWED, WECOM, Address
 from campaigns.models import (
     Campaign, CampaignRun, CampaignSend, CampaignStep, MassQuota, RunStatus, SendStatus, StepStatus,
 )
+from config.write_behind import flush_behind
 from config.database import session_scope
 from config.settings import get_settings
 from membership.models import Identity, Member, Relation, RelationStatus, Staff, SubscribeGrant, TimelineEvent
@@ -305,6 +306,7 @@ def plan_batch(session: Session, *, run_id: int, now: datetime, chunk: int, batc
     if addr.per_member:  # Tencent takes one member per call (OA template, MP subscribe messages)
         chunk = 1
     _register_functions(session)
+    flush_behind(session)  # its statements go through the connection, not the session
     conn = session.connection()
     for t in _TABLES:
         t.create(conn)

@@ -3,9 +3,10 @@
 A batch of inbox events (webhooks.inbox) bumps a few counters per event: the derived traits, the daily event counts.
 Each is an `INSERT … ON CONFLICT DO UPDATE` that adds to what is stored or keeps the later (or earlier) time, so the
 rows may be written in any order and any grouping with the same result. Inside `writing_behind(session)`,
-`write_behind(session, statement, rows)` keeps the rows instead of executing them; they are sent, one executemany a
-statement (psycopg pipelines it: one round trip), in the order of their conflict keys (every writer locks the rows in
-one order) when the block ends, and before anything the session runs that could see them:
+`write_behind(session, statement, rows, key, combine)` keeps the rows instead of executing them; they are sent, rows
+of one conflict key combined into one, by one multi-row statement a table (tables in the order they were first bumped,
+rows in the order of their conflict keys: the order every writer at once locks them in) when the block ends, and before
+anything the session runs that could see them:
 
 - a statement that names one of their tables (a text statement: that mentions its name), checked in `do_orm_execute`;
 - a flush with objects of their tables pending, and a commit;
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import TextClause, event
@@ -33,15 +34,19 @@ class _Rows:
     log: list[tuple[object, tuple, dict]] = field(default_factory=list)  # (statement, conflict key, row), in order
     sent: int = 0  # log[:sent] has been executed
     tables: set[str] = field(default_factory=set)  # the tables of the statements in log[sent:]
-    # savepoint -> (len(log), sent) at its start; kept after a release (SQLAlchemy closes a savepoint before it
-    # says it was rolled back, so the end of one tells nothing), and a released one is never rolled back
-    marks: dict[object, tuple[int, int]] = field(default_factory=dict)
+    marks: dict[object, tuple[int, int]] = field(default_factory=dict)  # open savepoint -> (len(log), sent)
+    combine: dict[object, Combine] = field(default_factory=dict)  # statement -> how two of its rows make one
 
 
-def write_behind(session: Session, statement, rows: list[dict], key: tuple[str, ...]) -> None:
+Combine = Callable[[dict, dict], dict]
+MAX_ROWS = 2000  # rows a statement sends at most (PostgreSQL binds at most 65,535 parameters)
+
+
+def write_behind(session: Session, statement, rows: list[dict], key: tuple[str, ...], combine: Combine) -> None:
     """Execute `statement` (a commutative upsert) with `rows`, now or, inside `writing_behind`, before it ends.
 
-    `key`: the columns of the conflict target, by which the rows are sorted."""
+    `key`: the columns of the conflict target, by which the rows are sorted; `combine(a, b)`: the one row that has the
+    effect of upserting `a` then `b` of one key (a statement may not upsert one row twice)."""
     held = session.info.get(BEHIND)
     if held is None:
         session.execute(statement, rows[0] if len(rows) == 1 else rows)
@@ -49,6 +54,7 @@ def write_behind(session: Session, statement, rows: list[dict], key: tuple[str, 
     for row in rows:
         held.log.append((statement, tuple(row[k] for k in key), row))
     held.tables.add(statement.table.name)
+    held.combine[statement] = combine
 
 
 @contextlib.contextmanager
@@ -71,12 +77,14 @@ def flush_behind(session: Session) -> None:
     if held is None or held.sent == len(held.log):
         return
     pending, held.sent, held.tables = held.log[held.sent:], len(held.log), set()
-    by_statement: dict[object, list[tuple[tuple, dict]]] = {}
+    by_statement: dict[object, dict[tuple, dict]] = {}
     for statement, key, row in pending:
-        by_statement.setdefault(statement, []).append((key, row))
-    for statement, rows in sorted(by_statement.items(), key=lambda item: item[0].table.name):
-        rows.sort(key=lambda kr: kr[0])
-        session.execute(statement, [row for _, row in rows])
+        rows = by_statement.setdefault(statement, {})
+        rows[key] = held.combine[statement](rows[key], row) if key in rows else row
+    for statement, rows in by_statement.items():  # tables in the order the events bumped them, as writers at once do
+        ordered = [rows[key] for key in sorted(rows)]
+        for start in range(0, len(ordered), MAX_ROWS):
+            session.execute(statement.values(ordered[start:start + MAX_ROWS]))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -115,7 +123,8 @@ def _before_flush(session: Session, _context, _instances) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
-    flush_behind(session)
+    if not session.in_nested_transaction():  # SQLAlchemy says so of a savepoint's release too
+        flush_behind(session)
 
 
 @event.listens_for(Session, "after_transaction_create")
@@ -125,10 +134,19 @@ def _savepoint_started(session: Session, transaction) -> None:
         held.marks[transaction] = (len(held.log), held.sent)
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _savepoint_rolled_back(session: Session, previous_transaction) -> None:
+@event.listens_for(Session, "after_commit")
+def _savepoint_released(session: Session) -> None:
     held = session.info.get(BEHIND)
-    mark = held.marks.pop(previous_transaction, None) if held is not None else None
+    if held is not None and (savepoint := session.get_nested_transaction()) is not None:
+        held.marks.pop(savepoint, None)  # fired while the released savepoint is still the session's
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _savepoint_ended(session: Session, transaction) -> None:
+    # A savepoint that ends unreleased was rolled back, by its own rollback or by a failed flush inside it (which
+    # rolls it back and leaves it only to be closed).
+    held = session.info.get(BEHIND)
+    mark = held.marks.pop(transaction, None) if held is not None else None
     if mark is None:
         return
     kept, sent = mark

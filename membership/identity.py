@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from config.database import insert_of, prepared
-from config.types import utcnow
+from config.types import UTCDateTime, utcnow
 from membership.exceptions import InvalidInput
 from membership.merge import merge_members
 from membership.models import Identity, IdentityType, Member
@@ -164,13 +164,14 @@ held AS (INSERT INTO identities (member_id, type, scope, value, verified, create
 SELECT id, member_id, type, scope, value, verified, created_at, NULL AS new_member_id, NULL AS new_ids FROM known
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, member.id, ARRAY(SELECT id FROM held) FROM member
-""")
+""").columns(created_at=UTCDateTime())
 
 
 def _look_or_create(session: Session, wanted: list[IdentityIn], name: str | None,
                     store_id: int | None) -> BindResult | dict | None:
     """`_existing` and, when it is empty, `_bind_new`, by one statement: the new member's BindResult, else the known
     identities (None when a concurrent binder stored one of them meanwhile: what this wrote is taken back)."""
+    session.flush()  # a text statement is not autoflushed: identities the session holds unsent must be seen
     now = utcnow()
     rows = session.execute(_LOOK_OR_CREATE, {
         "types": [i.type for i in wanted], "scopes": [i.scope for i in wanted], "vals": [i.value for i in wanted],

@@ -91,7 +91,16 @@ def _time_row(member_id: int, key: str, at: datetime, now: datetime) -> dict:
 
 def _upsert_derived(session: Session, rows: list[dict]) -> None:
     """Counters (rows with a number) add to the stored number; times keep the latest (the earliest for first_seen)."""
-    write_behind(session, _derived_upsert(session), rows, ("member_id", "key"))
+    write_behind(session, _derived_upsert(session), rows, ("member_id", "key"), _combined)
+
+
+def _combined(a: dict, b: dict) -> dict:
+    """The one row whose upsert has the effect of `a`'s then `b`'s (rows of one member and key)."""
+    times = [t for t in (a["time_value"], b["time_value"]) if t is not None]
+    numbers = [n for n in (a["number_value"], b["number_value"]) if n is not None]
+    pick = min if a["key"] == EARLIEST else max
+    return {**a, "number_value": sum(numbers) if numbers else None, "time_value": pick(times) if times else None,
+            "updated_at": max(a["updated_at"], b["updated_at"])}
 
 
 @prepared

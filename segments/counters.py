@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 def _bump(session: Session, member_id: int, type_: str, where_key: str, day, n: int = 1) -> None:
     write_behind(session, _bump_stmt(session), [{"member_id": member_id, "type": type_, "where_key": where_key,
-                                                 "day": day, "n": n}], ("member_id", "type", "where_key", "day"))
+                                                 "day": day, "n": n}], ("member_id", "type", "where_key", "day"),
+                 lambda a, b: {**a, "n": a["n"] + b["n"]})
 
 
 @prepared

@@ -21,6 +21,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import reduce
 from itertools import compress, repeat
 
+from config.write_behind import flush_behind
 from sqlalchemy import LargeBinary, bindparam, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
@@ -193,6 +194,7 @@ def _results(session: Session, queries: list) -> Iterator[Iterator[int]]:
     state = statement.compile(dialect=session.get_bind().dialect).construct_expanded_state()
     params = {k: state.processors[k](v) if k in state.processors else v for k, v in state.parameters.items()}
     size = (session.scalar(select(func.max(Member.id))) or 0) + 1
+    flush_behind(session)  # the raw cursor is not the session's: what a batch held back must be there first
     cursor = session.connection().connection.driver_connection.cursor(binary=True)
     rows = cursor.stream(state.statement, params)
     try:

@@ -69,6 +69,9 @@ def test_a_batch_sends_its_counter_bumps_once_with_the_same_result_as_one_at_a_t
     inside = statements[at_once:]
     # then the block sent each table's bumps by one statement, and every member has the same traits and counts
     assert _writes(inside, "traits") == 1 and _writes(inside, "segment_event_days") == 1, inside
+    # in the order every writer at once takes their locks: the traits, then the day counts
+    tables = [t for sql in inside for t in ("traits", "segment_event_days") if sql.startswith(f"INSERT INTO {t} ")]
+    assert tables == ["traits", "segment_event_days"]
     assert _writes(statements[:at_once], "traits") == 2
     with session_scope() as s:
         expected = _traits(s, one)
@@ -117,6 +120,33 @@ def test_a_savepoint_rolled_back_takes_back_what_it_held_and_has_the_rest_sent_a
     with session_scope() as s:
         assert _traits(s, member_id)["count.contact.added"] == 2
         assert _day_count(s, member_id, "contact.added") == 2
+
+
+def test_a_savepoint_a_failed_flush_rolled_back_takes_back_its_work_too(member_ids):
+    from sqlalchemy.exc import IntegrityError
+
+    member_id = member_ids[0]
+    with session_scope() as s, writing_behind(s):
+        record_event(s, member_id, "contact.added", at=AT)  # held before the savepoint: must survive it
+        with pytest.raises(IntegrityError), s.begin_nested():
+            _traits(s, member_id)  # sends it, inside the savepoint
+            for _ in range(2):
+                record_event(s, member_id, "contact.added", at=AT)  # held inside: must go with it
+            s.add_all([Store(code="DUP", name="一"), Store(code="DUP", name="二")])
+            s.flush()  # fails: the flush rolls the savepoint back, which is then only closed
+    with session_scope() as s:
+        assert _traits(s, member_id)["count.contact.added"] == 1
+        assert _day_count(s, member_id, "contact.added") == 1
+
+
+def test_a_savepoint_released_sends_nothing_held(member_ids, statements):
+    member_id = member_ids[0]
+    with session_scope() as s, writing_behind(s):
+        record_event(s, member_id, "contact.added", at=AT)
+        with s.begin_nested():
+            s.add(Store(code="S1", name="一店"))
+        assert _writes(statements, "traits") == 0  # a release is not a commit
+    assert _writes(statements, "traits") == 1
 
 
 def test_a_block_that_raises_writes_nothing_it_held(member_ids):
