@@ -4,9 +4,9 @@ A batch of inbox events (webhooks.inbox) bumps a few counters per event: the der
 Each is an `INSERT … ON CONFLICT DO UPDATE` that adds to what is stored or keeps the later (or earlier) time, so the
 rows may be written in any order and any grouping with the same result. Inside `writing_behind(session)`,
 `write_behind(session, statement, rows, key, combine)` keeps the rows instead of executing them; they are sent, rows
-of one conflict key combined into one, by one multi-row statement a table (tables in the order they were first bumped,
-rows in the order of their conflict keys: the order every writer at once locks them in) when the block ends, and before
-anything the session runs that could see them:
+of one conflict key combined into one, by one executemany a table (psycopg pipelines it: one round trip; tables in the
+order they were first bumped, rows in the order of their conflict keys: the order every writer at once locks them in)
+when the block ends, and before anything the session runs that could see them:
 
 - a statement that names one of their tables (a text statement: that mentions its name), checked in `do_orm_execute`;
 - a flush with objects of their tables pending, and a commit;
@@ -39,14 +39,13 @@ class _Rows:
 
 
 Combine = Callable[[dict, dict], dict]
-MAX_ROWS = 2000  # rows a statement sends at most (PostgreSQL binds at most 65,535 parameters)
 
 
 def write_behind(session: Session, statement, rows: list[dict], key: tuple[str, ...], combine: Combine) -> None:
     """Execute `statement` (a commutative upsert) with `rows`, now or, inside `writing_behind`, before it ends.
 
     `key`: the columns of the conflict target, by which the rows are sorted; `combine(a, b)`: the one row that has the
-    effect of upserting `a` then `b` of one key (a statement may not upsert one row twice)."""
+    effect of upserting `a` then `b` of one key (one execution instead of two)."""
     held = session.info.get(BEHIND)
     if held is None:
         session.execute(statement, rows[0] if len(rows) == 1 else rows)
@@ -82,9 +81,8 @@ def flush_behind(session: Session) -> None:
         rows = by_statement.setdefault(statement, {})
         rows[key] = held.combine[statement](rows[key], row) if key in rows else row
     for statement, rows in by_statement.items():  # tables in the order the events bumped them, as writers at once do
-        ordered = [rows[key] for key in sorted(rows)]
-        for start in range(0, len(ordered), MAX_ROWS):
-            session.execute(statement.values(ordered[start:start + MAX_ROWS]))
+        # one executemany (psycopg pipelines it: one round trip); a multi-row VALUES would be compiled anew each time
+        session.execute(statement, [rows[key] for key in sorted(rows)])
 
 
 @functools.lru_cache(maxsize=1024)
