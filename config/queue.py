@@ -137,7 +137,7 @@ def withdraw(names: list[str]) -> int:
     from rq.job import Job as RQJob
 
     try:
-        return int(redis.eval(_WITHDRAW_QUEUED, len(names), *(RQJob.key_for(n) for n in names)))
+        return int(redis.eval(_WITHDRAW_QUEUED, len(names), *(RQJob.key_for(n) for n in names)))  # rq:job:<id>
     except Exception:  # noqa: BLE001 - the jobs then run and find their work done
         log.warning("withdraw: %d queued jobs left to run (Redis: not reachable)", len(names))
         return 0
@@ -231,10 +231,16 @@ return 0
 
 
 # A withdrawn job's hash is deleted; the worker that pops its id from the queue skips it (RQ: no such job).
+# A queued job's hash is deleted and its id taken out of its queue's list (from the head, where the oldest wait: a
+# batch takes the oldest events along), so no worker pops it only to find it gone (two round trips an event).
 _WITHDRAW_QUEUED = """
 local n = 0
 for _, key in ipairs(KEYS) do
-    if redis.call('HGET', key, 'status') == 'queued' then
+    local job = redis.call('HMGET', key, 'status', 'origin')
+    if job[1] == 'queued' then
+        if job[2] then
+            redis.call('LREM', 'rq:queue:' .. job[2], 1, string.sub(key, 8))
+        end
         n = n + redis.call('DEL', key)
     end
 end

@@ -355,8 +355,9 @@ def test_rq_a_named_job_withdrawn_while_queued_never_runs_and_one_already_run_is
         enqueue(note, f"named {n}", name=f"n-{n}")
     enqueue(note, "unnamed")
     assert queues["default"].count == 4
-    # when two of them are withdrawn (and a name nobody used), then those two are dropped
+    # when two of them are withdrawn (and a name nobody used), then those two are dropped, from the queue too
     assert withdraw(["n-1", "n-3", "n-9"]) == 2
+    assert queues["default"].count == 2
     # and a worker runs only the others, in their order
     _work(redis)
     assert RAN == ["named 2", "unnamed"]
