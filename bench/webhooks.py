@@ -6,7 +6,10 @@ For the embedded default (SQLite, in-process jobs) and for PostgreSQL + Redis (`
   driven from a separate process (PostgreSQL + Redis: with the workers stopped, so the figure is the intake's own);
 - events processed end to end per second, next to the acknowledgement rate;
 - a burst of `--burst` (10,000) events: acknowledged while the workers run, and the time until the last is
-  processed (given up after `--burst-timeout` seconds, with the projected time printed instead).
+  processed (given up after `--burst-timeout` seconds, with the projected time printed instead), with the CPU each
+  process spent meanwhile: the server, the workers, the sandbox, PostgreSQL, Redis and the senders.
+
+The sandbox standing in for Tencent runs in a process of its own, and the senders standing in for WeCom in another.
 
 Embedded mode then measures acknowledgements (p50/p95/p99/max) of a burst of `--lock-events` callbacks
 from `--lock-concurrency` senders twice: with the server's own jobs running (the baseline), and while a long

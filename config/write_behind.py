@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.util import find_tables
 
 BEHIND = "write_behind"  # session.info: the open block's rows
+Combine = Callable[[dict, dict], dict]  # two rows of one conflict key -> the one row with the effect of both
 
 
 @dataclass
@@ -36,9 +37,6 @@ class _Rows:
     tables: set[str] = field(default_factory=set)  # the tables of the statements in log[sent:]
     marks: dict[object, tuple[int, int]] = field(default_factory=dict)  # open savepoint -> (len(log), sent)
     combine: dict[object, Combine] = field(default_factory=dict)  # statement -> how two of its rows make one
-
-
-Combine = Callable[[dict, dict], dict]
 
 
 def write_behind(session: Session, statement, rows: list[dict], key: tuple[str, ...], combine: Combine) -> None:
