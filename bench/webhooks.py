@@ -124,35 +124,45 @@ def _drive(base: str, path: str, payloads, concurrency: int, out) -> None:
 _DRIVER_CPU: list[float] = []  # CPU seconds each `_measure`'s sending process spent
 
 
-def _cpu_of(pids) -> float:
-    """CPU seconds (user + system) the processes `pids` have spent so far; 0 for one that is gone (or no /proc)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def _pids_named(name: str) -> list[int]:
-    """The processes whose command is `name` (postgres, redis-server)."""
-    found = []
+def _processes() -> dict[int, tuple[int, str, list[str]]]:
+    """pid -> (parent pid, command, the fields of /proc/<pid>/stat after the command); empty without /proc."""
+    table = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
-            if (entry / "comm").read_text().strip() == name:
-                found.append(int(entry.name))
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
         except OSError:
             continue
-    return found
+        fields = tail.split()
+        table[int(entry.name)] = (int(fields[1]), head.split("(", 1)[1], fields)
+    return table
+
+
+def _tree_cpu(roots: list[int], table: dict) -> float:
+    """CPU seconds (user + system) spent by `roots`, their live descendants and the children they have reaped."""
+    ticks, seen, todo = 0, set(), list(roots)
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in table:
+            continue
+        seen.add(pid)
+        fields = table[pid][2]
+        ticks += int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if pid in roots else 0)
+        todo += children.get(pid, [])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_account(procs: dict[str, list[int]], services: bool) -> dict[str, float]:
-    """CPU seconds spent so far by each group of processes; with `services`, PostgreSQL's and Redis's (by name)."""
+    """CPU seconds spent so far by each group of processes (with their children, so an RQ worker's scheduler and a
+    PostgreSQL backend that exits are counted); with `services`, this machine's PostgreSQL and Redis too."""
+    table = _processes()
     if services:
-        procs = {**procs, "PostgreSQL": _pids_named("postgres"), "Redis": _pids_named("redis-server")}
-    return {name: _cpu_of(pids) for name, pids in procs.items() if pids}
+        named = lambda name: [pid for pid, (parent, comm, _) in table.items()  # noqa: E731 - the servers' roots
+                              if comm == name and table.get(parent, (0, ""))[1] != name]
+        procs = {**procs, "PostgreSQL": named("postgres"), "Redis": named("redis-server")}
+    return {name: _tree_cpu(pids, table) for name, pids in procs.items() if pids}
 
 
 def _measure(base, path, payloads, concurrency, full: bool = False):
@@ -302,6 +312,18 @@ def _drain(inbox_url: str, t0: float, timeout: float) -> tuple[float, int]:
     return time.perf_counter() - t0, left
 
 
+def _wait_idle(redis_url: str, t0: float, timeout: float) -> float:
+    """Seconds from `t0` until RQ's queues are empty and no job runs (given up `timeout` seconds from now)."""
+    from redis import Redis
+    from rq import Queue
+
+    redis, deadline = Redis.from_url(redis_url), time.perf_counter() + timeout
+    queues = [Queue(name, connection=redis) for name in ("fast", "default", "low")]
+    while time.perf_counter() < deadline and any(q.count or q.started_job_registry.count for q in queues):
+        time.sleep(0.2)
+    return time.perf_counter() - t0
+
+
 def _burst(label: str, base: str, inbox_url: str, args, start: int, who: str, procs: dict[str, list[int]]) -> None:
     """`args.burst` callbacks as fast as `args.concurrency` senders go, the workers running; then until processed."""
     payloads = _payloads(args.burst, start)
@@ -311,12 +333,14 @@ def _burst(label: str, base: str, inbox_url: str, args, start: int, who: str, pr
     rate, p50, p99, ok = _measure(base, "/webhooks/wecom", payloads, args.concurrency)
     acked = time.perf_counter() - t0
     elapsed, left = _drain(inbox_url, t0, args.burst_timeout)
+    done = args.burst - left
+    # the segment re-checks the last batches queued run after the last event is settled: their CPU is the burst's too
+    idle = _wait_idle(os.environ["SIYU_REDIS_URL"], t0, 30) if services else elapsed
     after = _cpu_account(procs, services)
     spent = {name: after[name] - before[name] for name in after} | {"the senders (WeCom's stand-in)": _DRIVER_CPU[-1]}
-    print(f"[{label}]   CPU during the burst, {sum(spent.values()):.1f}s in {elapsed:.1f}s "
-          f"({sum(spent.values()) / elapsed:.2f} of {os.cpu_count()} cores): " + ", ".join(
-              f"{name} {cpu:.1f}s ({cpu * 1000 / args.burst:.2f} ms an event)" for name, cpu in spent.items()))
-    done = args.burst - left
+    print(f"[{label}]   CPU during the burst and its jobs, {sum(spent.values()):.1f}s in {max(idle, elapsed):.1f}s "
+          f"({sum(spent.values()) / max(idle, elapsed):.2f} of {os.cpu_count()} cores): " + ", ".join(
+              f"{name} {cpu:.1f}s ({cpu * 1000 / max(done, 1):.2f} ms an event)" for name, cpu in spent.items()))
     head = f"[{label}]   burst of {args.burst} drained by {who}:"
     if left:
         projected = args.burst / max(done, 1) * elapsed
