@@ -154,14 +154,17 @@ def _tree_cpu(roots: list[int], table: dict) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _roots_named(name: str, table: dict) -> list[int]:
+    """The processes called `name` whose parent is not (a server's main process: its workers are its children)."""
+    return [pid for pid, (parent, comm, _) in table.items() if comm == name and table.get(parent, (0, ""))[1] != name]
+
+
 def _cpu_account(procs: dict[str, list[int]], services: bool) -> dict[str, float]:
     """CPU seconds spent so far by each group of processes (with their children, so an RQ worker's scheduler and a
     PostgreSQL backend that exits are counted); with `services`, this machine's PostgreSQL and Redis too."""
     table = _processes()
     if services:
-        named = lambda name: [pid for pid, (parent, comm, _) in table.items()  # noqa: E731 - the servers' roots
-                              if comm == name and table.get(parent, (0, ""))[1] != name]
-        procs = {**procs, "PostgreSQL": named("postgres"), "Redis": named("redis-server")}
+        procs = {**procs, "PostgreSQL": _roots_named("postgres", table), "Redis": _roots_named("redis-server", table)}
     return {name: _tree_cpu(pids, table) for name, pids in procs.items() if pids}
 
 

@@ -34,9 +34,9 @@ from campaigns.channels import NO_SUBSCRIBE_GRANT, OA_UNFOLLOWED, WECOM, Address
 from campaigns.models import (
     Campaign, CampaignRun, CampaignSend, CampaignStep, MassQuota, RunStatus, SendStatus, StepStatus,
 )
-from config.write_behind import flush_behind
 from config.database import session_scope
 from config.settings import get_settings
+from config.write_behind import flush_behind
 from membership.models import Identity, Member, Relation, RelationStatus, Staff, SubscribeGrant, TimelineEvent
 from segments.models import SegmentMembership
 

@@ -15,7 +15,7 @@ from fastapi import Depends
 from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
 
 from config.files import make_private, make_private_dir
@@ -235,6 +235,13 @@ def _drop_after_commit(session: Session) -> None:
         return
     _end(session)
     session.info.pop("after_commit", None)
+
+def adopt(session: Session, obj) -> None:
+    """Add `obj`, whose row a Core statement of ours has just written (its id and every column set), to the session
+    without inserting it again: the unit of work costs more than the insert."""
+    make_transient_to_detached(obj)
+    session.add(obj)
+
 
 def insert_for(session: Session):
     """The `insert` construct of the session's database, the one that has `on_conflict_do_*` (SQLite, PostgreSQL)."""

@@ -137,7 +137,7 @@ def withdraw(names: list[str]) -> int:
     from rq.job import Job as RQJob
 
     try:
-        return int(redis.eval(_WITHDRAW_QUEUED, len(names), *(RQJob.key_for(n) for n in names)))  # rq:job:<id>
+        return int(redis.eval(_WITHDRAW_QUEUED, len(names), *(RQJob.key_for(n) for n in names)))
     except Exception:  # noqa: BLE001 - the jobs then run and find their work done
         log.warning("withdraw: %d queued jobs left to run (Redis: not reachable)", len(names))
         return 0
@@ -230,9 +230,9 @@ return 0
 """
 
 
-# A withdrawn job's hash is deleted; the worker that pops its id from the queue skips it (RQ: no such job).
-# A queued job's hash is deleted and its id taken out of its queue's list (from the head, where the oldest wait: a
-# batch takes the oldest events along), so no worker pops it only to find it gone (two round trips an event).
+# A withdrawn job's hash is deleted and its id taken out of its queue's list (from the head, where the oldest wait: a
+# batch takes the oldest events along), so no worker pops it only to find it gone (two round trips an event); one
+# popped meanwhile is skipped by its worker (RQ: no such job).
 _WITHDRAW_QUEUED = """
 local n = 0
 for _, key in ipairs(KEYS) do

@@ -92,10 +92,7 @@ def _tables_of(statement) -> frozenset[str]:
 def _touches(statement, tables: set[str]) -> bool:
     if isinstance(statement, TextClause):
         return any(name in statement.text for name in tables)
-    try:
-        return not tables.isdisjoint(_tables_of(statement))
-    except TypeError:  # unhashable: not cached
-        return True
+    return not tables.isdisjoint(_tables_of(statement))
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -14,7 +14,7 @@ from sqlalchemy import and_, bindparam, delete, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from config.database import insert_of, prepared
+from config.database import adopt, insert_of, prepared
 from config.types import UTCDateTime, utcnow
 from membership.exceptions import InvalidInput
 from membership.merge import merge_members
@@ -136,10 +136,8 @@ def _bind_new(session: Session, wanted: list[IdentityIn], name: str | None, stor
             for i in sorted(wanted, key=lambda i: (i.type, i.scope, i.value))]
     ids = list(session.scalars(_new_identities_once(session), rows))
     if len(ids) < len(rows):
-        log.info("identity bind: a concurrent binder stored one of these identities, looking again")
-        session.execute(delete(Identity).where(Identity.id.in_(ids)))
-        session.delete(member)
-        session.flush()
+        _take_back(session, ids, member.id)
+        session.expunge(member)
         return None
     result = BindResult(member, created=True, new_identities=list(wanted))
     _record_bound_phones(session, result)
@@ -182,17 +180,21 @@ def _look_or_create(session: Session, wanted: list[IdentityIn], name: str | None
             id=r.id, member_id=r.member_id, type=r.type, scope=r.scope, value=r.value, verified=r.verified,
             created_at=r.created_at)) for r in rows}
     if len(created.new_ids) < len(wanted):
-        log.info("identity bind: a concurrent binder stored one of these identities, looking again")
-        session.execute(delete(Identity).where(Identity.id.in_(created.new_ids)))
-        session.execute(delete(Member).where(Member.id == created.new_member_id))
+        _take_back(session, created.new_ids, created.new_member_id)
         return None
     member = Member(id=created.new_member_id, name=name, store_id=store_id, merged_into_id=None, created_at=now,
                     updated_at=now)
-    make_transient_to_detached(member)  # the row exists: the session adopts the object without inserting it again
-    session.add(member)
+    adopt(session, member)
     result = BindResult(member, created=True, new_identities=list(wanted))
     _record_bound_phones(session, result)
     return result
+
+
+def _take_back(session: Session, identity_ids: list[int], member_id: int) -> None:
+    """Delete the new member and the identities a bind wrote for it, a concurrent binder having stored another."""
+    log.info("identity bind: a concurrent binder stored one of these identities, looking again")
+    session.execute(delete(Identity).where(Identity.id.in_(identity_ids)))
+    session.execute(delete(Member).where(Member.id == member_id))
 
 
 def _adopted(session: Session, obj):

@@ -5,10 +5,10 @@ from datetime import datetime
 
 from sqlalchemy import Select, bindparam, exists, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from config.database import advisory_lock, forget, per_transaction
+from config.database import adopt, advisory_lock, forget, per_transaction
 from config.types import utcnow
 from membership.exceptions import Conflict, Forbidden, NotFound
 from membership.identity import IdentityIn
@@ -146,6 +146,7 @@ def contact_lock_key(external_userid: str) -> str:
 # Built once, its values bound per call (every contact event looks it up).
 _RELATION_OF = select(Relation).where(Relation.staff_id == bindparam("staff_id"),
                                       Relation.member_id == bindparam("member_id"))
+_INSERT_RELATION = insert(Relation.__table__).returning(Relation.__table__.c.id)
 
 
 def add_relation(
@@ -182,16 +183,12 @@ def add_relation(
 
 
 def _new_relation(session: Session, staff: Staff, member_id: int, **values) -> Relation:
-    # One Core INSERT … RETURNING, the row then adopted by the session: the unit of work costs more than the insert.
+    """An active tie, inserted by one Core statement and adopted by the session."""
     row = dict(staff_id=staff.id, member_id=member_id, status=RelationStatus.active.value, ended_at=None, **values)
     rel = Relation(id=session.scalar(_INSERT_RELATION, row), **row)
-    make_transient_to_detached(rel)
-    set_committed_value(rel, "staff", staff)
-    session.add(rel)
+    adopt(session, rel)
+    set_committed_value(rel, "staff", staff)  # loaded, not changed
     return rel
-
-
-_INSERT_RELATION = insert(Relation.__table__).returning(Relation.__table__.c.id)
 
 
 END_EVENTS = {

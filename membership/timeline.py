@@ -5,9 +5,9 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import case, delete, func, or_, select
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
-from config.database import insert_of, prepared
+from config.database import adopt, insert_of, prepared
 from config.types import UTCDateTime, utcnow
 from config.write_behind import write_behind
 from membership import hooks
@@ -53,8 +53,7 @@ def _insert_once(session: Session, event: TimelineEvent) -> bool:
         log.info("timeline %s: already written", event.dedupe_key)
         return False
     event.id, event.recorded_at = row
-    make_transient_to_detached(event)  # the row exists: the session adopts the object without inserting it again
-    session.add(event)
+    adopt(session, event)
     return True
 
 

@@ -21,10 +21,10 @@ from datetime import date, datetime, timedelta, timezone
 from functools import reduce
 from itertools import compress, repeat
 
-from config.write_behind import flush_behind
 from sqlalchemy import LargeBinary, bindparam, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
+from config.write_behind import flush_behind
 from membership.models import Member, Trait
 from segments.clock import EvalContext
 from segments.graph import Refs

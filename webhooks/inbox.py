@@ -35,8 +35,8 @@ from config.database import (advisory_locks, defer_after_commit, engine_for, get
 from config.errors import Unavailable
 from config.queue import JOB_TIMEOUT, RETRY_INTERVALS, enqueue, withdraw
 from config.settings import get_settings
-from config.write_behind import flush_behind, writing_behind
 from config.types import utcnow
+from config.write_behind import flush_behind, writing_behind
 from membership.exceptions import InvalidInput
 from membership.service import contact_lock_key
 from webhooks.dispatch import Event, handler_for

@@ -50,6 +50,13 @@ def _day_count(session: Session, member_id: int, type_: str) -> int:
         EventDayCount.member_id == member_id, EventDayCount.type == type_, EventDayCount.where_key == ""))
 
 
+def _counted(member_id: int, n: int) -> None:
+    """The member's committed count of contact.added events is `n`, in the traits and in the day counts alike."""
+    with session_scope() as s:
+        assert _traits(s, member_id)["count.contact.added"] == n
+        assert _day_count(s, member_id, "contact.added") == n
+
+
 def _writes(statements: list[str], table: str) -> int:
     return sum(s.lstrip().upper().startswith(f"INSERT INTO {table.upper()} ") for s in statements)
 
@@ -100,9 +107,7 @@ def test_a_read_inside_the_block_sees_what_was_held_and_an_unrelated_one_sends_n
         s.add(Trait(member_id=member_id, key="vip_level", number_value=3))
         s.flush()
         assert s.info[BEHIND].sent == len(s.info[BEHIND].log)
-    with session_scope() as s:
-        assert _traits(s, member_id)["count.contact.added"] == 3
-        assert _day_count(s, member_id, "contact.added") == 3
+    _counted(member_id, 3)
 
 
 def test_a_savepoint_rolled_back_takes_back_what_it_held_and_has_the_rest_sent_again(member_ids):
@@ -117,9 +122,7 @@ def test_a_savepoint_rolled_back_takes_back_what_it_held_and_has_the_rest_sent_a
             raise RuntimeError("the handler failed")
         with s.begin_nested():  # a savepoint released keeps what it held
             record_event(s, member_id, "contact.added", at=AT)
-    with session_scope() as s:
-        assert _traits(s, member_id)["count.contact.added"] == 2
-        assert _day_count(s, member_id, "contact.added") == 2
+    _counted(member_id, 2)
 
 
 def test_a_savepoint_a_failed_flush_rolled_back_takes_back_its_work_too(member_ids):
@@ -134,9 +137,7 @@ def test_a_savepoint_a_failed_flush_rolled_back_takes_back_its_work_too(member_i
                 record_event(s, member_id, "contact.added", at=AT)  # held inside: must go with it
             s.add_all([Store(code="DUP", name="一"), Store(code="DUP", name="二")])
             s.flush()  # fails: the flush rolls the savepoint back, which is then only closed
-    with session_scope() as s:
-        assert _traits(s, member_id)["count.contact.added"] == 1
-        assert _day_count(s, member_id, "contact.added") == 1
+    _counted(member_id, 1)
 
 
 def test_a_savepoint_released_sends_nothing_held(member_ids, statements):
@@ -158,8 +159,7 @@ def test_a_block_that_raises_writes_nothing_it_held(member_ids):
         assert BEHIND not in s.info
         # the session goes on writing at once
         record_event(s, member_id, "contact.added", at=AT)
-    with session_scope() as s:
-        assert _traits(s, member_id)["count.contact.added"] == 1
+    _counted(member_id, 1)
 
 
 def test_a_commit_inside_the_block_sends_what_it_held(member_ids):

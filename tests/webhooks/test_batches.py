@@ -23,6 +23,18 @@ def _after_commit_job(inbox_id: int) -> None:
     """A job a handler queues for after its commit (the tests only record it)."""
 
 
+def _a_member() -> int:
+    """The id of a new member, committed."""
+    from config.database import session_scope
+    from membership.models import Member
+
+    with session_scope() as s:
+        member = Member(name="客户")
+        s.add(member)
+        s.flush()
+        return member.id
+
+
 def _edit(customer: int, n: int) -> str:
     # a distinct plaintext (so a distinct event) for each customer and time
     return EDIT.replace("wmEXT0001", f"wmBATCH{customer:02d}").replace(
@@ -269,15 +281,11 @@ def test_a_batch_takes_no_savepoint_an_event_until_one_fails_then_is_applied_aga
 
     from config.database import get_engine, session_scope
     from config.queue import enqueue
-    from membership.models import Member, TimelineEvent
+    from membership.models import TimelineEvent
     from membership.timeline import record_event
     from webhooks.inbox import process_inbox
 
-    with session_scope() as s:
-        member = Member(name="客户")
-        s.add(member)
-        s.flush()
-        member_id = member.id
+    member_id = _a_member()
     failing: set[int] = set()
 
     def handler(session, ev):  # writes a row and queues a job once its transaction commits; fails when told to
@@ -377,14 +385,10 @@ def test_a_batch_sends_its_counter_bumps_at_its_end_and_when_they_fail_is_applie
 
     import webhooks.inbox as inbox
     from config.database import session_scope
-    from membership.models import Member, TimelineEvent, Trait
+    from membership.models import TimelineEvent, Trait
     from membership.timeline import record_event
 
-    with session_scope() as s:
-        member = Member(name="客户")
-        s.add(member)
-        s.flush()
-        member_id = member.id
+    member_id = _a_member()
     monkeypatch.setitem(dispatch.HANDLERS, KIND, lambda session, ev: record_event(
         session, member_id, "contact.edited", {"inbox": ev.inbox_id}))
     sent, real = [], inbox.flush_behind
